@@ -1,0 +1,42 @@
+# blobfs: two commands for a newcomer on a fresh Debian machine.
+#   make run    install what is missing, build, and show blobfs on a demo registry store
+#   make test   install what is missing and run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# System packages: build (pkg-config, OpenSSL, libfuse3) and test peers (the real registry, curl).
+APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev docker-registry curl
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SWIFT ?= swift
+
+.PHONY: help deps build release test run clean
+
+help:
+	@echo "make run    build and show blobfs on a demo registry store"
+	@echo "make test   run every test (installs missing system packages first)"
+
+# Installs only what is missing; one `apt-get update` if the first install fails (stale lists).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "Installing missing packages:" $$missing; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $(SUDO) apt-get install -y --no-install-recommends $$missing \
+	    || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) test
+
+run: release
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf .build

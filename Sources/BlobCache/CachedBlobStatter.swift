@@ -1,0 +1,80 @@
+import Distribution
+import Logging
+import Synchronization
+
+/// A descriptor cache in front of a backend statter, with the registry's v3 rules (storage-spec
+/// §5.2): only a real miss writes back; a cache error falls back to the backend without writing.
+public final class CachedBlobStatter: BlobDescriptorService {
+    /// Counters, for logs, benchmarks and tests.
+    public struct Statistics: Sendable, Hashable {
+        public var requests = 0
+        public var hits = 0
+        public var misses = 0
+        public var errors = 0
+
+        public init(requests: Int = 0, hits: Int = 0, misses: Int = 0, errors: Int = 0) {
+            (self.requests, self.hits, self.misses, self.errors) = (requests, hits, misses, errors)
+        }
+    }
+
+    public let cache: any BlobDescriptorService
+    public let backend: any BlobDescriptorService
+    private let counters = Mutex(Statistics())
+    private let logger: Logger
+
+    public init(cache: any BlobDescriptorService, backend: any BlobDescriptorService, logger: Logger = Logger(label: "blobfs.cache")) {
+        self.cache = cache
+        self.backend = backend
+        self.logger = logger
+    }
+
+    public var statistics: Statistics { counters.withLock { $0 } }
+
+    public func stat(_ digest: Digest) throws -> Descriptor {
+        let cacheError: (any Error)?
+        do {
+            let descriptor = try cache.stat(digest)
+            counters.withLock {
+                $0.requests += 1
+                $0.hits += 1
+            }
+            return descriptor
+        } catch BlobError.unknown {
+            cacheError = nil
+        } catch {
+            cacheError = error
+        }
+        counters.withLock {
+            $0.requests += 1
+            if cacheError == nil { $0.misses += 1 } else { $0.errors += 1 }
+        }
+        if let cacheError {
+            logger.warning("descriptor cache failed, reading from storage", metadata: ["digest": "\(digest)", "error": "\(cacheError)"])
+        }
+        let descriptor = try backend.stat(digest)
+        if cacheError == nil {
+            do {
+                try cache.setDescriptor(digest, descriptor)
+            } catch {
+                logger.warning("descriptor cache write failed", metadata: ["digest": "\(digest)", "error": "\(error)"])
+            }
+        }
+        return descriptor
+    }
+
+    /// Records in the cache only; always succeeds (errors are logged).
+    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
+        do {
+            try cache.setDescriptor(digest, descriptor)
+        } catch {
+            logger.warning("descriptor cache write failed", metadata: ["digest": "\(digest)", "error": "\(error)"])
+        }
+    }
+
+    /// Clears the cache first; if that fails the backend is left alone, so the two never disagree
+    /// in the direction that would resurrect a deleted blob.
+    public func clear(_ digest: Digest) throws {
+        try cache.clear(digest)
+        try backend.clear(digest)
+    }
+}

@@ -1,0 +1,23 @@
+#ifndef BLOBFS_CLINUX_SHIM_H
+#define BLOBFS_CLINUX_SHIM_H
+// Linux interfaces that Swift cannot call directly: openat2(2) has no glibc wrapper on
+// Debian 12, and syscall(2) is variadic.
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// O_PATH needs _GNU_SOURCE, which the Glibc module is not built with.
+#ifndef O_PATH
+#define O_PATH 010000000
+#endif
+
+/// openat2(2) confined to `dirfd`: no symlinks anywhere on the path, no escape by "..".
+static inline int blobfs_openat_beneath(int dirfd, const char *path, int flags, unsigned int mode) {
+    struct open_how how = {0};
+    how.flags = (unsigned long long)(flags | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+#endif

@@ -1,0 +1,78 @@
+// The blob service interfaces of the registry's design (storage-spec §2), synchronous and
+// thread-safe: the filesystem calls them from libfuse's worker threads.
+
+/// Answers "which descriptor does this digest have here?"; may return a canonical digest
+/// other than the one asked for (an alias lookup).
+public protocol BlobStatter: Sendable {
+    func stat(_ digest: Digest) throws -> Descriptor
+}
+
+/// A statter that can also record and forget descriptors: links, caches.
+public protocol BlobDescriptorService: BlobStatter {
+    /// Associates `digest` (possibly an alias) with a canonical descriptor.
+    func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws
+    /// Forgets `digest` in this scope (unlinks or uncaches).
+    func clear(_ digest: Digest) throws
+}
+
+/// Reads blobs.
+public protocol BlobProvider: Sendable {
+    /// The whole blob, for small blobs.
+    func get(_ digest: Digest) throws -> [UInt8]
+    /// A reader whose size is already known: opening costs no second stat.
+    func open(_ digest: Digest) throws -> any BlobReader
+}
+
+/// Positional reads of one blob of known size; safe to share between threads.
+public protocol BlobReader: AnyObject, Sendable {
+    /// The descriptor the reader was opened for.
+    var descriptor: Descriptor { get }
+    /// Reads up to `buffer.count` bytes at `offset`; returns 0 only at or past the end.
+    /// A data file that vanished or is shorter than the blob is an error, never a short read.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int
+}
+
+/// An upload in progress; owned by one caller at a time.
+public protocol BlobWriter: AnyObject {
+    /// The upload id (a lowercase UUIDv4).
+    var id: String { get }
+    var startedAt: UploadTimestamp { get }
+    /// Bytes in the upload so far, including earlier writers of the same upload.
+    var size: Int64 { get }
+    /// Appends bytes at `size`.
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Verifies the content against `provisional`, stores it under its canonical digest,
+    /// links both digests and removes the upload. On failure the upload is removed too.
+    func commit(provisional: Descriptor) throws -> Descriptor
+    /// Abandons the upload and removes it; idempotent, and a no-op after commit.
+    func cancel() throws
+    /// Releases the file, keeping the upload for a later resume.
+    func close() throws
+}
+
+extension BlobWriter {
+    /// Appends the bytes of an array.
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+}
+
+/// Starts and resumes uploads, and stores small blobs in one call.
+public protocol BlobIngester: Sendable {
+    func put(mediaType: String, _ bytes: [UInt8]) throws -> Descriptor
+    func create() throws -> any BlobWriter
+    func resume(id: String) throws -> any BlobWriter
+}
+
+/// Removes a blob from a scope.
+public protocol BlobDeleter: Sendable {
+    func delete(_ digest: Digest) throws
+}
+
+/// Lists the digests in a scope.
+public protocol BlobEnumerator: Sendable {
+    func enumerate(_ body: (Digest) throws -> Void) throws
+}
+
+/// The full blob service of one repository.
+public protocol BlobStore: BlobStatter, BlobProvider, BlobIngester, BlobDeleter, BlobEnumerator {}

@@ -1,0 +1,42 @@
+import Distribution
+import StorageDriver
+
+/// Reads a blob's `data` file with its size already known. Unlike the registry's fileReader,
+/// a file that is missing or shorter than the blob is an error, never a short or empty read.
+public final class DataFileReader: BlobReader {
+    public let descriptor: Descriptor
+    public let path: DriverPath
+    private let file: any DriverFileReader
+
+    /// Opens the data file; a missing one is `dataMissing`.
+    init(driver: any StorageDriver, descriptor: Descriptor) throws(BlobError) {
+        let path = PathMapper.path(.blobData(descriptor.digest))
+        do {
+            file = try driver.reader(path)
+        } catch StorageDriverError.pathNotFound, StorageDriverError.isDirectory {
+            throw .dataMissing(descriptor.digest, path: path.value)
+        } catch let error as StorageDriverError {
+            throw error.blobError
+        } catch {
+            throw .io(operation: "open", path: path.value, errno: 5)
+        }
+        self.descriptor = descriptor
+        self.path = path
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        guard offset < descriptor.size, buffer.count > 0 else { return 0 }
+        let wanted = Int(min(Int64(buffer.count), descriptor.size - offset))
+        var filled = 0
+        while filled < wanted {
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<wanted])
+            let n = try driverCall { try file.read(into: chunk, at: offset + Int64(filled)) }
+            if n == 0 {
+                let actual = (try? file.currentSize()) ?? -1
+                throw BlobError.truncated(descriptor.digest, path: path.value, expected: descriptor.size, actual: actual)
+            }
+            filled += n
+        }
+        return filled
+    }
+}

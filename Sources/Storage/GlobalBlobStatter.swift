@@ -1,0 +1,35 @@
+import Distribution
+import Logging
+import StorageDriver
+
+/// The registry's global blobStatter: a driver stat of `blobs/<alg>/<xx>/<hex>/data`. Never
+/// consults links; cannot record or forget descriptors.
+public struct GlobalBlobStatter: BlobDescriptorService {
+    let driver: any StorageDriver
+    let logger: Logger
+
+    public func stat(_ digest: Digest) throws -> Descriptor {
+        let path = PathMapper.path(.blobData(digest))
+        let info: FileInfo
+        do {
+            info = try driver.stat(path)
+        } catch StorageDriverError.pathNotFound {
+            throw BlobError.unknown(digest)
+        } catch let error as StorageDriverError {
+            throw error.blobError
+        }
+        guard info.kind == .file else {
+            logger.warning("blob data is not a regular file: treating the blob as absent", metadata: ["path": "\(path)"])
+            throw BlobError.unknown(digest)
+        }
+        return Descriptor(digest: digest, size: info.size)
+    }
+
+    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
+        throw BlobError.unsupported("set a descriptor on the global blob statter")
+    }
+
+    public func clear(_ digest: Digest) throws {
+        throw BlobError.unsupported("clear a descriptor on the global blob statter")
+    }
+}

@@ -1,0 +1,41 @@
+import Distribution
+import StorageDriver
+
+/// The registry's global blobStore: the fast read path over `blobs/`, and the only writer of
+/// blob data besides commit.
+public struct GlobalBlobStore: Sendable {
+    let driver: any StorageDriver
+    /// The global statter, cached when the registry has a cache.
+    let statter: any BlobDescriptorService
+
+    /// The whole content, read directly with no stat.
+    public func get(_ digest: Digest) throws -> [UInt8] {
+        do {
+            return try driver.getContent(PathMapper.path(.blobData(digest)), limit: Int.max)
+        } catch StorageDriverError.pathNotFound {
+            throw BlobError.unknown(digest)
+        } catch let error as StorageDriverError {
+            throw error.blobError
+        }
+    }
+
+    /// A reader for a descriptor already statted: no second stat.
+    public func open(_ descriptor: Descriptor) throws -> DataFileReader {
+        try DataFileReader(driver: driver, descriptor: descriptor)
+    }
+
+    /// Stores bytes under their sha256 digest. Existence is checked on the driver, not the cache,
+    /// so a stale cache can never skip the write (upstream PR #4868).
+    public func put(mediaType: String, _ bytes: [UInt8]) throws -> Descriptor {
+        let digest = Digester.digest(of: bytes)
+        let path = PathMapper.path(.blobData(digest))
+        let descriptor = Descriptor(digest: digest, size: Int64(bytes.count), mediaType: mediaType)
+        let existing: FileInfo? = try driverCall {
+            do { return try driver.stat(path) } catch StorageDriverError.pathNotFound { return nil }
+        }
+        // Same size under a content address: the same bytes. Anything else is rewritten.
+        if let existing, existing.kind == .file, existing.size == descriptor.size { return descriptor }
+        try driverCall { try driver.putContent(path, bytes) }
+        return descriptor
+    }
+}

@@ -1,0 +1,16 @@
+import Distribution
+import StorageDriver
+
+/// Where a repository keeps one kind of link: blob links under `_layers`, manifest links under
+/// `_manifests/revisions`.
+public enum LinkSet: Sendable, Hashable {
+    case layers
+    case manifestRevisions
+
+    public func path(_ name: RepositoryName, _ digest: Digest) -> DriverPath {
+        switch self {
+        case .layers: PathMapper.path(.layerLink(name, digest))
+        case .manifestRevisions: PathMapper.path(.manifestRevisionLink(name, digest))
+        }
+    }
+}

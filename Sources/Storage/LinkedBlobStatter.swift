@@ -1,0 +1,69 @@
+import Distribution
+import Logging
+import StorageDriver
+
+/// Resolves a repository's link files to canonical descriptors: the repository's access check.
+public struct LinkedBlobStatter: BlobDescriptorService {
+    let driver: any StorageDriver
+    let repository: RepositoryName
+    /// Tried in order; the first is where new links are written.
+    let linkSets: [LinkSet]
+    let global: any BlobStatter
+    let logger: Logger
+
+    public func stat(_ digest: Digest) throws -> Descriptor {
+        for linkSet in linkSets {
+            let path = linkSet.path(repository, digest)
+            guard let target = try readLink(path) else { continue }
+            if target != digest {
+                logger.debug("alias link", metadata: ["digest": "\(digest)", "target": "\(target)"])
+            }
+            // A link whose data is gone (a 2.8 GC leaves these) is absent, as the registry says.
+            do {
+                return try global.stat(target)
+            } catch BlobError.unknown {
+                throw BlobError.unknown(digest)
+            }
+        }
+        throw BlobError.unknown(digest)
+    }
+
+    /// Links carry no descriptor of their own.
+    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {}
+
+    /// Removes the link for `digest` in every link set; absent links are fine.
+    public func clear(_ digest: Digest) throws {
+        for linkSet in linkSets {
+            do {
+                try driver.delete(linkSet.path(repository, digest))
+            } catch StorageDriverError.pathNotFound {
+                continue
+            } catch let error as StorageDriverError {
+                throw error.blobError
+            }
+        }
+    }
+
+    /// The digest a link file holds; nil when there is no link, or an empty one (a write in
+    /// progress or a crash leftover). Anything else that is not exactly a digest is corrupt.
+    func readLink(_ path: DriverPath) throws -> Digest? {
+        let content: [UInt8]
+        do {
+            content = try driver.getContent(path, limit: 4096)
+        } catch StorageDriverError.pathNotFound {
+            return nil
+        } catch StorageDriverError.isDirectory {
+            throw BlobError.corruptLink(path: path.value, reason: "is a directory")
+        } catch StorageDriverError.tooLarge(_, let size, _) {
+            throw BlobError.corruptLink(path: path.value, reason: "\(size) bytes, too large for a link")
+        } catch let error as StorageDriverError {
+            throw error.blobError
+        }
+        if content.isEmpty { return nil }
+        do {
+            return try Digest(parsing: String(decoding: content, as: UTF8.self))
+        } catch {
+            throw BlobError.corruptLink(path: path.value, reason: error.description)
+        }
+    }
+}

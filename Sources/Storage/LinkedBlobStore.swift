@@ -1,0 +1,101 @@
+import Distribution
+import Logging
+import StorageDriver
+
+/// One repository's blob store: only blobs linked in the repository are visible, and only it
+/// writes into the global store (storage-spec §2).
+public struct LinkedBlobStore: BlobStore {
+    public let repository: RepositoryName
+    let driver: any StorageDriver
+    /// The access check: the linked statter, behind the repository-scoped cache if any.
+    let accessController: any BlobDescriptorService
+    let global: GlobalBlobStore
+    let linkSet: LinkSet
+    let deleteEnabled: Bool
+    let logger: Logger
+
+    public func stat(_ digest: Digest) throws -> Descriptor {
+        try accessController.stat(digest)
+    }
+
+    public func get(_ digest: Digest) throws -> [UInt8] {
+        var stream = BlobStream(try open(digest))
+        return try stream.readToEnd()
+    }
+
+    /// One stat through the access check, then a reader that already knows the size.
+    public func open(_ digest: Digest) throws -> any BlobReader {
+        try global.open(try stat(digest))
+    }
+
+    /// A reader for a descriptor this repository has already resolved (no stat at all).
+    public func open(_ descriptor: Descriptor) throws -> DataFileReader {
+        try global.open(descriptor)
+    }
+
+    public func put(mediaType: String, _ bytes: [UInt8]) throws -> Descriptor {
+        let descriptor = try global.put(mediaType: mediaType, bytes)
+        try accessController.setDescriptor(descriptor.digest, descriptor)
+        try link(descriptor, aliases: [])
+        return descriptor
+    }
+
+    public func create() throws -> any BlobWriter {
+        try UploadWriter.create(in: self)
+    }
+
+    public func resume(id: String) throws -> any BlobWriter {
+        try UploadWriter.resume(UploadID(id), in: self)
+    }
+
+    /// Removes this repository's link only; the data stays for other repositories and GC.
+    public func delete(_ digest: Digest) throws {
+        guard deleteEnabled else { throw BlobError.unsupported("delete (deletes are disabled)") }
+        _ = try stat(digest)
+        try accessController.clear(digest)
+    }
+
+    /// Every digest with a link file in this repository, aliases included, in sorted order.
+    public func enumerate(_ body: (Digest) throws -> Void) throws {
+        let root = PathMapper.path(.layers(repository))
+        do {
+            try driver.walk(root) { entry in
+                let parts = entry.path.value.dropFirst(root.value.count + 1).split(separator: "/")
+                switch parts.count {
+                case 1:  // <alg>: skip what is not an algorithm we know (old tarsum trees)
+                    return DigestAlgorithm(rawValue: String(parts[0])) == nil ? .skipDirectory : .continue
+                case 2:
+                    return .continue
+                default:
+                    if parts.count == 3, parts[2] == "link", entry.kind == .file,
+                        let digest = try? Digest(parsing: "\(parts[0]):\(parts[1])")
+                    {
+                        try body(digest)
+                    }
+                    return .skipDirectory
+                }
+            }
+        } catch StorageDriverError.pathNotFound {
+            return
+        } catch let error as StorageDriverError {
+            throw error.blobError
+        }
+    }
+
+    /// Links `source`'s blob into this repository without copying data (a cross-repository mount).
+    public func mount(_ digest: Digest, from source: LinkedBlobStore) throws -> Descriptor {
+        let descriptor = try source.stat(digest)
+        try link(descriptor, aliases: [digest])
+        return descriptor
+    }
+
+    /// Writes a link for the canonical digest and each alias; every link holds the canonical
+    /// digest, with no newline.
+    func link(_ canonical: Descriptor, aliases: [Digest]) throws {
+        let content = Array(canonical.digest.description.utf8)
+        var linked = Set<Digest>()
+        for digest in [canonical.digest] + aliases where linked.insert(digest).inserted {
+            try driverCall { try driver.putContent(linkSet.path(repository, digest), content) }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Distribution
+import StorageDriver
+
+/// Every path of the registry's storage layout (storage-spec §1.2), built only from validated
+/// names, digests, tags and upload ids, so no user input can reach outside the tree.
+public enum PathSpec: Sendable, Hashable {
+    case blobs
+    case blob(Digest)
+    case blobData(Digest)
+    case repositoriesRoot
+    case repository(RepositoryName)
+    case layers(RepositoryName)
+    case layerLink(RepositoryName, Digest)
+    case manifests(RepositoryName)
+    case manifestRevisions(RepositoryName)
+    case manifestRevision(RepositoryName, Digest)
+    case manifestRevisionLink(RepositoryName, Digest)
+    case manifestTags(RepositoryName)
+    case manifestTag(RepositoryName, Tag)
+    case manifestTagCurrent(RepositoryName, Tag)
+    case manifestTagIndex(RepositoryName, Tag)
+    case manifestTagIndexEntry(RepositoryName, Tag, Digest)
+    case manifestTagIndexEntryLink(RepositoryName, Tag, Digest)
+    case uploads(RepositoryName)
+    case upload(RepositoryName, UploadID)
+    case uploadData(RepositoryName, UploadID)
+    case uploadStartedAt(RepositoryName, UploadID)
+    case uploadHashStates(RepositoryName, UploadID, DigestAlgorithm)
+    case uploadHashState(RepositoryName, UploadID, DigestAlgorithm, offset: Int64)
+}
+
+/// Maps path specs to driver paths and back.
+public enum PathMapper {
+    /// `/docker/registry/` joined with the version `v2`.
+    public static let rootPrefix = "/docker/registry/v2"
+
+    /// The table: one line per spec.
+    public static func path(_ spec: PathSpec) -> DriverPath {
+        let r = rootPrefix
+        let components: String =
+            switch spec {
+            case .blobs: "\(r)/blobs"
+            case .blob(let d): "\(r)/blobs/\(d.algorithm.rawValue)/\(d.hex.prefix(2))/\(d.hex)"
+            case .blobData(let d): "\(r)/blobs/\(d.algorithm.rawValue)/\(d.hex.prefix(2))/\(d.hex)/data"
+            case .repositoriesRoot: "\(r)/repositories"
+            case .repository(let n): "\(r)/repositories/\(n)"
+            case .layers(let n): "\(r)/repositories/\(n)/_layers"
+            case .layerLink(let n, let d): "\(r)/repositories/\(n)/_layers/\(d.algorithm.rawValue)/\(d.hex)/link"
+            case .manifests(let n): "\(r)/repositories/\(n)/_manifests"
+            case .manifestRevisions(let n): "\(r)/repositories/\(n)/_manifests/revisions"
+            case .manifestRevision(let n, let d): "\(r)/repositories/\(n)/_manifests/revisions/\(d.algorithm.rawValue)/\(d.hex)"
+            case .manifestRevisionLink(let n, let d):
+                "\(r)/repositories/\(n)/_manifests/revisions/\(d.algorithm.rawValue)/\(d.hex)/link"
+            case .manifestTags(let n): "\(r)/repositories/\(n)/_manifests/tags"
+            case .manifestTag(let n, let t): "\(r)/repositories/\(n)/_manifests/tags/\(t)"
+            case .manifestTagCurrent(let n, let t): "\(r)/repositories/\(n)/_manifests/tags/\(t)/current/link"
+            case .manifestTagIndex(let n, let t): "\(r)/repositories/\(n)/_manifests/tags/\(t)/index"
+            case .manifestTagIndexEntry(let n, let t, let d):
+                "\(r)/repositories/\(n)/_manifests/tags/\(t)/index/\(d.algorithm.rawValue)/\(d.hex)"
+            case .manifestTagIndexEntryLink(let n, let t, let d):
+                "\(r)/repositories/\(n)/_manifests/tags/\(t)/index/\(d.algorithm.rawValue)/\(d.hex)/link"
+            case .uploads(let n): "\(r)/repositories/\(n)/_uploads"
+            case .upload(let n, let id): "\(r)/repositories/\(n)/_uploads/\(id)"
+            case .uploadData(let n, let id): "\(r)/repositories/\(n)/_uploads/\(id)/data"
+            case .uploadStartedAt(let n, let id): "\(r)/repositories/\(n)/_uploads/\(id)/startedat"
+            case .uploadHashStates(let n, let id, let a): "\(r)/repositories/\(n)/_uploads/\(id)/hashstates/\(a.rawValue)"
+            case .uploadHashState(let n, let id, let a, let offset):
+                "\(r)/repositories/\(n)/_uploads/\(id)/hashstates/\(a.rawValue)/\(offset)"
+            }
+        // Every part above is validated to the driver path grammar, so this cannot fail.
+        return try! DriverPath(components)
+    }
+
+    /// The digest of a blob store `data` path (the GC's reverse mapping, storage-spec §1.3):
+    /// `…/blobs/sha256/99/9943…/data` → `sha256:9943…`.
+    public static func digest(fromBlobDataPath path: DriverPath) throws(BlobError) -> Digest {
+        let blobsPrefix = Self.path(.blobs).value + "/"
+        guard path.value.hasPrefix(blobsPrefix), path.name == "data" else {
+            throw .invalidDigestString(.invalidFormat(path.value))
+        }
+        var parts = path.value.dropFirst(blobsPrefix.count).split(separator: "/").dropLast()
+        guard let hex = parts.popLast(), let parent = parts.popLast() else {
+            throw .invalidDigestString(.invalidFormat(path.value))
+        }
+        // Multilevel form: <alg>/<hex[0:2]>/<hex>; otherwise the parent is the algorithm.
+        let algorithm = parent == hex.prefix(2) ? parts.popLast().map(String.init) ?? "" : String(parent)
+        do {
+            return try Digest(parsing: "\(algorithm):\(hex)")
+        } catch {
+            throw .invalidDigestString(error)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Distribution
+import StorageDriver
+
+/// What a purge of stale uploads did.
+public struct PurgeReport: Sendable {
+    /// Upload directories removed (or, in a dry run, that would be).
+    public var purged: [DriverPath] = []
+    /// Upload directories kept because they have no readable `startedat`.
+    public var keptWithoutStartTime: [DriverPath] = []
+    /// Failures to remove, with the reason; the purge goes on past them.
+    public var errors: [String] = []
+}
+
+extension Registry {
+    /// Removes uploads started before `cutoff` (storage-spec §6.3): only UUID-named directories
+    /// under `_uploads`, and never one without a readable `startedat`.
+    public func purgeUploads(startedBefore cutoff: UploadTimestamp, dryRun: Bool = false) throws -> PurgeReport {
+        var report = PurgeReport()
+        let root = PathMapper.path(.repositoriesRoot)
+        do {
+            try driver.walk(root) { entry in
+                let name = entry.path.name
+                guard name.hasPrefix("_") else { return .continue }
+                if name == "_uploads", entry.kind == .directory {
+                    try purge(uploadsDirectory: entry.path, cutoff: cutoff, dryRun: dryRun, into: &report)
+                }
+                return .skipDirectory
+            }
+        } catch StorageDriverError.pathNotFound {
+            return report
+        } catch let error as StorageDriverError {
+            throw error.blobError
+        }
+        return report
+    }
+
+    private func purge(uploadsDirectory: DriverPath, cutoff: UploadTimestamp, dryRun: Bool, into report: inout PurgeReport) throws {
+        let children: [String]
+        do { children = try driver.list(uploadsDirectory) } catch StorageDriverError.pathNotFound { return }
+        for child in children where UploadID.isUUID(child) {
+            guard let upload = try? uploadsDirectory.appending(child), let startedAtPath = try? upload.appending("startedat")
+            else { continue }
+            let startedAt = (try? driver.getContent(startedAtPath, limit: 4096)).flatMap {
+                UploadTimestamp(rfc3339: String(decoding: $0, as: UTF8.self))
+            }
+            guard let startedAt else {
+                report.keptWithoutStartTime.append(upload)
+                continue
+            }
+            guard startedAt < cutoff else { continue }
+            if !dryRun {
+                do {
+                    try driver.delete(upload)
+                } catch StorageDriverError.pathNotFound {
+                    continue
+                } catch {
+                    report.errors.append("\(upload): \(error)")
+                    continue
+                }
+            }
+            report.purged.append(upload)
+        }
+    }
+}

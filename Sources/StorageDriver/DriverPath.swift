@@ -1,0 +1,63 @@
+/// An absolute, `/`-separated driver path matching `^(/[A-Za-z0-9._-]+)+$` (storage-spec §1.1).
+/// Components `.` and `..` are refused too, so a path can never leave the driver's root.
+public struct DriverPath: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let value: String
+
+    public init(_ value: String) throws(StorageDriverError) {
+        guard Self.isValid(value) else { throw .invalidPath(value) }
+        self.value = value
+    }
+
+    private init(unchecked value: String) { self.value = value }
+
+    /// The path relative to the root, without the leading `/`.
+    public var relative: Substring { value.dropFirst() }
+
+    public var components: [Substring] { value.split(separator: "/") }
+
+    /// The last component.
+    public var name: String { String(value[value.index(after: value.lastIndex(of: "/")!)...]) }
+
+    /// The parent path, or nil for a one-component path.
+    public var parent: DriverPath? {
+        let slash = value.lastIndex(of: "/")!
+        return slash == value.startIndex ? nil : DriverPath(unchecked: String(value[..<slash]))
+    }
+
+    /// This path with one more component; the component must itself be valid.
+    public func appending(_ component: String) throws(StorageDriverError) -> DriverPath {
+        try DriverPath(value + "/" + component)
+    }
+
+    /// Whether `self` is `other` or lies below it.
+    public func isWithin(_ other: DriverPath) -> Bool {
+        value == other.value || value.hasPrefix(other.value + "/")
+    }
+
+    public var description: String { value }
+    public static func < (lhs: DriverPath, rhs: DriverPath) -> Bool { lhs.value < rhs.value }
+
+    static func isValid(_ value: String) -> Bool {
+        var componentLength = 0
+        var componentIsDots = true
+        var sawAny = false
+        for c in value.utf8 {
+            if c == UInt8(ascii: "/") {
+                if sawAny && (componentLength == 0 || (componentIsDots && componentLength <= 2)) { return false }
+                componentLength = 0
+                componentIsDots = true
+                sawAny = true
+                continue
+            }
+            guard sawAny else { return false }  // must start with "/"
+            let ok =
+                (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+                || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_")
+                || c == UInt8(ascii: "-")
+            guard ok else { return false }
+            if c != UInt8(ascii: ".") { componentIsDots = false }
+            componentLength += 1
+        }
+        return sawAny && componentLength > 0 && !(componentIsDots && componentLength <= 2)
+    }
+}

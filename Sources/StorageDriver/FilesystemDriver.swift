@@ -1,0 +1,315 @@
+import CLinux
+import Glibc
+import Synchronization
+
+/// A driver over a local directory, laid out as the registry's filesystem driver lays it out.
+/// Every path is resolved beneath the root with openat2(2): symbolic links are never followed
+/// and nothing outside the root is reachable.
+public final class FilesystemDriver: StorageDriver {
+    public var name: String { "filesystem" }
+    /// The root directory, as given.
+    public let root: String
+    private let rootFD: Int32
+
+    /// Opens `root`, which must be an existing directory.
+    public init(root: String) throws {
+        let fd = Glibc.open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw StorageDriverError.io(operation: "open storage root", path: root, errno: errno) }
+        self.root = root
+        self.rootFD = fd
+    }
+
+    deinit { Glibc.close(rootFD) }
+
+    public func getContent(_ path: DriverPath, limit: Int) throws -> [UInt8] {
+        let fd = try open(path, O_RDONLY)
+        defer { Glibc.close(fd) }
+        let info = try fileStatus(fd, path)
+        if info.kind == .directory { throw StorageDriverError.isDirectory(path.value) }
+        if info.size > limit { throw StorageDriverError.tooLarge(path.value, size: info.size, limit: limit) }
+        var content = [UInt8](repeating: 0, count: Int(info.size) + 1)
+        var filled = 0
+        while true {
+            if filled == content.count {
+                guard content.count <= limit else {
+                    throw StorageDriverError.tooLarge(path.value, size: Int64(filled), limit: limit)
+                }
+                content.append(contentsOf: repeatElement(0, count: max(4096, content.count)))
+            }
+            let n = content.withUnsafeMutableBytes { buffer in
+                Glibc.read(fd, buffer.baseAddress! + filled, buffer.count - filled)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StorageDriverError.io(operation: "read", path: path.value, errno: errno)
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        content.removeSubrange(filled...)
+        return content
+    }
+
+    public func putContent(_ path: DriverPath, _ content: [UInt8]) throws {
+        let parentFD = try makeDirectories(path.parent, mode: 0o777)
+        defer { Glibc.close(parentFD) }
+        // Temp file, fsync, rename, fsync the directory: readers see the old or the new bytes,
+        // never an empty or partial file, even after a crash.
+        let temporary = ".\(path.name).tmp-\(randomSuffix())"
+        let fd = blobfs_openat_beneath(parentFD, temporary, O_WRONLY | O_CREAT | O_EXCL, 0o666)
+        guard fd >= 0 else { throw failure("create", path, errno) }
+        var ok = false
+        defer {
+            if !ok { unlinkat(parentFD, temporary, 0) }
+        }
+        do {
+            defer { Glibc.close(fd) }
+            try content.withUnsafeBytes { try writeAll(fd, $0, at: 0, path) }
+            guard fsync(fd) == 0 else { throw failure("fsync", path, errno) }
+        }
+        guard renameat(parentFD, temporary, parentFD, path.name) == 0 else { throw failure("rename", path, errno) }
+        ok = true
+        _ = fsync(parentFD)
+    }
+
+    public func reader(_ path: DriverPath) throws -> any DriverFileReader {
+        let fd = try open(path, O_RDONLY)
+        do {
+            if try fileStatus(fd, path).kind == .directory { throw StorageDriverError.isDirectory(path.value) }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return FilesystemFileReader(fd: fd, path: path)
+    }
+
+    public func writer(_ path: DriverPath, append: Bool) throws -> any DriverFileWriter {
+        let parentFD = try makeDirectories(path.parent, mode: 0o777)
+        let fd = blobfs_openat_beneath(parentFD, path.name, O_WRONLY | O_CREAT | (append ? 0 : O_TRUNC), 0o666)
+        guard fd >= 0 else {
+            let code = errno
+            Glibc.close(parentFD)
+            throw failure("open for writing", path, code)
+        }
+        do {
+            let info = try fileStatus(fd, path)
+            guard info.kind == .file else { throw StorageDriverError.isDirectory(path.value) }
+            return FilesystemFileWriter(fd: fd, parentFD: parentFD, path: path, size: info.size)
+        } catch {
+            Glibc.close(fd)
+            Glibc.close(parentFD)
+            throw error
+        }
+    }
+
+    public func stat(_ path: DriverPath) throws -> FileInfo {
+        let fd = try open(path, O_PATH)
+        defer { Glibc.close(fd) }
+        return try fileStatus(fd, path)
+    }
+
+    public func list(_ path: DriverPath) throws -> [String] {
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        return try Self.entries(ofDirectory: fd, path).map(\.name).sorted()
+    }
+
+    public func move(from source: DriverPath, to destination: DriverPath) throws {
+        let sourceParent = try openDirectory(source.parent, flags: O_PATH)
+        defer { Glibc.close(sourceParent) }
+        let destinationParent = try makeDirectories(destination.parent, mode: 0o755)
+        defer { Glibc.close(destinationParent) }
+        guard renameat(sourceParent, source.name, destinationParent, destination.name) == 0 else {
+            throw failure("rename to \(destination.value)", source, errno)
+        }
+    }
+
+    public func delete(_ path: DriverPath) throws {
+        let parentFD = try openDirectory(path.parent, flags: O_RDONLY)
+        defer { Glibc.close(parentFD) }
+        try removeTree(parentFD, path.name, path, isTop: true)
+    }
+
+    public func walk(_ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws {
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        try walkDirectory(fd, path, visit)
+    }
+
+    // MARK: - Resolution
+
+    /// Opens a driver path beneath the root.
+    private func open(_ path: DriverPath, _ flags: Int32) throws -> Int32 {
+        let fd = String(path.relative).withCString { blobfs_openat_beneath(rootFD, $0, flags, 0) }
+        guard fd >= 0 else { throw failure("open", path, errno) }
+        return fd
+    }
+
+    /// Opens a directory, or the root for nil.
+    private func openDirectory(_ path: DriverPath?, flags: Int32) throws -> Int32 {
+        guard let path else {
+            let fd = blobfs_openat_beneath(rootFD, ".", flags | O_DIRECTORY, 0)
+            guard fd >= 0 else { throw StorageDriverError.io(operation: "open", path: root, errno: errno) }
+            return fd
+        }
+        return try open(path, flags | O_DIRECTORY)
+    }
+
+    /// `mkdir -p` beneath the root, one component at a time so no link is ever followed;
+    /// returns the directory opened for reading (fsync-able).
+    private func makeDirectories(_ path: DriverPath?, mode: mode_t) throws -> Int32 {
+        if let existing = try? openDirectory(path, flags: O_RDONLY) { return existing }
+        var current = try openDirectory(nil, flags: O_RDONLY)
+        var walked = ""
+        for component in path?.components ?? [] {
+            walked += "/" + component
+            let name = String(component)
+            if mkdirat(current, name, mode) != 0 && errno != EEXIST {
+                let code = errno
+                Glibc.close(current)
+                throw StorageDriverError.io(operation: "mkdir", path: walked, errno: code)
+            }
+            let next = blobfs_openat_beneath(current, name, O_RDONLY | O_DIRECTORY, 0)
+            let code = errno
+            Glibc.close(current)
+            guard next >= 0 else {
+                throw code == ENOTDIR
+                    ? StorageDriverError.io(operation: "mkdir (a file is in the way)", path: walked, errno: code)
+                    : failure("open", try DriverPath(walked), code)
+            }
+            current = next
+        }
+        return current
+    }
+
+    private func fileStatus(_ fd: Int32, _ path: DriverPath) throws -> FileInfo {
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw failure("stat", path, errno) }
+        return FileInfo(path: path, status: st)
+    }
+
+    // MARK: - Directories
+
+    /// The entries of a directory, consuming `fd`.
+    private static func entries(ofDirectory fd: Int32, _ path: DriverPath) throws -> [(name: String, kind: FileKind?)] {
+        guard let dir = fdopendir(fd) else {
+            let code = errno
+            Glibc.close(fd)
+            throw StorageDriverError.io(operation: "opendir", path: path.value, errno: code)
+        }
+        defer { closedir(dir) }
+        var result: [(name: String, kind: FileKind?)] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw StorageDriverError.io(operation: "readdir", path: path.value, errno: errno) }
+                return result
+            }
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            let kind: FileKind? =
+                switch Int32(entry.pointee.d_type) {
+                case Int32(DT_REG): .file
+                case Int32(DT_DIR): .directory
+                case Int32(DT_UNKNOWN): nil
+                default: .other
+                }
+            result.append((name, kind))
+        }
+    }
+
+    private func walkDirectory(_ fd: Int32, _ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws {
+        let dirFD = dup(fd)  // `entries` consumes one descriptor; keep one to open children
+        guard dirFD >= 0 else {
+            Glibc.close(fd)
+            throw StorageDriverError.io(operation: "dup", path: path.value, errno: errno)
+        }
+        defer { Glibc.close(dirFD) }
+        let children = try Self.entries(ofDirectory: fd, path).sorted { $0.name < $1.name }
+        for child in children {
+            // Names outside the driver path grammar cannot be registry data: skip them.
+            guard let childPath = try? path.appending(child.name) else { continue }
+            var kind = child.kind
+            if kind == nil {
+                var st = Glibc.stat()
+                guard fstatat(dirFD, child.name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                kind = FileInfo.kind(of: st.st_mode)
+            }
+            guard try visit(WalkEntry(path: childPath, kind: kind!)) == .continue, kind == .directory else { continue }
+            let childFD = blobfs_openat_beneath(dirFD, child.name, O_RDONLY | O_DIRECTORY, 0)
+            guard childFD >= 0 else {
+                if errno == ENOENT { continue }  // removed while we walked
+                throw failure("open", childPath, errno)
+            }
+            try walkDirectory(childFD, childPath, visit)
+        }
+    }
+
+    /// Removes `name` in `parentFD`, recursing into directories without following links.
+    private func removeTree(_ parentFD: Int32, _ name: String, _ path: DriverPath, isTop: Bool) throws {
+        if unlinkat(parentFD, name, 0) == 0 { return }
+        switch errno {
+        case ENOENT:
+            if isTop { throw StorageDriverError.pathNotFound(path.value) }
+            return
+        case EISDIR, EPERM:  // Linux answers EISDIR for a directory (EPERM on some filesystems)
+            break
+        default:
+            throw failure("unlink", path, errno)
+        }
+        let fd = blobfs_openat_beneath(parentFD, name, O_RDONLY | O_DIRECTORY, 0)
+        guard fd >= 0 else { throw failure("open", path, errno) }
+        let childFD = dup(fd)
+        defer { Glibc.close(childFD) }
+        for child in try Self.entries(ofDirectory: fd, path) {
+            try removeTree(childFD, child.name, (try? path.appending(child.name)) ?? path, isTop: false)
+        }
+        if unlinkat(parentFD, name, AT_REMOVEDIR) != 0 && errno != ENOENT {
+            throw failure("rmdir", path, errno)
+        }
+    }
+}
+
+/// Maps an errno from a path operation to the driver's errors.
+func failure(_ operation: String, _ path: DriverPath, _ code: Int32) -> StorageDriverError {
+    switch code {
+    case ENOENT, ENOTDIR: .pathNotFound(path.value)
+    case ELOOP, EXDEV: .symlinkRefused(path.value)
+    case EISDIR: .isDirectory(path.value)
+    default: .io(operation: operation, path: path.value, errno: code)
+    }
+}
+
+/// Writes every byte at `offset`, retrying short writes and EINTR.
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, _ path: DriverPath) throws {
+    var done = 0
+    while done < bytes.count {
+        let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw StorageDriverError.io(operation: "write", path: path.value, errno: errno)
+        }
+        done += n
+    }
+}
+
+private func randomSuffix() -> String {
+    var bytes = (0..<8).map { _ in UInt8.random(in: 0...255) }
+    bytes = bytes.map { Array("0123456789abcdef".utf8)[Int($0 & 15)] }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+extension FileInfo {
+    init(path: DriverPath, status st: Glibc.stat) {
+        let kind = FileInfo.kind(of: st.st_mode)
+        self.init(path: path, kind: kind, size: kind == .file ? Int64(st.st_size) : 0, modified: Int64(st.st_mtim.tv_sec))
+    }
+
+    static func kind(of mode: mode_t) -> FileKind {
+        switch mode & S_IFMT {
+        case S_IFREG: .file
+        case S_IFDIR: .directory
+        default: .other
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import Glibc
+
+/// Positional reads (pread) of one open file; safe to share between threads.
+final class FilesystemFileReader: DriverFileReader {
+    private let fd: Int32
+    private let path: DriverPath
+
+    init(fd: Int32, path: DriverPath) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { Glibc.close(fd) }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        while true {
+            let n = pread(fd, base, buffer.count, off_t(offset))
+            if n >= 0 { return n }
+            if errno != EINTR { throw StorageDriverError.io(operation: "read", path: path.value, errno: errno) }
+        }
+    }
+
+    func currentSize() throws -> Int64 {
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw StorageDriverError.io(operation: "stat", path: path.value, errno: errno) }
+        return Int64(st.st_size)
+    }
+}

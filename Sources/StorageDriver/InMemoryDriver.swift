@@ -1,0 +1,202 @@
+import Glibc
+import Synchronization
+
+/// A driver that keeps files in memory, for fast unit tests; directories exist implicitly above
+/// files and explicitly once created empty.
+public final class InMemoryDriver: StorageDriver {
+    public var name: String { "inmemory" }
+
+    final class File: Sendable {
+        let content: Mutex<[UInt8]>
+        let modified: Int64
+        init(_ content: [UInt8]) {
+            self.content = Mutex(content)
+            self.modified = Int64(time(nil))
+        }
+    }
+
+    private struct State {
+        var files: [DriverPath: File] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func getContent(_ path: DriverPath, limit: Int) throws -> [UInt8] {
+        let file = try lookup(path)
+        let content = file.content.withLock { $0 }
+        if content.count > limit { throw StorageDriverError.tooLarge(path.value, size: Int64(content.count), limit: limit) }
+        return content
+    }
+
+    public func putContent(_ path: DriverPath, _ content: [UInt8]) throws {
+        try state.withLock { state in
+            try Self.checkParents(of: path, in: state)
+            if Self.isDirectory(path, in: state) { throw StorageDriverError.isDirectory(path.value) }
+            state.files[path] = File(content)
+        }
+    }
+
+    public func reader(_ path: DriverPath) throws -> any DriverFileReader {
+        InMemoryFileReader(file: try lookup(path))
+    }
+
+    public func writer(_ path: DriverPath, append: Bool) throws -> any DriverFileWriter {
+        let file = try state.withLock { state in
+            try Self.checkParents(of: path, in: state)
+            if Self.isDirectory(path, in: state) { throw StorageDriverError.isDirectory(path.value) }
+            if append, let existing = state.files[path] { return existing }
+            let file = File([])
+            state.files[path] = file
+            return file
+        }
+        return InMemoryFileWriter(driver: self, file: file, path: path)
+    }
+
+    public func stat(_ path: DriverPath) throws -> FileInfo {
+        try state.withLock { state in
+            if let file = state.files[path] {
+                return FileInfo(path: path, kind: .file, size: Int64(file.content.withLock { $0.count }), modified: file.modified)
+            }
+            guard Self.isDirectory(path, in: state) else { throw StorageDriverError.pathNotFound(path.value) }
+            return FileInfo(path: path, kind: .directory, size: 0, modified: 0)
+        }
+    }
+
+    public func list(_ path: DriverPath) throws -> [String] {
+        try state.withLock { state in
+            guard Self.isDirectory(path, in: state) else {
+                throw state.files[path] != nil
+                    ? StorageDriverError.io(operation: "list", path: path.value, errno: ENOTDIR)
+                    : StorageDriverError.pathNotFound(path.value)
+            }
+            return Array(Set(state.files.keys.compactMap { Self.child(of: path, toward: $0) })).sorted()
+        }
+    }
+
+    public func move(from source: DriverPath, to destination: DriverPath) throws {
+        try state.withLock { state in
+            guard let file = state.files[source] else { throw StorageDriverError.pathNotFound(source.value) }
+            try Self.checkParents(of: destination, in: state)
+            if Self.isDirectory(destination, in: state) { throw StorageDriverError.isDirectory(destination.value) }
+            state.files[source] = nil
+            state.files[destination] = file
+        }
+    }
+
+    public func delete(_ path: DriverPath) throws {
+        try state.withLock { state in
+            let doomed = state.files.keys.filter { $0.isWithin(path) }
+            guard !doomed.isEmpty else { throw StorageDriverError.pathNotFound(path.value) }
+            for key in doomed { state.files[key] = nil }
+        }
+    }
+
+    public func walk(_ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws {
+        // Snapshot, then visit without the lock so that `visit` may call back into the driver.
+        let entries: [WalkEntry] = try state.withLock { state in
+            guard Self.isDirectory(path, in: state) else { throw StorageDriverError.pathNotFound(path.value) }
+            var kinds: [DriverPath: FileKind] = [:]
+            for key in state.files.keys where key.isWithin(path) && key != path {
+                kinds[key] = .file
+                var parent = key.parent
+                while let p = parent, p != path {
+                    kinds[p] = .directory
+                    parent = p.parent
+                }
+            }
+            return kinds.map { WalkEntry(path: $0.key, kind: $0.value) }
+        }
+        // Depth-first in sorted order: sort by components so "a/b" comes right after "a".
+        let sorted = entries.sorted { $0.path.components.lexicographicallyPrecedes($1.path.components) }
+        var skipped: DriverPath?
+        for entry in sorted {
+            if let s = skipped, entry.path.isWithin(s) { continue }
+            if try visit(entry) == .skipDirectory, entry.kind == .directory { skipped = entry.path }
+        }
+    }
+
+    private func lookup(_ path: DriverPath) throws -> File {
+        try state.withLock { state in
+            if let file = state.files[path] { return file }
+            throw Self.isDirectory(path, in: state)
+                ? StorageDriverError.isDirectory(path.value) : StorageDriverError.pathNotFound(path.value)
+        }
+    }
+
+    private static func isDirectory(_ path: DriverPath, in state: State) -> Bool {
+        state.files.keys.contains { $0 != path && $0.isWithin(path) }
+    }
+
+    /// A file cannot have children.
+    private static func checkParents(of path: DriverPath, in state: State) throws {
+        var parent = path.parent
+        while let p = parent {
+            if state.files[p] != nil { throw StorageDriverError.io(operation: "mkdir (a file is in the way)", path: p.value, errno: ENOTDIR) }
+            parent = p.parent
+        }
+    }
+
+    /// The name of the child of `directory` on the way to `descendant`, if it lies below.
+    private static func child(of directory: DriverPath, toward descendant: DriverPath) -> String? {
+        guard descendant != directory, descendant.isWithin(directory) else { return nil }
+        let rest = descendant.value.dropFirst(directory.value.count + 1)
+        return String(rest.prefix { $0 != "/" })
+    }
+
+    fileprivate func remove(_ path: DriverPath, ifStill file: File) {
+        state.withLock { state in
+            if state.files[path] === file { state.files[path] = nil }
+        }
+    }
+}
+
+private final class InMemoryFileReader: DriverFileReader {
+    let file: InMemoryDriver.File
+    init(file: InMemoryDriver.File) { self.file = file }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        file.content.withLock { content in
+            guard offset < content.count else { return 0 }
+            let n = min(buffer.count, content.count - Int(offset))
+            content.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + Int(offset), byteCount: n)
+            }
+            return n
+        }
+    }
+
+    func currentSize() throws -> Int64 { Int64(file.content.withLock { $0.count }) }
+}
+
+private final class InMemoryFileWriter: DriverFileWriter {
+    let driver: InMemoryDriver
+    let file: InMemoryDriver.File
+    let path: DriverPath
+    let closed = Atomic(false)
+
+    init(driver: InMemoryDriver, file: InMemoryDriver.File, path: DriverPath) {
+        self.driver = driver
+        self.file = file
+        self.path = path
+    }
+
+    var size: Int64 { Int64(file.content.withLock { $0.count }) }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard !closed.load(ordering: .acquiring) else {
+            throw StorageDriverError.io(operation: "write", path: path.value, errno: EBADF)
+        }
+        file.content.withLock { $0.append(contentsOf: bytes) }
+    }
+
+    func commit() throws {}
+
+    func close() { closed.store(true, ordering: .releasing) }
+
+    func cancel() throws {
+        close()
+        driver.remove(path, ifStill: file)
+    }
+}

@@ -1,0 +1,92 @@
+/// Bytes at driver paths: the only layer that touches the disk. Synchronous and thread-safe.
+public protocol StorageDriver: Sendable {
+    /// A short name for logs ("filesystem", "inmemory").
+    var name: String { get }
+    /// The whole content of a small file; files over `limit` bytes are refused.
+    func getContent(_ path: DriverPath, limit: Int) throws -> [UInt8]
+    /// Replaces a file's content atomically, creating parent directories.
+    func putContent(_ path: DriverPath, _ content: [UInt8]) throws
+    /// Opens a file for positional reads.
+    func reader(_ path: DriverPath) throws -> any DriverFileReader
+    /// Opens a file for appending, creating it (and its parents); `append: false` truncates it.
+    func writer(_ path: DriverPath, append: Bool) throws -> any DriverFileWriter
+    func stat(_ path: DriverPath) throws -> FileInfo
+    /// The names of a directory's children, sorted.
+    func list(_ path: DriverPath) throws -> [String]
+    /// Renames a file, creating the destination's parents and replacing the destination.
+    func move(from source: DriverPath, to destination: DriverPath) throws
+    /// Removes a file or a whole directory tree; `pathNotFound` if it is absent.
+    func delete(_ path: DriverPath) throws
+    /// Visits everything below `path` depth-first in sorted order, never following links.
+    func walk(_ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws
+}
+
+extension StorageDriver {
+    /// Small files only: links, `startedat`.
+    public func getContent(_ path: DriverPath) throws -> [UInt8] {
+        try getContent(path, limit: 4 << 20)
+    }
+}
+
+/// What `walk` does after visiting an entry.
+public enum WalkDecision: Sendable {
+    case `continue`
+    /// Do not descend into this directory.
+    case skipDirectory
+}
+
+/// A file's kind; anything but regular files and directories is `other` and never followed.
+public enum FileKind: Sendable, Hashable { case file, directory, other }
+
+/// What `walk` reports of one path: no size, so that a walk costs no stat per entry.
+public struct WalkEntry: Sendable, Hashable {
+    public var path: DriverPath
+    public var kind: FileKind
+
+    public init(path: DriverPath, kind: FileKind) {
+        self.path = path
+        self.kind = kind
+    }
+}
+
+/// What `stat` reports of one path.
+public struct FileInfo: Sendable, Hashable {
+    public typealias Kind = FileKind
+
+    public var path: DriverPath
+    public var kind: Kind
+    /// Bytes for a regular file, 0 for anything else.
+    public var size: Int64
+    /// Modification time, seconds since the epoch.
+    public var modified: Int64
+
+    public init(path: DriverPath, kind: Kind, size: Int64, modified: Int64) {
+        self.path = path
+        self.kind = kind
+        self.size = size
+        self.modified = modified
+    }
+
+    public var isDirectory: Bool { kind == .directory }
+}
+
+/// Positional reads of one open file.
+public protocol DriverFileReader: AnyObject, Sendable {
+    /// Reads up to `buffer.count` bytes at `offset`; 0 at the end of the file.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int
+    /// The file's current size.
+    func currentSize() throws -> Int64
+}
+
+/// An append-only writer of one file.
+public protocol DriverFileWriter: AnyObject, Sendable {
+    /// The file's size: where the next write lands.
+    var size: Int64 { get }
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Makes the content durable (fsync).
+    func commit() throws
+    /// Releases the file; idempotent.
+    func close()
+    /// Releases and removes the file.
+    func cancel() throws
+}

@@ -1,0 +1,99 @@
+import BlobCache
+import Distribution
+import Synchronization
+import Testing
+
+/// A descriptor service with scripted answers that counts its calls.
+final class FakeService: BlobDescriptorService {
+    struct State {
+        var descriptors: [Digest: Descriptor] = [:]
+        var failure: BlobError?
+        var stats = 0
+        var sets = 0
+        var clears = 0
+    }
+    let state = Mutex(State())
+
+    func stat(_ digest: Digest) throws -> Descriptor {
+        try state.withLock { s in
+            s.stats += 1
+            if let failure = s.failure { throw failure }
+            guard let d = s.descriptors[digest] else { throw BlobError.unknown(digest) }
+            return d
+        }
+    }
+    func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
+        try state.withLock { s in
+            s.sets += 1
+            if let failure = s.failure { throw failure }
+            s.descriptors[digest] = descriptor
+        }
+    }
+    func clear(_ digest: Digest) throws {
+        try state.withLock { s in
+            s.clears += 1
+            if let failure = s.failure { throw failure }
+            s.descriptors[digest] = nil
+        }
+    }
+    var counts: (stats: Int, sets: Int, clears: Int) { state.withLock { ($0.stats, $0.sets, $0.clears) } }
+}
+
+/// The v3 rules of storage-spec §5.2 (TestCacheSet, TestCacheError).
+@Suite struct CachedBlobStatterTests {
+    let d = digest(0xabc)
+
+    @Test func missWritesBackOnceThenTheCacheWins() throws {
+        let cache = FakeService()
+        let backend = FakeService()
+        let statter = CachedBlobStatter(cache: cache, backend: backend)
+        #expect(throws: BlobError.unknown(d)) { try statter.stat(d) }
+        #expect(cache.counts.sets == 0)
+
+        let real = Descriptor(digest: d, size: 10)
+        backend.state.withLock { $0.descriptors[d] = real }
+        #expect(try statter.stat(d) == real)
+        #expect(cache.counts.sets == 1)
+
+        // Later the cache's answer wins, even where it differs from storage.
+        backend.state.withLock { $0.descriptors[d] = Descriptor(digest: d, size: 99) }
+        #expect(try statter.stat(d) == real)
+        #expect(backend.counts.stats == 2)
+        #expect(statter.statistics == .init(requests: 3, hits: 1, misses: 2, errors: 0))
+    }
+
+    @Test func cacheErrorFallsBackWithoutWritingBack() throws {
+        let cache = FakeService()
+        cache.state.withLock { $0.failure = .io(operation: "redis", path: "127.0.0.1:6379", errno: 111) }
+        let backend = FakeService()
+        let real = Descriptor(digest: d, size: 10)
+        backend.state.withLock { $0.descriptors[d] = real }
+        let statter = CachedBlobStatter(cache: cache, backend: backend)
+        for _ in 0..<5 { #expect(try statter.stat(d) == real) }
+        #expect(cache.counts.sets == 0)  // no write-back storm against a sick cache
+        #expect(statter.statistics.errors == 5)
+    }
+
+    @Test func backendErrorsPropagateAndTouchNoCache() {
+        let cache = FakeService()
+        let backend = FakeService()
+        backend.state.withLock { $0.failure = .corruptLink(path: "/x/link", reason: "garbage") }
+        let statter = CachedBlobStatter(cache: cache, backend: backend)
+        #expect(throws: BlobError.corruptLink(path: "/x/link", reason: "garbage")) { try statter.stat(d) }
+        #expect(cache.counts.sets == 0)
+    }
+
+    @Test func setDescriptorAlwaysSucceedsAndClearStopsAtACacheError() throws {
+        let cache = FakeService()
+        let backend = FakeService()
+        let statter = CachedBlobStatter(cache: cache, backend: backend)
+        cache.state.withLock { $0.failure = .io(operation: "redis", path: "x", errno: 110) }
+        try statter.setDescriptor(d, Descriptor(digest: d, size: 1))
+        #expect(backend.counts.sets == 0)
+        #expect(throws: BlobError.self) { try statter.clear(d) }
+        #expect(backend.counts.clears == 0)
+        cache.state.withLock { $0.failure = nil }
+        try statter.clear(d)
+        #expect(backend.counts.clears == 1)
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import StorageDriver
+import Testing
+import TestSupport
+
+/// One driver under test, with whatever keeps its storage alive.
+struct DriverFixture: CustomStringConvertible {
+    let driver: any StorageDriver
+    let directory: TemporaryDirectory?
+
+    static func make(_ kind: String) throws -> DriverFixture {
+        if kind == "filesystem" {
+            let directory = try TemporaryDirectory()
+            return DriverFixture(driver: try FilesystemDriver(root: directory.path), directory: directory)
+        }
+        return DriverFixture(driver: InMemoryDriver(), directory: nil)
+    }
+
+    var description: String { driver.name }
+
+    /// Removes the directory; tests `defer` it, which also keeps the fixture alive until then.
+    func close() { directory?.remove() }
+}
+
+func path(_ s: String) -> DriverPath { try! DriverPath(s) }
+
+/// The behaviours every driver must share; the storage layer relies on each of them.
+@Suite struct DriverConformanceTests {
+    static let kinds = ["filesystem", "inmemory"]
+
+    @Test(arguments: kinds) func putAndGetContent(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        try driver.putContent(path("/a/b/c"), Array("hello".utf8))
+        #expect(try driver.getContent(path("/a/b/c")) == Array("hello".utf8))
+        try driver.putContent(path("/a/b/c"), Array("bye".utf8))
+        #expect(try driver.getContent(path("/a/b/c")) == Array("bye".utf8))
+        try driver.putContent(path("/a/empty"), [])
+        #expect(try driver.getContent(path("/a/empty")) == [])
+        #expect(throws: StorageDriverError.pathNotFound("/a/missing")) { try driver.getContent(path("/a/missing")) }
+        #expect(throws: StorageDriverError.self) { try driver.getContent(path("/a/b")) }
+        #expect(throws: StorageDriverError.tooLarge("/a/b/c", size: 3, limit: 2)) { try driver.getContent(path("/a/b/c"), limit: 2) }
+    }
+
+    @Test(arguments: kinds) func statReportsKindAndSize(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        try driver.putContent(path("/d/f"), [1, 2, 3])
+        let file = try driver.stat(path("/d/f"))
+        #expect(file.kind == .file && file.size == 3)
+        #expect(try driver.stat(path("/d")).kind == .directory)
+        #expect(throws: StorageDriverError.pathNotFound("/d/g")) { try driver.stat(path("/d/g")) }
+        #expect(throws: StorageDriverError.pathNotFound("/d/f/x")) { try driver.stat(path("/d/f/x")) }
+    }
+
+    @Test(arguments: kinds) func writerAppendsAndReaderReadsAtOffsets(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        let p = path("/up/data")
+        let writer = try driver.writer(p, append: false)
+        #expect(writer.size == 0)
+        try [UInt8](repeating: 7, count: 100).withUnsafeBytes { try writer.write($0) }
+        try [UInt8](repeating: 8, count: 50).withUnsafeBytes { try writer.write($0) }
+        try writer.commit()
+        writer.close()
+        #expect(writer.size == 150)
+        let again = try driver.writer(p, append: true)
+        #expect(again.size == 150)
+        try [UInt8]([9]).withUnsafeBytes { try again.write($0) }
+        again.close()
+        let reader = try driver.reader(p)
+        #expect(try reader.currentSize() == 151)
+        var buffer = [UInt8](repeating: 0, count: 10)
+        let n = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, at: 95) }
+        #expect(n == 10 && buffer == [7, 7, 7, 7, 7, 8, 8, 8, 8, 8])
+        let tail = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, at: 150) }
+        #expect(tail == 1 && buffer[0] == 9)
+        #expect(try buffer.withUnsafeMutableBytes { try reader.read(into: $0, at: 151) } == 0)
+        let truncating = try driver.writer(p, append: false)
+        #expect(truncating.size == 0)
+        truncating.close()
+        #expect(try driver.stat(p).size == 0)
+    }
+
+    @Test(arguments: kinds) func cancelRemovesTheFile(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        let writer = try driver.writer(path("/x/data"), append: false)
+        try [UInt8]([1]).withUnsafeBytes { try writer.write($0) }
+        try writer.cancel()
+        #expect(throws: StorageDriverError.pathNotFound("/x/data")) { try driver.stat(path("/x/data")) }
+        #expect(throws: StorageDriverError.self) { try [UInt8]([1]).withUnsafeBytes { try writer.write($0) } }
+    }
+
+    @Test(arguments: kinds) func listIsSortedChildNames(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        for name in ["c", "a", "b/deep/file"] { try driver.putContent(path("/l/\(name)"), []) }
+        #expect(try driver.list(path("/l")) == ["a", "b", "c"])
+        #expect(try driver.list(path("/l/b")) == ["deep"])
+        #expect(throws: StorageDriverError.pathNotFound("/nope")) { try driver.list(path("/nope")) }
+    }
+
+    @Test(arguments: kinds) func moveCreatesParentsAndReplaces(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        try driver.putContent(path("/src/f"), [1])
+        try driver.move(from: path("/src/f"), to: path("/dst/deep/f"))
+        #expect(try driver.getContent(path("/dst/deep/f")) == [1])
+        #expect(throws: StorageDriverError.pathNotFound("/src/f")) { try driver.stat(path("/src/f")) }
+        try driver.putContent(path("/src/g"), [2])
+        try driver.move(from: path("/src/g"), to: path("/dst/deep/f"))
+        #expect(try driver.getContent(path("/dst/deep/f")) == [2])
+        #expect(throws: StorageDriverError.pathNotFound("/src/none")) { try driver.move(from: path("/src/none"), to: path("/dst/x")) }
+    }
+
+    @Test(arguments: kinds) func deleteIsRecursive(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        for name in ["a/1", "a/b/2", "a/b/c/3", "keep"] { try driver.putContent(path("/t/\(name)"), [0]) }
+        try driver.delete(path("/t/a"))
+        #expect(throws: StorageDriverError.pathNotFound("/t/a")) { try driver.stat(path("/t/a")) }
+        #expect(try driver.list(path("/t")) == ["keep"])
+        try driver.delete(path("/t/keep"))
+        #expect(throws: StorageDriverError.pathNotFound("/t/keep")) { try driver.delete(path("/t/keep")) }
+    }
+
+    @Test(arguments: kinds) func walkIsDepthFirstSortedAndSkips(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        for name in ["b/2", "a/x/1", "a/y", "c"] { try driver.putContent(path("/w/\(name)"), [0]) }
+        var seen: [String] = []
+        try driver.walk(path("/w")) { entry in
+            seen.append("\(entry.path.value.dropFirst(3)):\(entry.kind == .directory ? "d" : "f")")
+            return entry.path.name == "x" ? .skipDirectory : .continue
+        }
+        #expect(seen == ["a:d", "a/x:d", "a/y:f", "b:d", "b/2:f", "c:f"])
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import StorageDriver
+import Testing
+import TestSupport
+
+/// What only the on-disk driver must guarantee: confinement to its root and atomic small writes.
+@Suite struct FilesystemDriverTests {
+    @Test(arguments: [
+        "", "/", "relative", "/a/../b", "/..", "/a/./b", "//a", "/a/", "/a b", "/a:b", "/a\\b", "/é", "/a\u{0}b", "/.",
+    ])
+    func refusesPathsOutsideTheGrammar(value: String) {
+        #expect(throws: StorageDriverError.invalidPath(value)) { try DriverPath(value) }
+    }
+
+    @Test func acceptsTheRegistrysPaths() throws {
+        let p = try DriverPath("/docker/registry/v2/repositories/a.b/_layers/sha256/ab/link")
+        #expect(p.name == "link")
+        #expect(p.parent?.value == "/docker/registry/v2/repositories/a.b/_layers/sha256/ab")
+        #expect(try DriverPath("/a").parent == nil)
+        #expect(try DriverPath("/...").name == "...")  // three dots is an ordinary name
+    }
+
+    @Test func neverFollowsSymbolicLinks() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        let outside = try TemporaryDirectory()
+        defer { outside.remove() }
+        try "secret".write(toFile: outside.path + "/secret", atomically: false, encoding: .utf8)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root.path + "/dir", withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: root.path + "/dir/file-link", withDestinationPath: outside.path + "/secret")
+        try fm.createSymbolicLink(atPath: root.path + "/dir-link", withDestinationPath: outside.path)
+        try fm.createSymbolicLink(atPath: root.path + "/dir/inner-link", withDestinationPath: root.path + "/dir")
+        let driver = try FilesystemDriver(root: root.path)
+
+        #expect(throws: StorageDriverError.symlinkRefused("/dir/file-link")) { try driver.getContent(path("/dir/file-link")) }
+        #expect(throws: StorageDriverError.symlinkRefused("/dir-link/secret")) { try driver.getContent(path("/dir-link/secret")) }
+        #expect(throws: StorageDriverError.symlinkRefused("/dir-link/secret")) { try driver.reader(path("/dir-link/secret")) }
+        #expect(throws: StorageDriverError.symlinkRefused("/dir-link/secret")) { try driver.stat(path("/dir-link/secret")) }
+        #expect(throws: StorageDriverError.self) { try driver.putContent(path("/dir-link/new"), [1]) }
+        #expect(throws: StorageDriverError.self) { try driver.writer(path("/dir-link/new2"), append: false) }
+        #expect(throws: StorageDriverError.self) { try driver.move(from: path("/dir-link/secret"), to: path("/stolen")) }
+        #expect(!fm.fileExists(atPath: outside.path + "/new") && !fm.fileExists(atPath: outside.path + "/new2"))
+        #expect(fm.fileExists(atPath: outside.path + "/secret"))
+
+        // Walking reports links as "other" and never descends into them.
+        var seen: [String] = []
+        try driver.walk(path("/dir")) { entry in
+            seen.append("\(entry.path.name):\(entry.kind)")
+            return .continue
+        }
+        #expect(seen == ["file-link:other", "inner-link:other"])
+
+        // Deleting a tree that holds a link removes the link, not its target.
+        try driver.delete(path("/dir"))
+        try driver.delete(path("/dir-link"))
+        #expect(try String(contentsOfFile: outside.path + "/secret", encoding: .utf8) == "secret")
+    }
+
+    @Test func putContentIsAtomicAndLeavesNoTemporaryFile() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        let driver = try FilesystemDriver(root: root.path)
+        try driver.putContent(path("/r/link"), Array("sha256:old".utf8))
+        // Hold the old file open: an in-place rewrite would change what this descriptor reads.
+        let handle = try #require(FileHandle(forReadingAtPath: root.path + "/r/link"))
+        defer { try? handle.close() }
+        try driver.putContent(path("/r/link"), Array("sha256:new".utf8))
+        #expect(try handle.readToEnd() == Data("sha256:old".utf8))
+        #expect(try driver.getContent(path("/r/link")) == Array("sha256:new".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path + "/r") == ["link"])
+    }
+
+    @Test func createsFilesAndDirectoriesWithRegistryModes() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        let driver = try FilesystemDriver(root: root.path)
+        let old = umask(0o022)
+        defer { umask(old) }
+        try driver.putContent(path("/m/d/f"), [1])
+        let fileMode = try FileManager.default.attributesOfItem(atPath: root.path + "/m/d/f")[.posixPermissions] as? Int
+        let dirMode = try FileManager.default.attributesOfItem(atPath: root.path + "/m/d")[.posixPermissions] as? Int
+        #expect(fileMode == 0o644)
+        #expect(dirMode == 0o755)
+    }
+
+    @Test func missingRootIsAClearError() {
+        #expect(throws: StorageDriverError.io(operation: "open storage root", path: "/nonexistent/blobfs-root", errno: ENOENT)) {
+            try FilesystemDriver(root: "/nonexistent/blobfs-root")
+        }
+    }
+}
