@@ -7,9 +7,12 @@ let package = Package(
     products: [
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "BlobCache", targets: ["BlobCache"]),
+        .executable(name: "blobfs", targets: ["blobfs"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries, through pkg-config.
@@ -19,6 +22,11 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(name: "CLinux"),
+        .systemLibrary(
+            name: "CFuse",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
+        ),
 
         // The vocabulary: digests, descriptors, errors, the blob protocols.
         .target(name: "Distribution", dependencies: ["CCrypto"]),
@@ -35,6 +43,19 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // The filesystem: inode table, the repo/<name>/blobs/<digest> tree, FUSE operations.
+        .target(name: "BlobFS", dependencies: [
+            "CFuse", "Distribution", "StorageDriver", "Storage", "BlobCache",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The executable: command line, configuration, logging, signals.
+        .executableTarget(name: "blobfs", dependencies: [
+            "BlobFS", "Storage", "StorageDriver", "BlobCache", "Distribution",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+
         // Helpers shared by the test targets: temporary stores, a real docker-registry, HTTP.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
 
@@ -43,6 +64,8 @@ let package = Package(
         .testTarget(name: "BlobCacheTests", dependencies: ["BlobCache", "Distribution"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "TestSupport"]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
+        // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.
+        .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "Storage", "StorageDriver", "Distribution", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,23 @@
+/// How a mount behaves: kernel cache timeouts, verification, threads, extra FUSE options.
+public struct MountOptions: Sendable {
+    /// The storage root, shown as the mount's source (`fsname`) and used for `statfs`.
+    public var storageRoot: String
+    /// Extra FUSE mount options (`allow_other`, `default_permissions`, …), without `-o`.
+    public var fuseOptions: [String] = []
+    /// Entry and attribute timeout of blob files, in seconds: blobs never change for a digest.
+    public var blobTimeout: Double = 365 * 86400
+    /// Entry and attribute timeout of directories: a live registry adds blobs under our feet.
+    public var directoryTimeout: Double = 1
+    /// How long the kernel remembers that a name does not exist.
+    public var negativeTimeout: Double = 1
+    /// Hash sequential whole-blob reads and fail the last read with EIO on a mismatch.
+    public var verifyReads = true
+    /// libfuse worker threads at most.
+    public var maxThreads = 10
+    /// Kernel readahead for the mount in KiB (bigger requests); nil leaves the kernel's default.
+    public var readAheadKiB: Int? = 1024
+
+    public init(storageRoot: String) {
+        self.storageRoot = storageRoot
+    }
+}
