@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "BlobCache", targets: ["BlobCache"]),
+        .library(name: "BlobFS", targets: ["BlobFS"]),
         .executable(name: "blobfs", targets: ["blobfs"]),
     ],
     dependencies: [

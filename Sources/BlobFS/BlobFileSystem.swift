@@ -1,16 +1,45 @@
 import Distribution
+import Glibc
 import Logging
 import Storage
+import Synchronization
 
 /// The filesystem: `repo/<name>/blobs/<digest>` over a registry's storage, served to FUSE.
+/// All state is immutable or behind a `Mutex`, so libfuse's worker threads share it freely.
 public final class BlobFileSystem: Sendable {
     public let registry: Registry
     public let options: MountOptions
     let logger: Logger
+    let namespace: Namespace
+    let inodes: InodeTable
+    let buffers = BufferPool(bufferSize: 1 << 20)
+    /// Owner of every file: the owner of the storage root.
+    let owner: (uid: uid_t, gid: gid_t)
+    /// Directories' times: the mount's start, so they stay stable for rsync within a mount.
+    let mountTime: Int64
+    /// Blobs that read back intact in this mount: not hashed again.
+    let verified = Mutex<Set<Digest>>([])
+    /// Blobs that failed verification in this mount: refused until a remount.
+    let corrupt = Mutex<Set<Digest>>([])
+    /// The libfuse session, for cache invalidation notices; set once mounted.
+    let session = Mutex<SessionPointer?>(nil)
+
+    /// A `fuse_session *` that may cross threads: libfuse's notify calls are thread-safe.
+    struct SessionPointer: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
 
     public init(registry: Registry, options: MountOptions, logger: Logger = Logger(label: "blobfs.fs")) {
         self.registry = registry
         self.options = options
         self.logger = logger
+        namespace = Namespace(registry: registry, logger: logger)
+        var st = Glibc.stat()
+        owner = fstatat(AT_FDCWD, options.storageRoot, &st, 0) == 0 ? (st.st_uid, st.st_gid) : (getuid(), getgid())
+        mountTime = Int64(time(nil))
+        inodes = InodeTable(rootAttributes: NodeAttributes(modified: mountTime))
     }
+
+    /// Inodes the kernel holds now.
+    var inodeCount: Int { inodes.count }
 }

@@ -1,19 +1,120 @@
 import CFuse
+import Dispatch
 import Glibc
+import Logging
 
 /// A mounted FUSE session serving a `BlobFileSystem` on libfuse's worker threads.
 public final class FuseSession {
     public let fileSystem: BlobFileSystem
+    /// The mountpoint, made absolute.
     public let mountpoint: String
+    private let session: OpaquePointer
+    private var mounted = true
 
-    /// Creates the session and mounts it; throws `MountError` with a one-line reason.
+    /// Creates the session and mounts it read-only; throws `MountError` with a one-line reason.
     public init(fileSystem: BlobFileSystem, mountpoint: String) throws {
         self.fileSystem = fileSystem
-        self.mountpoint = mountpoint
-        fatalError("not yet")
+        self.mountpoint = try Self.checkMountpoint(mountpoint)
+        guard access("/dev/fuse", R_OK | W_OK) == 0 else { throw MountError.noFuseDevice }
+
+        var options = [
+            "ro", "fsname=\(Self.escapeOption(fileSystem.options.storageRoot))", "subtype=blobfs", "default_permissions",
+            "auto_unmount",
+        ]
+        options += fileSystem.options.fuseOptions
+        var args = blobfs_fuse_args_empty()
+        defer { fuse_opt_free_args(&args) }
+        for argument in ["blobfs", "-o", options.joined(separator: ",")] {
+            guard fuse_opt_add_arg(&args, argument) == 0 else { throw MountError.sessionFailed("out of memory") }
+        }
+        var operations = lowLevelOperations()
+        guard
+            let session = fuse_session_new(
+                &args, &operations, MemoryLayout<fuse_lowlevel_ops>.size, Unmanaged.passUnretained(fileSystem).toOpaque())
+        else {
+            throw MountError.sessionFailed("invalid mount options: \(options.joined(separator: ","))")
+        }
+        guard fuse_session_mount(session, self.mountpoint) == 0 else {
+            fuse_session_destroy(session)
+            throw MountError.mountFailed(self.mountpoint)
+        }
+        self.session = session
+        fileSystem.session.withLock { $0 = BlobFileSystem.SessionPointer(pointer: session) }
+    }
+
+    deinit {
+        fileSystem.session.withLock { $0 = nil }
+        if mounted { fuse_session_unmount(session) }
+        fuse_session_destroy(session)
     }
 
     /// Serves requests until the filesystem is unmounted or the process gets SIGINT, SIGTERM or
     /// SIGHUP; then unmounts. Returns normally on a clean stop.
-    public func run() throws {}
+    public func run() throws {
+        // libfuse installs its handlers only where the disposition is the default; a daemon
+        // started with `&` from a script inherits SIGINT ignored.
+        for signal in [SIGINT, SIGTERM, SIGHUP] { Glibc.signal(signal, SIG_DFL) }
+        guard fuse_set_signal_handlers(session) == 0 else { throw MountError.sessionFailed("cannot install signal handlers") }
+        defer { fuse_remove_signal_handlers(session) }
+        tuneReadAheadOnceMounted()
+        let config = fuse_loop_cfg_create()
+        defer { fuse_loop_cfg_destroy(config) }
+        fuse_loop_cfg_set_max_threads(config, UInt32(max(1, fileSystem.options.maxThreads)))
+        let status = fuse_session_loop_mt(session, config)
+        fuse_session_unmount(session)
+        mounted = false
+        // A positive status is the signal that stopped the loop: a clean stop.
+        if status < 0 {
+            throw MountError.sessionFailed("the FUSE loop failed: \(String(cString: strerror(-status)))")
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Raises the mount's readahead so that reads reach the daemon as 1 MiB requests instead of
+    /// 128 KiB. It must happen after the kernel's INIT exchange (which can only lower it), so a
+    /// helper thread first waits for a request to be answered: a stat of the mountpoint.
+    private func tuneReadAheadOnceMounted() {
+        guard let kib = fileSystem.options.readAheadKiB else { return }
+        let mountpoint = self.mountpoint
+        let logger = fileSystem.logger
+        DispatchQueue.global().async {
+            var st = Glibc.stat()
+            guard fstatat(AT_FDCWD, mountpoint, &st, 0) == 0, let device = MountTable.device(of: mountpoint) else { return }
+            let path = "/sys/class/bdi/\(device)/read_ahead_kb"
+            let fd = Glibc.open(path, O_WRONLY)
+            guard fd >= 0 else {
+                logger.debug("cannot raise readahead", metadata: ["path": "\(path)", "errno": "\(errno)"])
+                return
+            }
+            defer { Glibc.close(fd) }
+            let text = Array("\(kib)\n".utf8)
+            if Glibc.write(fd, text, text.count) != text.count {
+                logger.debug("cannot raise readahead", metadata: ["path": "\(path)", "errno": "\(errno)"])
+            }
+        }
+    }
+
+    /// The absolute mountpoint, after checking that it exists, is a directory and is not
+    /// already a mountpoint.
+    private static func checkMountpoint(_ path: String) throws -> String {
+        guard let resolved = realpath(path, nil) else {
+            throw errno == ENOTDIR ? MountError.mountpointNotADirectory(path) : MountError.mountpointMissing(path)
+        }
+        let absolute = String(cString: resolved)
+        free(resolved)
+        var st = Glibc.stat()
+        guard fstatat(AT_FDCWD, absolute, &st, 0) == 0 else { throw MountError.mountpointMissing(path) }
+        guard st.st_mode & S_IFMT == S_IFDIR else { throw MountError.mountpointNotADirectory(path) }
+        if MountTable.isMountpoint(absolute) { throw MountError.mountpointBusy(path) }
+        return absolute
+    }
+
+    /// libfuse splits options on commas; a backslash escapes one.
+    private static func escapeOption(_ value: String) -> String {
+        value.reduce(into: "") { escaped, c in
+            if c == "\\" || c == "," { escaped.append("\\") }
+            escaped.append(c)
+        }
+    }
 }

@@ -1,0 +1,33 @@
+import Distribution
+import Glibc
+import StorageDriver
+
+/// The one place where errors become errno values (design §6). Errors that mean "something is
+/// wrong with the store" are EIO, so that cp, rsync and tar fail instead of copying garbage.
+func errnoValue(for error: any Error) -> Int32 {
+    switch error {
+    case let error as BlobError:
+        switch error {
+        case .unknown, .invalidDigestString, .invalidRepositoryName, .uploadUnknown: ENOENT
+        case .invalidDigest, .invalidLength, .corruptLink, .dataMissing, .truncated, .corruptUpload, .invalidDescriptor: EIO
+        case .uploadClosed: EBADF
+        case .unsupported: EPERM
+        // A symbolic link planted in the store is refused, and reads as an I/O error, not as a
+        // confusing "too many levels of symbolic links".
+        case .io(_, _, let code): code == ELOOP ? EIO : code
+        }
+    case let error as StorageDriverError:
+        switch error {
+        case .pathNotFound: ENOENT
+        case .io(_, _, let code): code == ELOOP ? EIO : code
+        default: EIO
+        }
+    default:
+        EIO
+    }
+}
+
+/// Whether an error deserves an error-level log line: everything but "no such name".
+func isWorthLogging(_ code: Int32) -> Bool {
+    code != ENOENT
+}

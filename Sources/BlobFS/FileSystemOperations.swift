@@ -1,0 +1,265 @@
+import CFuse
+import Distribution
+import Dispatch
+import Glibc
+import Logging
+import Storage
+
+/// The FUSE operations. Every path replies exactly once: a request never answered leaves its
+/// caller in an unkillable wait.
+extension BlobFileSystem {
+    func lookup(_ req: fuse_req_t, parent: UInt64, name: String) {
+        guard let parentEntry = inodes[parent] else { return reply(req, errno: ENOENT) }
+        do {
+            let found: Namespace.Entry?
+            switch parentEntry.node {
+            case .root:
+                found = name == "repo" ? Namespace.Entry(name: name, node: .directory(path: ""), attributes: directoryAttributes) : nil
+            case .directory(let path):
+                found = try namespace.lookup(name, in: path, directoryTime: mountTime)
+            case .blob:
+                return reply(req, errno: ENOTDIR)
+            }
+            guard let found else {
+                var negative = fuse_entry_param()
+                negative.entry_timeout = options.negativeTimeout
+                _ = fuse_reply_entry(req, &negative)
+                return
+            }
+            let ino = inodes.reference(found.node, attributes: found.attributes)
+            var entry = entryParameters(ino, found.node, found.attributes)
+            if fuse_reply_entry(req, &entry) != 0 { inodes.forget(ino, count: 1) }
+        } catch {
+            reply(req, error: error, context: "lookup \(name)")
+        }
+    }
+
+    func getattr(_ req: fuse_req_t, ino: UInt64) {
+        guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
+        var st = entry.attributes.stat(ino: ino, node: entry.node, owner: owner)
+        _ = fuse_reply_attr(req, &st, timeout(for: entry.node))
+    }
+
+    func open(_ req: fuse_req_t, ino: UInt64, fi: UnsafeMutablePointer<fuse_file_info>) {
+        guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
+        guard case .blob(let digest) = entry.node, let descriptor = entry.attributes.descriptor else {
+            return reply(req, errno: EISDIR)
+        }
+        guard fi.pointee.flags & O_ACCMODE == O_RDONLY else { return reply(req, errno: EROFS) }
+        if corrupt.withLock({ $0.contains(digest) }) {
+            logger.error("refusing a blob that failed verification earlier in this mount", metadata: ["digest": "\(digest)"])
+            return reply(req, errno: EIO)
+        }
+        // An empty data file is only right for the empty digest.
+        if descriptor.size == 0 && digest != Digest.emptySHA256 {
+            logger.error("blob data is empty but its digest is not the empty digest", metadata: ["digest": "\(digest)"])
+            return reply(req, errno: EIO)
+        }
+        do {
+            let reader = try registry.blobStore.open(descriptor)
+            let verify = options.verifyReads && descriptor.size > 0 && !verified.withLock { $0.contains(digest) }
+            let handle = Unmanaged.passRetained(OpenBlob(inode: ino, reader: reader, verify: verify))
+            fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
+            fi.pointee.keep_cache = 1  // blob content never changes for a digest
+            if fuse_reply_open(req, fi) != 0 { handle.release() }
+        } catch {
+            reply(req, error: error, context: "open \(digest)")
+        }
+    }
+
+    func read(_ req: fuse_req_t, size: Int, offset: Int64, fi: UnsafeMutablePointer<fuse_file_info>) {
+        let handle = Unmanaged<OpenBlob>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).takeUnretainedValue()
+        let descriptor = handle.reader.descriptor
+        if corrupt.withLock({ $0.contains(descriptor.digest) }) { return reply(req, errno: EIO) }
+        buffers.withBuffer(size: size) { buffer in
+            do {
+                let n = try handle.reader.read(into: buffer, at: offset)
+                if let verifier = handle.verifier, n > 0 {
+                    let verdict = try verifier.observe(UnsafeRawBufferPointer(rebasing: buffer[..<n]), at: offset) { gap, at in
+                        try handle.reader.read(into: gap, at: at)
+                    }
+                    switch verdict {
+                    case .verified:
+                        _ = verified.withLock { $0.insert(descriptor.digest) }
+                    case .mismatch(let actual):
+                        blobFailedVerification(handle, actual: actual)
+                        return reply(req, errno: EIO)
+                    case .pending, .abandoned:
+                        break
+                    }
+                }
+                _ = fuse_reply_buf(req, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), n)
+            } catch {
+                reply(req, error: error, context: "read \(descriptor.digest) at \(offset)")
+            }
+        }
+    }
+
+    func release(_ req: fuse_req_t, fi: UnsafeMutablePointer<fuse_file_info>) {
+        Unmanaged<OpenBlob>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).release()
+        _ = fuse_reply_err(req, 0)
+    }
+
+    func opendir(_ req: fuse_req_t, ino: UInt64, fi: UnsafeMutablePointer<fuse_file_info>) {
+        guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
+        do {
+            let entries: [Namespace.Entry]
+            switch entry.node {
+            case .root: entries = [Namespace.Entry(name: "repo", node: .directory(path: ""), attributes: directoryAttributes)]
+            case .directory(let path): entries = try namespace.entries(in: path, directoryTime: mountTime)
+            case .blob: return reply(req, errno: ENOTDIR)
+            }
+            let handle = Unmanaged.passRetained(OpenDirectory(inode: ino, entries: entries))
+            fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
+            if fuse_reply_open(req, fi) != 0 { handle.release() }
+        } catch {
+            reply(req, error: error, context: "opendir \(entry.node)")
+        }
+    }
+
+    /// Serves a listing from `offset`: "." and ".." first, then the snapshot taken at opendir.
+    /// With `plus`, each entry carries its attributes and counts as a lookup.
+    func readdir(_ req: fuse_req_t, ino: UInt64, size: Int, offset: Int64, fi: UnsafeMutablePointer<fuse_file_info>, plus: Bool) {
+        let directory = Unmanaged<OpenDirectory>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).takeUnretainedValue()
+        buffers.withBuffer(size: size) { buffer in
+            let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
+            var used = 0
+            var index = Int(max(0, offset))
+            while index < directory.entries.count + 2 {
+                let remaining = size - used
+                let next = off_t(index + 1)
+                let added: Int
+                if index < 2 {
+                    let name = index == 0 ? "." : ".."
+                    if plus {
+                        var dot = fuse_entry_param()  // ino 0: attributes not given, no lookup counted
+                        dot.attr.st_ino = UInt(index == 0 ? ino : 1)
+                        dot.attr.st_mode = S_IFDIR
+                        added = fuse_add_direntry_plus(req, base + used, remaining, name, &dot, next)
+                    } else {
+                        var st = Glibc.stat()
+                        st.st_ino = UInt(index == 0 ? ino : 1)
+                        st.st_mode = S_IFDIR
+                        added = fuse_add_direntry(req, base + used, remaining, name, &st, next)
+                    }
+                    if added > remaining { break }
+                } else {
+                    let entry = directory.entries[index - 2]
+                    let child = inodes.reference(entry.node, attributes: entry.attributes, countLookup: false)
+                    if plus {
+                        var parameters = entryParameters(child, entry.node, entry.attributes)
+                        added = fuse_add_direntry_plus(req, base + used, remaining, entry.name, &parameters, next)
+                    } else {
+                        var st = entry.attributes.stat(ino: child, node: entry.node, owner: owner)
+                        added = fuse_add_direntry(req, base + used, remaining, entry.name, &st, next)
+                    }
+                    if added > remaining {
+                        inodes.releaseIfUnreferenced(child)
+                        break
+                    }
+                    if plus { inodes.addLookup(child) } else { inodes.releaseIfUnreferenced(child) }
+                }
+                used += added
+                index += 1
+            }
+            _ = fuse_reply_buf(req, base, used)
+        }
+    }
+
+    func releasedir(_ req: fuse_req_t, fi: UnsafeMutablePointer<fuse_file_info>) {
+        Unmanaged<OpenDirectory>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).release()
+        _ = fuse_reply_err(req, 0)
+    }
+
+    func statfs(_ req: fuse_req_t) {
+        var info = statvfs()
+        guard statvfs(options.storageRoot, &info) == 0 else { return reply(req, errno: errno) }
+        _ = fuse_reply_statfs(req, &info)
+    }
+
+    func getxattr(_ req: fuse_req_t, ino: UInt64, name: String, size: Int) {
+        guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
+        guard let value = extendedAttributes(entry).first(where: { $0.name == name })?.value else {
+            return reply(req, errno: ENODATA)
+        }
+        replyXattr(req, Array(value.utf8), size: size)
+    }
+
+    /// Never fails for a known inode, so `rsync -X` and `cp -a` work on every file.
+    func listxattr(_ req: fuse_req_t, ino: UInt64, size: Int) {
+        guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
+        replyXattr(req, extendedAttributes(entry).flatMap { Array($0.name.utf8) + [0] }, size: size)
+    }
+
+    func forget(_ ino: UInt64, count: UInt64) {
+        inodes.forget(ino, count: count)
+    }
+
+    // MARK: - Helpers
+
+    var directoryAttributes: NodeAttributes { NodeAttributes(modified: mountTime) }
+
+    func timeout(for node: Node) -> Double {
+        if case .blob = node { return options.blobTimeout }
+        return options.directoryTimeout
+    }
+
+    func entryParameters(_ ino: UInt64, _ node: Node, _ attributes: NodeAttributes) -> fuse_entry_param {
+        var entry = fuse_entry_param()
+        entry.ino = ino
+        entry.attr = attributes.stat(ino: ino, node: node, owner: owner)
+        entry.attr_timeout = timeout(for: node)
+        entry.entry_timeout = timeout(for: node)
+        return entry
+    }
+
+    /// A blob's digest, size and media type, as `user.blobfs.*` attributes; directories have none.
+    func extendedAttributes(_ entry: InodeTable.Entry) -> [(name: String, value: String)] {
+        guard let descriptor = entry.attributes.descriptor else { return [] }
+        return [
+            ("user.blobfs.digest", descriptor.digest.description),
+            ("user.blobfs.size", String(descriptor.size)),
+            ("user.blobfs.mediatype", descriptor.mediaType),
+        ]
+    }
+
+    func replyXattr(_ req: fuse_req_t, _ value: [UInt8], size: Int) {
+        if size == 0 {
+            _ = fuse_reply_xattr(req, value.count)
+        } else if size < value.count {
+            reply(req, errno: ERANGE)
+        } else {
+            _ = value.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), value.count) }
+        }
+    }
+
+    /// Logs the mismatch, refuses the blob from now on, and drops its cached pages so that no
+    /// later reader gets the bad bytes from the page cache.
+    func blobFailedVerification(_ handle: OpenBlob, actual: Digest) {
+        let descriptor = handle.reader.descriptor
+        _ = corrupt.withLock { $0.insert(descriptor.digest) }
+        logger.error("blob content does not match its digest: reads fail with EIO", metadata: [
+            "digest": "\(descriptor.digest)", "path": "\(options.storageRoot)\(handle.reader.path)",
+            "expected": "\(descriptor.digest)", "actual": "\(actual)",
+        ])
+        guard let session = session.withLock({ $0 }) else { return }
+        let inode = handle.inode
+        // Not from this request's thread: invalidating pages while a read of them is in flight
+        // can deadlock the kernel.
+        DispatchQueue.global().async {
+            _ = fuse_lowlevel_notify_inval_inode(session.pointer, inode, 0, 0)
+        }
+    }
+
+    func reply(_ req: fuse_req_t, errno code: Int32) {
+        _ = fuse_reply_err(req, code)
+    }
+
+    func reply(_ req: fuse_req_t, error: any Error, context: String) {
+        let code = errnoValue(for: error)
+        if isWorthLogging(code) {
+            logger.error("\(context): \(error)", metadata: ["errno": "\(code)"])
+        }
+        _ = fuse_reply_err(req, code)
+    }
+}

@@ -1,0 +1,78 @@
+import CFuse
+import Glibc
+
+/// The libfuse low-level operation table. C callbacks cannot capture, so each one finds the
+/// filesystem through the session's userdata pointer.
+func lowLevelOperations() -> fuse_lowlevel_ops {
+    var ops = fuse_lowlevel_ops()
+    ops.`init` = { userdata, conn in
+        guard let userdata, let conn else { return }
+        Unmanaged<BlobFileSystem>.fromOpaque(userdata).takeUnretainedValue().configure(conn)
+    }
+    ops.lookup = { req, parent, name in
+        fileSystem(req).lookup(req!, parent: parent, name: String(cString: name!))
+    }
+    ops.forget = { req, ino, count in
+        fileSystem(req).forget(ino, count: count)
+        fuse_reply_none(req)
+    }
+    ops.forget_multi = { req, count, forgets in
+        let fs = fileSystem(req)
+        for i in 0..<count {
+            fs.forget(forgets![i].ino, count: forgets![i].nlookup)
+        }
+        fuse_reply_none(req)
+    }
+    ops.getattr = { req, ino, _ in
+        fileSystem(req).getattr(req!, ino: ino)
+    }
+    ops.open = { req, ino, fi in
+        fileSystem(req).open(req!, ino: ino, fi: fi!)
+    }
+    ops.read = { req, _, size, offset, fi in
+        fileSystem(req).read(req!, size: size, offset: Int64(offset), fi: fi!)
+    }
+    ops.release = { req, _, fi in
+        fileSystem(req).release(req!, fi: fi!)
+    }
+    ops.opendir = { req, ino, fi in
+        fileSystem(req).opendir(req!, ino: ino, fi: fi!)
+    }
+    ops.readdir = { req, ino, size, offset, fi in
+        fileSystem(req).readdir(req!, ino: ino, size: size, offset: Int64(offset), fi: fi!, plus: false)
+    }
+    ops.readdirplus = { req, ino, size, offset, fi in
+        fileSystem(req).readdir(req!, ino: ino, size: size, offset: Int64(offset), fi: fi!, plus: true)
+    }
+    ops.releasedir = { req, _, fi in
+        fileSystem(req).releasedir(req!, fi: fi!)
+    }
+    ops.statfs = { req, _ in
+        fileSystem(req).statfs(req!)
+    }
+    ops.getxattr = { req, ino, name, size in
+        fileSystem(req).getxattr(req!, ino: ino, name: String(cString: name!), size: size)
+    }
+    ops.listxattr = { req, ino, size in
+        fileSystem(req).listxattr(req!, ino: ino, size: size)
+    }
+    return ops
+}
+
+private func fileSystem(_ req: fuse_req_t?) -> BlobFileSystem {
+    Unmanaged<BlobFileSystem>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+}
+
+extension BlobFileSystem {
+    /// Negotiates capabilities: no data invalidation on attribute changes (blobs are immutable),
+    /// readdirplus when the kernel has it.
+    func configure(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
+        conn.pointee.want &= ~UInt32(bitPattern: FUSE_CAP_AUTO_INVAL_DATA)
+        if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_READDIRPLUS) != 0 {
+            conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_READDIRPLUS)
+        }
+        if let kib = options.readAheadKiB {
+            conn.pointee.max_readahead = UInt32(kib * 1024)
+        }
+    }
+}

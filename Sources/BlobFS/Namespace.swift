@@ -1,0 +1,122 @@
+import Distribution
+import Logging
+import Storage
+import StorageDriver
+
+/// The tree of design §2 over a registry's storage, read straight from disk so that it follows a
+/// live registry: `repo/<component>/…/blobs/<digest>`. A directory's path is the repository name
+/// so far; it holds `blobs` when that path is a repository (on disk, `_layers` exists), child
+/// components for longer names, and — when the path ends in `/blobs` of a repository — the digests
+/// linked there. Digests contain `:`, components cannot, so nothing is ambiguous.
+struct Namespace: Sendable {
+    let registry: Registry
+    let logger: Logger
+
+    /// One name in a directory, resolved.
+    struct Entry: Sendable {
+        var name: String
+        var node: Node
+        var attributes: NodeAttributes
+    }
+
+    /// Resolves `name` in the directory `path`; nil when there is no such name.
+    func lookup(_ name: String, in path: String, directoryTime: Int64) throws -> Entry? {
+        if name.contains(":") {
+            guard let repository = repositoryOwningBlobs(path), let digest = try? Digest(parsing: name) else { return nil }
+            let descriptor: Descriptor
+            do {
+                descriptor = try repository.blobs.stat(digest)
+            } catch BlobError.unknown {
+                return nil
+            }
+            return Entry(name: name, node: .blob(descriptor.digest), attributes: blobAttributes(descriptor))
+        }
+        let child = path.isEmpty ? name : path + "/" + name
+        if name == "blobs", isRepository(path) {
+            return Entry(name: name, node: .directory(path: child), attributes: NodeAttributes(modified: directoryTime))
+        }
+        guard RepositoryName.problem(inComponent: name.utf8) == nil, isDirectoryOnDisk(child) else { return nil }
+        return Entry(name: name, node: .directory(path: child), attributes: NodeAttributes(modified: directoryTime))
+    }
+
+    /// Every name in the directory `path`, sorted: components, `blobs`, then digests. Blobs whose
+    /// link is dangling (a GC leftover) are left out; corrupt ones are logged and left out.
+    func entries(in path: String, directoryTime: Int64) throws -> [Entry] {
+        var names = Set<String>()
+        if let backing = repositoriesPath(path) {
+            let children: [String]
+            do {
+                children = try registry.driver.list(backing)
+            } catch StorageDriverError.pathNotFound {
+                children = []
+            }
+            for child in children where RepositoryName.problem(inComponent: child.utf8) == nil {
+                let childPath = path.isEmpty ? child : path + "/" + child
+                if isDirectoryOnDisk(childPath) { names.insert(child) }
+            }
+        }
+        if isRepository(path) { names.insert("blobs") }
+        var result = names.sorted().map {
+            Entry(name: $0, node: .directory(path: path.isEmpty ? $0 : path + "/" + $0), attributes: NodeAttributes(modified: directoryTime))
+        }
+        if let repository = repositoryOwningBlobs(path) {
+            var digests: [Digest] = []
+            try repository.blobs.enumerate { digests.append($0) }
+            for digest in digests {
+                do {
+                    let descriptor = try repository.blobs.stat(digest)
+                    result.append(Entry(name: digest.description, node: .blob(descriptor.digest), attributes: blobAttributes(descriptor)))
+                } catch BlobError.unknown {
+                    continue
+                } catch {
+                    logger.error("skipping a blob that cannot be read", metadata: [
+                        "repository": "\(repository.name)", "digest": "\(digest)", "error": "\(error)",
+                    ])
+                }
+            }
+        }
+        return result
+    }
+
+    /// Whether `path` names a directory that exists on disk now.
+    func directoryExists(_ path: String) -> Bool {
+        if path.isEmpty { return true }
+        if repositoryOwningBlobs(path) != nil { return true }
+        return isDirectoryOnDisk(path)
+    }
+
+    // MARK: - Helpers
+
+    /// The repository whose blobs the directory `path` lists: `path` is `<name>/blobs` and
+    /// `<name>` is a repository.
+    func repositoryOwningBlobs(_ path: String) -> Repository? {
+        guard path.hasSuffix("/blobs") else { return nil }
+        let name = String(path.dropLast("/blobs".count))
+        guard isRepository(name) else { return nil }
+        return try? registry.repository(name)
+    }
+
+    /// A repository is a name with `_layers` on disk (storage-spec §1.6).
+    func isRepository(_ path: String) -> Bool {
+        guard !path.isEmpty, let name = try? RepositoryName(path) else { return false }
+        return (try? registry.driver.stat(PathMapper.path(.layers(name)))) != nil
+    }
+
+    private func isDirectoryOnDisk(_ path: String) -> Bool {
+        guard let backing = repositoriesPath(path) else { return false }
+        return (try? registry.driver.stat(backing))?.isDirectory ?? false
+    }
+
+    /// `repositories/<path>` on disk, when every component of `path` is a valid name component.
+    private func repositoriesPath(_ path: String) -> DriverPath? {
+        let root = PathMapper.path(.repositoriesRoot)
+        if path.isEmpty { return root }
+        guard let name = try? RepositoryName(path) else { return nil }
+        return PathMapper.path(.repository(name))
+    }
+
+    private func blobAttributes(_ descriptor: Descriptor) -> NodeAttributes {
+        let modified = (try? registry.driver.stat(PathMapper.path(.blobData(descriptor.digest))))?.modified ?? 0
+        return NodeAttributes(size: descriptor.size, modified: modified, descriptor: descriptor)
+    }
+}
