@@ -5,8 +5,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # System packages: build (pkg-config, OpenSSL, libfuse3) and what the tests drive (the real
-# registry, curl, rsync, getfattr from attr, tar).
-APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev docker-registry curl rsync attr tar
+# registry and Redis, curl, rsync, getfattr from attr, tar).
+APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev docker-registry redis-server curl rsync attr tar
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT ?= swift
 

@@ -23,6 +23,12 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(name: "CLinux"),
+        // No pkgConfig: hiredis.pc's only flag is -D_FILE_OFFSET_BITS=64, which SwiftPM refuses
+        // with a warning on every build; the header is in the default include path.
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         .systemLibrary(
             name: "CFuse",
             pkgConfig: "fuse3",
@@ -37,6 +43,10 @@ let package = Package(
         .target(name: "BlobCache", dependencies: [
             "Distribution",
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The Redis descriptor cache, shared with the registry; the only target that links hiredis.
+        .target(name: "BlobCacheRedis", dependencies: [
+            "CHiredis", "BlobCache", "Distribution",
         ]),
         // The registry's storage layer over a driver.
         .target(name: "Storage", dependencies: [
@@ -63,6 +73,9 @@ let package = Package(
         .testTarget(name: "DistributionTests", dependencies: ["Distribution", "TestSupport"]),
         .testTarget(name: "StorageDriverTests", dependencies: ["StorageDriver", "TestSupport"]),
         .testTarget(name: "BlobCacheTests", dependencies: ["BlobCache", "Distribution"]),
+        .testTarget(name: "BlobCacheRedisTests", dependencies: [
+            "BlobCacheRedis", "BlobCache", "Storage", "StorageDriver", "Distribution", "TestSupport",
+        ]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "TestSupport"]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.

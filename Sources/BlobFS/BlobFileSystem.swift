@@ -17,10 +17,8 @@ public final class BlobFileSystem: Sendable {
     let owner: (uid: uid_t, gid: gid_t)
     /// Directories' times: the mount's start, so they stay stable for rsync within a mount.
     let mountTime: Int64
-    /// Blobs that read back intact in this mount: not hashed again.
-    let verified = Mutex<Set<Digest>>([])
-    /// Blobs that failed verification in this mount: refused until a remount.
-    let corrupt = Mutex<Set<Digest>>([])
+    /// Which blobs were checked against their digest in this mount, and how they fared.
+    let verifier = BlobVerifier()
     /// The libfuse session, for cache invalidation notices; set once mounted.
     let session = Mutex<SessionPointer?>(nil)
 

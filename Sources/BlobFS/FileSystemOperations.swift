@@ -46,7 +46,7 @@ extension BlobFileSystem {
             return reply(req, errno: EISDIR)
         }
         guard fi.pointee.flags & O_ACCMODE == O_RDONLY else { return reply(req, errno: EROFS) }
-        if corrupt.withLock({ $0.contains(digest) }) {
+        if case .corrupt = verifier.status(of: digest) {
             logger.error("refusing a blob that failed verification earlier in this mount", metadata: ["digest": "\(digest)"])
             return reply(req, errno: EIO)
         }
@@ -57,8 +57,9 @@ extension BlobFileSystem {
         }
         do {
             let reader = try registry.blobStore.open(descriptor)
-            let verify = options.verifyReads && descriptor.size > 0 && !verified.withLock { $0.contains(digest) }
-            let handle = Unmanaged.passRetained(OpenBlob(inode: ino, reader: reader, verify: verify))
+            var needsCheck = options.verifyReads && descriptor.size > 0
+            if case .intact = verifier.status(of: digest) { needsCheck = false }
+            let handle = Unmanaged.passRetained(OpenBlob(inode: ino, reader: reader, needsCheck: needsCheck))
             fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
             fi.pointee.keep_cache = 1  // blob content never changes for a digest
             if fuse_reply_open(req, fi) != 0 { handle.release() }
@@ -70,24 +71,22 @@ extension BlobFileSystem {
     func read(_ req: fuse_req_t, size: Int, offset: Int64, fi: UnsafeMutablePointer<fuse_file_info>) {
         let handle = Unmanaged<OpenBlob>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).takeUnretainedValue()
         let descriptor = handle.reader.descriptor
-        if corrupt.withLock({ $0.contains(descriptor.digest) }) { return reply(req, errno: EIO) }
+        do {
+            if handle.needsCheck.load(ordering: .acquiring) {
+                if case .corrupt(let actual) = try verifier.check(handle.reader) {
+                    blobFailedVerification(handle, actual: actual)
+                    return reply(req, errno: EIO)
+                }
+                handle.needsCheck.store(false, ordering: .releasing)
+            } else if case .corrupt = verifier.status(of: descriptor.digest) {
+                return reply(req, errno: EIO)
+            }
+        } catch {
+            return reply(req, error: error, context: "verify \(descriptor.digest)")
+        }
         buffers.withBuffer(size: size) { buffer in
             do {
                 let n = try handle.reader.read(into: buffer, at: offset)
-                if let verifier = handle.verifier, n > 0 {
-                    let verdict = try verifier.observe(UnsafeRawBufferPointer(rebasing: buffer[..<n]), at: offset) { gap, at in
-                        try handle.reader.read(into: gap, at: at)
-                    }
-                    switch verdict {
-                    case .verified:
-                        _ = verified.withLock { $0.insert(descriptor.digest) }
-                    case .mismatch(let actual):
-                        blobFailedVerification(handle, actual: actual)
-                        return reply(req, errno: EIO)
-                    case .pending, .abandoned:
-                        break
-                    }
-                }
                 _ = fuse_reply_buf(req, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), n)
             } catch {
                 reply(req, error: error, context: "read \(descriptor.digest) at \(offset)")
@@ -233,11 +232,9 @@ extension BlobFileSystem {
         }
     }
 
-    /// Logs the mismatch, refuses the blob from now on, and drops its cached pages so that no
-    /// later reader gets the bad bytes from the page cache.
+    /// Logs the mismatch (the blob is refused from now on) and drops any cached pages of it.
     func blobFailedVerification(_ handle: OpenBlob, actual: Digest) {
         let descriptor = handle.reader.descriptor
-        _ = corrupt.withLock { $0.insert(descriptor.digest) }
         logger.error("blob content does not match its digest: reads fail with EIO", metadata: [
             "digest": "\(descriptor.digest)", "path": "\(options.storageRoot)\(handle.reader.path)",
             "expected": "\(descriptor.digest)", "actual": "\(actual)",

@@ -15,7 +15,9 @@ public final class FuseSession {
     public init(fileSystem: BlobFileSystem, mountpoint: String) throws {
         self.fileSystem = fileSystem
         self.mountpoint = try Self.checkMountpoint(mountpoint)
-        guard access("/dev/fuse", R_OK | W_OK) == 0 else { throw MountError.noFuseDevice }
+        // Only its absence is fatal here: without permission to open it, libfuse falls back to
+        // the setuid fusermount3 and says why if that fails too.
+        guard access("/dev/fuse", F_OK) == 0 else { throw MountError.noFuseDevice }
 
         var options = [
             "ro", "fsname=\(Self.escapeOption(fileSystem.options.storageRoot))", "subtype=blobfs", "default_permissions",
@@ -52,8 +54,15 @@ public final class FuseSession {
     /// SIGHUP; then unmounts. Returns normally on a clean stop.
     public func run() throws {
         // libfuse installs its handlers only where the disposition is the default; a daemon
-        // started with `&` from a script inherits SIGINT ignored.
-        for signal in [SIGINT, SIGTERM, SIGHUP] { Glibc.signal(signal, SIG_DFL) }
+        // started with `&` from a script inherits SIGINT ignored, and one spawned from a thread
+        // of a Dispatch pool inherits these signals blocked. The workers inherit this thread's mask.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            Glibc.signal(signal, SIG_DFL)
+            sigaddset(&stopSignals, signal)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         guard fuse_set_signal_handlers(session) == 0 else { throw MountError.sessionFailed("cannot install signal handlers") }
         defer { fuse_remove_signal_handlers(session) }
         tuneReadAheadOnceMounted()

@@ -1,17 +1,19 @@
 import Distribution
 import Storage
+import Synchronization
 
-/// One open blob file: its reader (size already known) and, unless the blob was verified before
-/// in this mount, a verifier. Passed to the kernel as the file handle.
+/// One open blob file: its reader, whose size is already known. Passed to the kernel as the
+/// file handle.
 final class OpenBlob: Sendable {
     let inode: UInt64
     let reader: DataFileReader
-    let verifier: ReadVerifier?
+    /// Whether the blob must still be checked before its bytes are served.
+    let needsCheck: Atomic<Bool>
 
-    init(inode: UInt64, reader: DataFileReader, verify: Bool) {
+    init(inode: UInt64, reader: DataFileReader, needsCheck: Bool) {
         self.inode = inode
         self.reader = reader
-        self.verifier = verify ? ReadVerifier(descriptor: reader.descriptor) : nil
+        self.needsCheck = Atomic(needsCheck)
     }
 }
 

@@ -252,8 +252,14 @@ public final class FilesystemDriver: StorageDriver {
         case ENOENT:
             if isTop { throw StorageDriverError.pathNotFound(path.value) }
             return
-        case EISDIR, EPERM:  // Linux answers EISDIR for a directory (EPERM on some filesystems)
+        case EISDIR:  // a directory: empty it first
             break
+        case EPERM:
+            // POSIX allows EPERM for a directory too; anything else (an immutable file) is an error.
+            var st = Glibc.stat()
+            guard fstatat(parentFD, name, &st, AT_SYMLINK_NOFOLLOW) == 0, FileInfo.kind(of: st.st_mode) == .directory else {
+                throw StorageDriverError.io(operation: "unlink", path: path.value, errno: EPERM)
+            }
         default:
             throw failure("unlink", path, errno)
         }

@@ -1,0 +1,237 @@
+import ArgumentParser
+import BlobCache
+import BlobFS
+import Glibc
+import Logging
+import Storage
+
+/// `blobfs mount`: mounts a registry's storage read-only and serves it in the foreground until it
+/// is unmounted or gets SIGINT/SIGTERM (then it unmounts and exits 0).
+struct MountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount a registry's storage read-only and serve it in the foreground.",
+        usage: """
+            blobfs mount <storage-root> <mountpoint> [<options>]
+            blobfs mount --config <config.yml> <mountpoint> [<options>]
+            """,
+        discussion: """
+            Serves <mountpoint>/repo/<name>/blobs/<digest> until unmounted (umount, \
+            fusermount3 -u) or stopped with SIGINT or SIGTERM, which unmount and exit 0. Logs go \
+            to standard error.
+
+            MOUNT OPTIONS (-o, comma-separated, repeatable)
+              ro                    read-only: the default (rw is refused for now)
+              config=<file>         as --config
+              cache_entries=<n>     as --cache-entries
+              blob_timeout=<s>      as --blob-timeout
+              dir_timeout=<s>       as --dir-timeout
+              negative_timeout=<s>  as --negative-timeout
+              no_verify             as --no-verify
+              threads=<n>           as --threads
+              log_level=<level>     as --log-level
+              log=<file>            append the log to <file>, not standard error
+              Passed to libfuse: allow_other, allow_root, default_permissions,
+                auto_unmount, nosuid, nodev, noexec, noatime, nodiratime, sync,
+                dirsync, fsname=, subtype=, debug.
+              Ignored (fstab and mount(8) options): defaults, auto, noauto, user,
+                nofail, _netdev, dev, suid, exec, x-systemd.*, comment=, …
+            A flag wins over the same -o option, which wins over --config.
+            """
+    )
+
+    static let readWriteRefused = CommandFailure("read-write mounts are not supported yet: mount with -o ro (the default)")
+    static let defaultCacheEntries = 10_000
+
+    @Argument(
+        help: ArgumentHelp(
+            "The registry's storage root: the directory that holds docker/registry/v2. With --config it can be left out.",
+            valueName: "storage-root"))
+    var first: String
+
+    @Argument(help: ArgumentHelp("An existing directory to mount on.", valueName: "mountpoint"))
+    var second: String?
+
+    @Option(
+        name: .customShort("o"), help: ArgumentHelp("Mount options, comma-separated (see MOUNT OPTIONS).", valueName: "options"))
+    var options: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "The registry's config.yml: the storage root (storage.filesystem.rootdirectory) "
+                + "and the descriptor cache (storage.cache).",
+            valueName: "config.yml"))
+    var config: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Blob descriptors cached in memory; 0 for none. (default: 10000, or storage.cache.blobdescriptorsize)", valueName: "n"
+        ))
+    var cacheEntries: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds the kernel caches a blob file's entry and attributes. (default: 31536000, a year: blobs never change)",
+            valueName: "seconds"))
+    var blobTimeout: Double?
+
+    @Option(
+        name: .customLong("dir-timeout"),
+        help: ArgumentHelp(
+            "Seconds the kernel caches a directory's entry and attributes; a live registry adds blobs. (default: 1)",
+            valueName: "seconds"))
+    var directoryTimeout: Double?
+
+    @Option(help: ArgumentHelp("Seconds the kernel remembers that a name does not exist. (default: 1)", valueName: "seconds"))
+    var negativeTimeout: Double?
+
+    @Flag(
+        help: ArgumentHelp(
+            "Do not hash whole-blob reads. By default a read that completes a blob whose bytes "
+                + "do not match its digest fails with EIO."
+        ))
+    var noVerify = false
+
+    @Option(help: ArgumentHelp("libfuse worker threads at most. (default: 10)", valueName: "n"))
+    var threads: Int?
+
+    @Option(help: ArgumentHelp("How much to log. (default: info)", valueName: "level"))
+    var logLevel: LogLevelArgument?
+
+    /// `-f`, as FUSE programs spell "foreground": accepted, and what `blobfs mount` always does.
+    @Flag(name: .customShort("f"), help: .hidden)
+    var foreground = false
+
+    /// Set by the mount.fuse form: write one byte on this descriptor once the mount is up.
+    @Option(help: .hidden)
+    var readyFd: Int32?
+
+    func run() throws {
+        let readiness = readyFd.map(ReadinessPipe.init)
+        if readiness != nil { _ = chdir("/") }  // a daemon must not keep a directory busy
+        do {
+            try mount(readiness)
+        } catch {
+            throw CommandFailure(error)
+        }
+    }
+
+    private func mount(_ readiness: ReadinessPipe?) throws {
+        let list = try MountOptionList(parsing: options)
+        if list.readWrite { throw Self.readWriteRefused }
+        bootstrapLogging(level: logLevel?.level ?? list.logLevel ?? .info)
+        let logger = Logger(label: "blobfs")
+        if !list.ignored.isEmpty {
+            logger.debug("ignoring mount(8) options", metadata: ["options": "\(list.ignored.joined(separator: ","))"])
+        }
+
+        let configPath = config ?? list.configPath
+        let registryConfiguration = try configPath.map { try RegistryConfiguration.load(path: $0) }
+        let rootArgument = second == nil ? nil : first
+        let mountpointArgument = second ?? first
+        guard let rootPath = rootArgument ?? registryConfiguration?.rootDirectory else {
+            throw CommandFailure.usage("give the storage root, or --config with the registry's config.yml, before the mountpoint")
+        }
+        let settings = try resolveSettings(list, registryConfiguration, logger)
+
+        let store = try Preflight.store(rootPath)
+        let mountpoint = try Preflight.mountpoint(mountpointArgument, store: store)
+        try Preflight.fuseDevice()
+        // Opened now so that a bad path fails before the mount; used once the mount is up, so that
+        // until then every error still reaches the terminal (or the parent, in the background).
+        let logFD = try list.logFile.map { try Self.openLog($0) } ?? (readiness != nil ? Self.openLog("/dev/null") : nil)
+        // A shell starts `blobfs mount … &` with SIGINT ignored; libfuse only installs its
+        // handlers where the disposition is the default (swift-libfuse-notes, traps).
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGPIPE, SIG_IGN)  // a closed log pipe is EPIPE, not death
+
+        let registry = Registry(
+            driver: store.driver, cache: settings.cacheEntries > 0 ? InMemoryCacheProvider(capacity: settings.cacheEntries) : nil,
+            logger: Logger(label: "blobfs.storage"))
+        var mountOptions = MountOptions(storageRoot: store.root)
+        mountOptions.fuseOptions = list.fuseOptions
+        mountOptions.blobTimeout = settings.blobTimeout
+        mountOptions.directoryTimeout = settings.directoryTimeout
+        mountOptions.negativeTimeout = settings.negativeTimeout
+        mountOptions.verifyReads = settings.verifyReads
+        mountOptions.maxThreads = settings.threads
+        let fileSystem = BlobFileSystem(registry: registry, options: mountOptions, logger: Logger(label: "blobfs.fs"))
+
+        let session: FuseSession
+        do {
+            session = try FuseSession(fileSystem: fileSystem, mountpoint: mountpoint)
+        } catch let error as MountError {
+            throw CommandFailure(error.description)
+        }
+        if let logFD {
+            dup2(logFD, 2)
+            close(logFD)
+        }
+        readiness?.ready()
+        logger.info(
+            "mounted \(store.root) at \(mountpoint), read-only",
+            metadata: [
+                "cache_entries": "\(settings.cacheEntries)", "verify": "\(settings.verifyReads)",
+                "threads": "\(settings.threads)",
+                "fuse_options": "\(list.fuseOptions.joined(separator: ","))",
+            ])
+        try session.run()
+        logger.info("unmounted \(mountpoint)")
+    }
+
+    /// The settings after flags, then `-o`, then the registry configuration, then the defaults.
+    struct Settings {
+        var cacheEntries: Int
+        var blobTimeout: Double
+        var directoryTimeout: Double
+        var negativeTimeout: Double
+        var verifyReads: Bool
+        var threads: Int
+    }
+
+    private func resolveSettings(_ list: MountOptionList, _ configuration: RegistryConfiguration?, _ logger: Logger)
+        throws(CommandFailure)
+        -> Settings
+    {
+        let defaults = MountOptions(storageRoot: "")
+        var cacheEntries = Self.defaultCacheEntries
+        switch configuration?.cache {
+        case .inMemory(let size)?:
+            cacheEntries = size ?? cacheEntries
+        case .redis(let size)?:
+            cacheEntries = size ?? cacheEntries
+            logger.warning(
+                "the registry uses a Redis descriptor cache, which blobfs does not support yet: using an in-memory cache")
+        case .other(let name)?:
+            logger.warning(
+                "unknown blob descriptor cache in the registry configuration: using an in-memory cache",
+                metadata: ["cache": "\(name)"])
+        case nil:
+            break
+        }
+        let settings = Settings(
+            cacheEntries: self.cacheEntries ?? list.cacheEntries ?? cacheEntries,
+            blobTimeout: blobTimeout ?? list.blobTimeout ?? defaults.blobTimeout,
+            directoryTimeout: directoryTimeout ?? list.directoryTimeout ?? defaults.directoryTimeout,
+            negativeTimeout: negativeTimeout ?? list.negativeTimeout ?? defaults.negativeTimeout,
+            verifyReads: noVerify ? false : list.verifyReads ?? defaults.verifyReads,
+            threads: threads ?? list.threads ?? defaults.maxThreads)
+        guard settings.cacheEntries >= 0 else { throw .usage("--cache-entries must be 0 or more") }
+        guard settings.threads >= 1 else { throw .usage("--threads must be 1 or more") }
+        for (name, value) in [
+            ("--blob-timeout", settings.blobTimeout), ("--dir-timeout", settings.directoryTimeout),
+            ("--negative-timeout", settings.negativeTimeout),
+        ] where !(value.isFinite && value >= 0) {
+            throw .usage("\(name) must be a number of seconds, 0 or more")
+        }
+        return settings
+    }
+
+    /// `log=<file>`, opened for appending; it becomes standard error once the mount is up.
+    private static func openLog(_ path: String) throws(CommandFailure) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw CommandFailure("cannot open the log file \(path): \(systemError(errno))") }
+        return fd
+    }
+}

@@ -1,0 +1,138 @@
+import BlobFS
+import Glibc
+import Storage
+import StorageDriver
+
+/// The checks made before anything is read or mounted, each failing with one clear line.
+enum Preflight {
+    /// A registry store: its root (absolute, links resolved) and a driver over it.
+    struct Store {
+        let root: String
+        let driver: FilesystemDriver
+    }
+
+    /// The store at `path`: an existing directory with `docker/registry/v2` beneath it (an empty
+    /// store with nothing but that directory is fine).
+    static func store(_ path: String) throws(CommandFailure) -> Store {
+        var info = Glibc.stat()
+        guard stat(path, &info) == 0 else {
+            let code = errno
+            throw CommandFailure(
+                code == ENOENT ? "storage root \(path) does not exist" : "cannot use storage root \(path): \(systemError(code))")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw CommandFailure("storage root \(path) is not a directory") }
+        let root = try resolve(path, what: "storage root")
+        let driver: FilesystemDriver
+        do {
+            driver = try FilesystemDriver(root: root)
+        } catch {
+            throw CommandFailure("cannot open storage root \(path): \(error)")
+        }
+        func notAStore() -> CommandFailure {
+            let empty = (try? isEmptyDirectory(root)) == true
+            return CommandFailure(
+                "\(path) is not a registry store: it has no docker/registry/v2 directory"
+                    + (empty
+                        ? " (it is empty: a registry creates that directory when it first stores a blob)" : suggestion(for: root))
+            )
+        }
+        do {
+            guard try driver.stat(DriverPath(PathMapper.rootPrefix)).isDirectory else { throw notAStore() }
+        } catch StorageDriverError.pathNotFound {
+            throw notAStore()
+        } catch StorageDriverError.symlinkRefused {
+            throw CommandFailure(
+                "\(path) is not usable: docker/registry/v2 goes through a symbolic link, which blobfs never follows "
+                    + "inside a store; give the directory the link points to"
+            )
+        } catch {
+            throw CommandFailure(error)
+        }
+        return Store(root: root, driver: driver)
+    }
+
+    /// The mountpoint, absolute with links resolved: an existing directory that is not a mount
+    /// point already, and neither inside the store nor above it.
+    static func mountpoint(_ path: String, store: Store) throws(CommandFailure) -> String {
+        var info = Glibc.stat()
+        guard stat(path, &info) == 0 else {
+            let code = errno
+            switch code {
+            case ENOENT: throw CommandFailure(MountError.mountpointMissing(path).description)
+            case ENOTCONN: throw deadMount(path)
+            default: throw CommandFailure("cannot use mountpoint \(path): \(systemError(code))")
+            }
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw CommandFailure(MountError.mountpointNotADirectory(path).description) }
+        let resolved = try resolve(path, what: "mountpoint")
+        do {
+            if try MountInfo.isMountPoint(resolved) {
+                throw isDeadFuseMount(resolved) ? deadMount(path) : CommandFailure(MountError.mountpointBusy(path).description)
+            }
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure("cannot read /proc/self/mountinfo: \(systemError((error as? FileReadError)?.code ?? EIO))")
+        }
+        if resolved == store.root || store.root.hasPrefix(resolved == "/" ? "/" : resolved + "/") {
+            throw CommandFailure(
+                "mountpoint \(path) would hide the store \(store.root) (from the registry too): choose another directory")
+        }
+        if resolved.hasPrefix(store.root + "/docker/") || resolved == store.root + "/docker" {
+            throw CommandFailure("mountpoint \(path) is inside the store \(store.root): blobfs would read its own mount")
+        }
+        return resolved
+    }
+
+    /// A FUSE mount whose daemon is gone: stat may still answer, but reading the directory fails.
+    private static func isDeadFuseMount(_ path: String) -> Bool {
+        guard let directory = opendir(path) else { return errno == ENOTCONN }
+        closedir(directory)
+        return false
+    }
+
+    private static func deadMount(_ path: String) -> CommandFailure {
+        CommandFailure(
+            "mountpoint \(path) is a dead FUSE mount (transport endpoint is not connected): "
+                + "unmount it with fusermount3 -u \(path)")
+    }
+
+    /// The FUSE device must exist (the `fuse` module is loaded, or the container passes it in).
+    static func fuseDevice() throws(CommandFailure) {
+        var info = Glibc.stat()
+        guard stat("/dev/fuse", &info) == 0, info.st_mode & S_IFMT == S_IFCHR else {
+            throw CommandFailure(MountError.noFuseDevice.description)
+        }
+    }
+
+    /// Whether a directory has no entries besides `.` and `..`.
+    static func isEmptyDirectory(_ path: String) throws(CommandFailure) -> Bool {
+        guard let directory = opendir(path) else { throw CommandFailure("cannot read \(path): \(systemError(errno))") }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { return false }
+        }
+        return true
+    }
+
+    /// realpath(3).
+    static func resolve(_ path: String, what: String) throws(CommandFailure) -> String {
+        guard let resolved = realpath(path, nil) else {
+            throw CommandFailure("cannot resolve \(what) \(path): \(systemError(errno))")
+        }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// A hint for a path given one level too deep, e.g. `/var/lib/docker-registry/docker/registry/v2`.
+    private static func suggestion(for root: String) -> String {
+        for suffix in ["/docker/registry/v2", "/docker/registry", "/docker"] where root.hasSuffix(suffix) {
+            let parent = String(root.dropLast(suffix.count))
+            return " (give the directory that holds docker/: \(parent.isEmpty ? "/" : parent))"
+        }
+        return ""
+    }
+}

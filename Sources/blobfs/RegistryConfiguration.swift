@@ -1,0 +1,93 @@
+import Glibc
+import Yams
+
+/// What blobfs takes from the registry's own `config.yml`: where the filesystem driver keeps the
+/// store, and the blob descriptor cache the registry is configured with.
+struct RegistryConfiguration: Equatable {
+    /// The blob descriptor cache named under `storage.cache`.
+    enum Cache: Equatable {
+        case inMemory(size: Int?)
+        case redis(size: Int?)
+        /// A name blobfs does not know.
+        case other(String)
+    }
+
+    /// `storage.filesystem.rootdirectory`, or the registry's default.
+    var rootDirectory: String
+    /// `storage.cache.blobdescriptor` and `blobdescriptorsize`; nil when there is no cache section.
+    var cache: Cache?
+
+    /// The filesystem driver's root when the configuration names none (the registry's default).
+    static let defaultRootDirectory = "/var/lib/registry"
+    /// Keys of `storage` that are settings, not drivers (the registry's own list).
+    static let storageSettings: Set<String> = ["cache", "delete", "redirect", "maintenance", "tag"]
+
+    /// Reads and parses a configuration file.
+    static func load(path: String) throws(CommandFailure) -> RegistryConfiguration {
+        let text: String
+        do {
+            text = try readTextFile(path)
+        } catch {
+            throw CommandFailure("cannot read the registry configuration \(path): \(systemError(error.code))")
+        }
+        return try parse(text, source: path)
+    }
+
+    static func parse(_ text: String, source: String) throws(CommandFailure) -> RegistryConfiguration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            let oneLine = "\(error)".split(whereSeparator: \.isNewline).map { $0.trimmingPrefix(" ") }.joined(separator: " ")
+            throw CommandFailure("\(source) is not valid YAML: \(oneLine)")
+        }
+        guard let storage = root?["storage"], let mapping = storage.mapping else {
+            throw CommandFailure("\(source) has no storage section: is it a registry configuration?")
+        }
+        let drivers: [String] = Array(mapping.keys).compactMap(\.string).filter { !storageSettings.contains($0) }
+        guard drivers == ["filesystem"] else {
+            throw CommandFailure(
+                drivers.isEmpty
+                    ? "\(source) configures no storage driver"
+                    : "\(source) configures the \(drivers.joined(separator: ", ")) storage driver; "
+                        + "blobfs reads only the filesystem driver's stores"
+            )
+        }
+        let directory = storage["filesystem"]?["rootdirectory"]?.string ?? ""
+        var configuration = RegistryConfiguration(rootDirectory: directory.isEmpty ? defaultRootDirectory : directory)
+        if let cacheNode = storage["cache"], let kind = cacheNode["blobdescriptor"]?.string {
+            let size = cacheNode["blobdescriptorsize"]?.int
+            configuration.cache =
+                switch kind {
+                case "inmemory": .inMemory(size: size)
+                case "redis": .redis(size: size)
+                default: .other(kind)
+                }
+        }
+        return configuration
+    }
+}
+
+/// An errno from reading a file.
+struct FileReadError: Error {
+    var code: Int32
+}
+
+/// The whole content of a (small) text file, read with the C library so failures keep their errno.
+func readTextFile(_ path: String) throws(FileReadError) -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw FileReadError(code: errno) }
+    defer { close(fd) }
+    var content: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw FileReadError(code: errno)
+        }
+        if n == 0 { break }
+        content.append(contentsOf: chunk[..<n])
+    }
+    return String(decoding: content, as: UTF8.self)
+}
