@@ -61,7 +61,7 @@ let package = Package(
         ]),
         // The executable: command line, configuration, logging, signals.
         .executableTarget(name: "blobfs", dependencies: [
-            "BlobFS", "Storage", "StorageDriver", "BlobCache", "Distribution",
+            "BlobFS", "Storage", "StorageDriver", "BlobCache", "BlobCacheRedis", "Distribution",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BlobCache
+import BlobCacheRedis
 import BlobFS
 import Glibc
 import Logging
@@ -87,10 +88,23 @@ struct MountCommand: ParsableCommand {
 
     @Flag(
         help: ArgumentHelp(
-            "Do not hash whole-blob reads. By default a read that completes a blob whose bytes "
-                + "do not match its digest fails with EIO."
+            "Do not check blobs against their digests. By default the first read of a blob hashes "
+                + "it, and a blob whose bytes do not match its digest fails every read with EIO."
         ))
     var noVerify = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Share the registry's Redis descriptor cache at <host:port> instead of caching in memory. "
+                + "(default: redis.addr when the registry configuration uses a Redis cache)",
+            valueName: "host:port"))
+    var redis: String?
+
+    @Option(help: ArgumentHelp("The Redis database number. (default: 0, or redis.db)", valueName: "n"))
+    var redisDb: Int?
+
+    @Option(help: ArgumentHelp("A file whose first line is the Redis password.", valueName: "file"))
+    var redisPasswordFile: String?
 
     @Option(help: ArgumentHelp("libfuse worker threads at most. (default: 10)", valueName: "n"))
     var threads: Int?
@@ -146,9 +160,13 @@ struct MountCommand: ParsableCommand {
         signal(SIGTERM, SIG_DFL)
         signal(SIGPIPE, SIG_IGN)  // a closed log pipe is EPIPE, not death
 
-        let registry = Registry(
-            driver: store.driver, cache: settings.cacheEntries > 0 ? InMemoryCacheProvider(capacity: settings.cacheEntries) : nil,
-            logger: Logger(label: "blobfs.storage"))
+        let cache: (any BlobDescriptorCacheProvider)?
+        if let redis = settings.redis {
+            cache = RedisCacheProvider(configuration: redis)
+        } else {
+            cache = settings.cacheEntries > 0 ? InMemoryCacheProvider(capacity: settings.cacheEntries) : nil
+        }
+        let registry = Registry(driver: store.driver, cache: cache, logger: Logger(label: "blobfs.storage"))
         var mountOptions = MountOptions(storageRoot: store.root)
         mountOptions.fuseOptions = list.fuseOptions
         mountOptions.blobTimeout = settings.blobTimeout
@@ -172,7 +190,8 @@ struct MountCommand: ParsableCommand {
         logger.info(
             "mounted \(store.root) at \(mountpoint), read-only",
             metadata: [
-                "cache_entries": "\(settings.cacheEntries)", "verify": "\(settings.verifyReads)",
+                "cache": "\(settings.redis.map { "redis \($0.address) db \($0.database)" } ?? "in memory, \(settings.cacheEntries) entries")",
+                "verify": "\(settings.verifyReads)",
                 "threads": "\(settings.threads)",
                 "fuse_options": "\(list.fuseOptions.joined(separator: ","))",
             ])
@@ -188,6 +207,8 @@ struct MountCommand: ParsableCommand {
         var negativeTimeout: Double
         var verifyReads: Bool
         var threads: Int
+        /// The shared Redis cache, when one is configured.
+        var redis: RedisConfiguration?
     }
 
     private func resolveSettings(_ list: MountOptionList, _ configuration: RegistryConfiguration?, _ logger: Logger)
@@ -201,8 +222,9 @@ struct MountCommand: ParsableCommand {
             cacheEntries = size ?? cacheEntries
         case .redis(let size)?:
             cacheEntries = size ?? cacheEntries
-            logger.warning(
-                "the registry uses a Redis descriptor cache, which blobfs does not support yet: using an in-memory cache")
+            if configuration?.redis == nil && redis == nil {
+                logger.warning("the registry configuration names a Redis cache but no redis.addr: using an in-memory cache")
+            }
         case .other(let name)?:
             logger.warning(
                 "unknown blob descriptor cache in the registry configuration: using an in-memory cache",
@@ -210,13 +232,34 @@ struct MountCommand: ParsableCommand {
         case nil:
             break
         }
+        var redisConfiguration: RedisConfiguration?
+        let configuredRedis: RegistryConfiguration.RedisSection? =
+            if case .redis? = configuration?.cache { configuration?.redis } else { nil }
+        if let address = redis ?? configuredRedis?.address {
+            var parsed: RedisConfiguration
+            do { parsed = try RedisConfiguration(address: address) } catch { throw .usage("--redis: \(error)") }
+            parsed.database = redisDb ?? configuredRedis?.database ?? 0
+            parsed.password = configuredRedis?.password
+            if let file = redisPasswordFile {
+                let text: String
+                do { text = try readTextFile(file) } catch {
+                    throw CommandFailure("cannot read the Redis password file \(file): \(systemError(error.code))")
+                }
+                parsed.password = String(text.prefix { $0 != "\n" && $0 != "\r" })
+            }
+            if let seconds = configuredRedis?.dialTimeout { parsed.connectTimeout = seconds }
+            if let seconds = configuredRedis?.readTimeout { parsed.ioTimeout = seconds }
+            redisConfiguration = parsed
+        }
+        guard (redisDb ?? 0) >= 0 else { throw .usage("--redis-db must be 0 or more") }
         let settings = Settings(
             cacheEntries: self.cacheEntries ?? list.cacheEntries ?? cacheEntries,
             blobTimeout: blobTimeout ?? list.blobTimeout ?? defaults.blobTimeout,
             directoryTimeout: directoryTimeout ?? list.directoryTimeout ?? defaults.directoryTimeout,
             negativeTimeout: negativeTimeout ?? list.negativeTimeout ?? defaults.negativeTimeout,
             verifyReads: noVerify ? false : list.verifyReads ?? defaults.verifyReads,
-            threads: threads ?? list.threads ?? defaults.maxThreads)
+            threads: threads ?? list.threads ?? defaults.maxThreads,
+            redis: redisConfiguration)
         guard settings.cacheEntries >= 0 else { throw .usage("--cache-entries must be 0 or more") }
         guard settings.threads >= 1 else { throw .usage("--threads must be 1 or more") }
         for (name, value) in [

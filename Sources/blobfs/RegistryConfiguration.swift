@@ -16,6 +16,17 @@ struct RegistryConfiguration: Equatable {
     var rootDirectory: String
     /// `storage.cache.blobdescriptor` and `blobdescriptorsize`; nil when there is no cache section.
     var cache: Cache?
+    /// The top-level `redis` section (2.x shape): where the shared descriptor cache lives.
+    var redis: RedisSection?
+
+    /// `redis: {addr, password, db, dialtimeout, readtimeout}`.
+    struct RedisSection: Equatable {
+        var address: String
+        var password: String?
+        var database: Int = 0
+        var dialTimeout: Double?
+        var readTimeout: Double?
+    }
 
     /// The filesystem driver's root when the configuration names none (the registry's default).
     static let defaultRootDirectory = "/var/lib/registry"
@@ -64,7 +75,32 @@ struct RegistryConfiguration: Equatable {
                 default: .other(kind)
                 }
         }
+        if let redis = root?["redis"], let address = redis["addr"]?.string, !address.isEmpty {
+            var section = RedisSection(
+                address: address, password: redis["password"]?.string.flatMap { $0.isEmpty ? nil : $0 },
+                database: redis["db"]?.int ?? 0)
+            if let text = redis["dialtimeout"]?.string { section.dialTimeout = try goDuration(text, "redis.dialtimeout", source) }
+            if let text = redis["readtimeout"]?.string { section.readTimeout = try goDuration(text, "redis.readtimeout", source) }
+            configuration.redis = section
+        }
         return configuration
+    }
+
+    /// Seconds from a Go duration as the registry's configuration writes them (`2s`, `500ms`, `1m30s`).
+    static func goDuration(_ text: String, _ key: String, _ source: String) throws(CommandFailure) -> Double {
+        let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
+        var rest = Substring(text)
+        var total = 0.0
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isNumber || $0 == "." }
+            rest = rest.dropFirst(number.count)
+            guard let value = Double(number), let unit = units.first(where: { rest.hasPrefix($0.0) }) else {
+                throw CommandFailure("\(source): \(key) \(text.debugDescription) is not a duration like 2s or 500ms")
+            }
+            rest = rest.dropFirst(unit.0.count)
+            total += value * unit.1
+        }
+        return total
     }
 }
 
