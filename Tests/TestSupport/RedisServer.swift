@@ -6,7 +6,7 @@ import Synchronization
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
     private let directory: TemporaryDirectory
-    private let process: Mutex<Process?>
+    private let process: Mutex<ChildProcess?>
 
     /// Starts a server (on `port`, or a free one) and returns once it answers PING.
     public init(port fixedPort: Int? = nil) throws {
@@ -15,24 +15,21 @@ public final class RedisServer: @unchecked Sendable {
         for _ in 0..<3 {
             let port = try fixedPort ?? freeLoopbackPort()
             let logPath = directory.path + "/redis.log"
-            let log = try createWriteHandle(logPath)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
-            process.arguments = [
-                "--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "yes", "--save", "", "--appendonly", "no",
-                "--dir", directory.path, "--daemonize", "no",
-            ]
-            process.standardInput = FileHandle.nullDevice
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-            if Self.waitUntilReady(process, port: port) {
+            // posix_spawn with an empty signal mask: a child of a test thread must still get SIGTERM.
+            let child = try ChildProcess(
+                executable: "/usr/bin/redis-server",
+                arguments: [
+                    "--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "yes", "--save", "", "--appendonly", "no",
+                    "--dir", directory.path, "--daemonize", "no",
+                ],
+                stdoutPath: logPath, stderrPath: logPath)
+            if Self.waitUntilReady(child, port: port) {
                 self.port = port
-                self.process = Mutex(process)
+                self.process = Mutex(child)
                 return
             }
-            if process.isRunning { process.terminate() }
-            process.waitUntilExit()
+            child.signal(SIGKILL)
+            _ = child.wait(timeout: 10)
             lastError = (try? readBytes(logPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""
             if !lastError.contains("Address already in use") { break }
         }
@@ -51,27 +48,24 @@ public final class RedisServer: @unchecked Sendable {
         return output.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Stops the server (`SHUTDOWN NOSAVE`, then SIGKILL after 10 s); idempotent. Not SIGTERM:
-    /// a child spawned from a test's thread may inherit SIGTERM blocked.
+    /// Stops the server (SIGTERM, then SIGKILL after 10 s) and reaps it; idempotent.
     public func stop() {
         process.withLock { process in
-            guard let running = process else { return }
+            guard let child = process else { return }
             process = nil
-            if running.isRunning {
-                _ = try? runProcess("/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", String(port), "shutdown", "nosave"])
+            child.signal(SIGTERM)
+            if child.wait(timeout: 10) == nil {
+                child.signal(SIGKILL)
+                _ = child.wait(timeout: 10)
             }
-            let deadline = Date().addingTimeInterval(10)
-            while running.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-            if running.isRunning { kill(running.processIdentifier, SIGKILL) }
-            running.waitUntilExit()
         }
     }
 
     /// Polls PING with a short backoff for 20 s.
-    private static func waitUntilReady(_ process: Process, port: Int) -> Bool {
+    private static func waitUntilReady(_ child: ChildProcess, port: Int) -> Bool {
         let deadline = Date().addingTimeInterval(20)
         var delay = 0.01
-        while process.isRunning && Date() < deadline {
+        while child.isRunning && Date() < deadline {
             if let output = try? runProcess("/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", String(port), "ping"]),
                 output.stdoutText.contains("PONG")
             {
