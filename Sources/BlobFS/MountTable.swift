@@ -1,7 +1,7 @@
 import Glibc
 
 /// Reads `/proc/self/mountinfo`.
-enum MountTable {
+public enum MountTable {
     /// The mount lines as (major:minor, mountpoint), mountpoints unescaped.
     static func mounts() -> [(device: String, mountpoint: String)] {
         guard let file = fopen("/proc/self/mountinfo", "r") else { return [] }
@@ -18,7 +18,8 @@ enum MountTable {
         return result
     }
 
-    static func isMountpoint(_ absolutePath: String) -> Bool {
+    /// Whether `absolutePath` (symbolic links resolved) is a mountpoint now.
+    public static func isMountpoint(_ absolutePath: String) -> Bool {
         mounts().contains { $0.mountpoint == absolutePath }
     }
 

@@ -65,14 +65,8 @@ enum Preflight {
         }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw CommandFailure(MountError.mountpointNotADirectory(path).description) }
         let resolved = try resolve(path, what: "mountpoint")
-        do {
-            if try MountInfo.isMountPoint(resolved) {
-                throw isDeadFuseMount(resolved) ? deadMount(path) : CommandFailure(MountError.mountpointBusy(path).description)
-            }
-        } catch let failure as CommandFailure {
-            throw failure
-        } catch {
-            throw CommandFailure("cannot read /proc/self/mountinfo: \(systemError((error as? FileReadError)?.code ?? EIO))")
+        if MountTable.isMountpoint(resolved) {
+            throw isDeadFuseMount(resolved) ? deadMount(path) : CommandFailure(MountError.mountpointBusy(path).description)
         }
         if resolved == store.root || store.root.hasPrefix(resolved == "/" ? "/" : resolved + "/") {
             throw CommandFailure(
