@@ -19,6 +19,8 @@ public final class BlobFileSystem: Sendable {
     let mountTime: Int64
     /// Which blobs were checked against their digest in this mount, and how they fared.
     let verifier = BlobVerifier()
+    /// Files being written (read-write mounts).
+    let uploads = UploadTable()
     /// The libfuse session, for cache invalidation notices; set once mounted.
     let session = Mutex<SessionPointer?>(nil)
 
@@ -35,7 +37,15 @@ public final class BlobFileSystem: Sendable {
         var st = Glibc.stat()
         owner = fstatat(AT_FDCWD, options.storageRoot, &st, 0) == 0 ? (st.st_uid, st.st_gid) : (getuid(), getgid())
         mountTime = Int64(time(nil))
-        inodes = InodeTable(rootAttributes: NodeAttributes(modified: mountTime))
+        inodes = InodeTable(rootAttributes: NodeAttributes(modified: mountTime, writableDirectories: options.readWrite))
+    }
+
+    /// Cancels every upload still in progress: at unmount nothing half-written stays behind.
+    func cancelUploads() {
+        for upload in uploads.all() {
+            upload.cancel()
+            uploads.remove(upload)
+        }
     }
 
     /// Inodes the kernel holds now.

@@ -16,8 +16,12 @@ extension BlobFileSystem {
             case .root:
                 found = name == "repo" ? Namespace.Entry(name: name, node: .directory(path: ""), attributes: directoryAttributes) : nil
             case .directory(let path):
-                found = try namespace.lookup(name, in: path, directoryTime: mountTime)
-            case .blob:
+                if let upload = uploads.named(name, in: path) {
+                    found = Namespace.Entry(name: name, node: .upload(upload.serial), attributes: uploadAttributes(upload))
+                } else {
+                    found = try namespace.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
+                }
+            case .blob, .upload:
                 return reply(req, errno: ENOTDIR)
             }
             guard let found else {
@@ -36,16 +40,41 @@ extension BlobFileSystem {
 
     func getattr(_ req: fuse_req_t, ino: UInt64) {
         guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
-        var st = entry.attributes.stat(ino: ino, node: entry.node, owner: owner)
+        var st = currentAttributes(entry).stat(ino: ino, node: entry.node, owner: owner)
         _ = fuse_reply_attr(req, &st, timeout(for: entry.node))
+    }
+
+    /// Attributes as they are now: an upload grows while it is written.
+    func currentAttributes(_ entry: InodeTable.Entry) -> NodeAttributes {
+        if case .upload(let serial) = entry.node, let upload = uploads[serial] { return uploadAttributes(upload) }
+        return entry.attributes
+    }
+
+    func uploadAttributes(_ upload: PendingUpload) -> NodeAttributes {
+        if case .committed(let descriptor) = upload.phase {
+            return NodeAttributes(size: descriptor.size, modified: upload.modified, descriptor: descriptor)
+        }
+        return NodeAttributes(size: upload.size, modified: upload.modified)
+    }
+
+    func withDirectoryMode(_ entry: Namespace.Entry) -> Namespace.Entry {
+        var entry = entry
+        entry.attributes.writableDirectories = options.readWrite
+        return entry
     }
 
     func open(_ req: fuse_req_t, ino: UInt64, fi: UnsafeMutablePointer<fuse_file_info>) {
         guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
+        if fi.pointee.flags & O_ACCMODE != O_RDONLY {
+            return openForWriting(req, entry: entry, fi: fi)
+        }
+        if case .upload = entry.node {
+            logger.error("an upload in progress cannot be read", metadata: ["inode": "\(ino)"])
+            return reply(req, errno: EACCES)
+        }
         guard case .blob(let digest) = entry.node, let descriptor = entry.attributes.descriptor else {
             return reply(req, errno: EISDIR)
         }
-        guard fi.pointee.flags & O_ACCMODE == O_RDONLY else { return reply(req, errno: EROFS) }
         if case .corrupt = verifier.status(of: digest) {
             logger.error("refusing a blob that failed verification earlier in this mount", metadata: ["digest": "\(digest)"])
             return reply(req, errno: EIO)
@@ -69,7 +98,7 @@ extension BlobFileSystem {
     }
 
     func read(_ req: fuse_req_t, size: Int, offset: Int64, fi: UnsafeMutablePointer<fuse_file_info>) {
-        let handle = Unmanaged<OpenBlob>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).takeUnretainedValue()
+        guard let handle = openFile(fi) as? OpenBlob else { return reply(req, errno: EBADF) }
         let descriptor = handle.reader.descriptor
         do {
             if handle.needsCheck.load(ordering: .acquiring) {
@@ -95,8 +124,15 @@ extension BlobFileSystem {
     }
 
     func release(_ req: fuse_req_t, fi: UnsafeMutablePointer<fuse_file_info>) {
-        Unmanaged<OpenBlob>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).release()
+        let handle = Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!)
+        if let write = handle.takeUnretainedValue() as? OpenWrite { finishRelease(write) }
+        handle.release()
         _ = fuse_reply_err(req, 0)
+    }
+
+    /// The object behind a file handle.
+    func openFile(_ fi: UnsafeMutablePointer<fuse_file_info>) -> AnyObject {
+        Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(fi.pointee.fh))!).takeUnretainedValue()
     }
 
     func opendir(_ req: fuse_req_t, ino: UInt64, fi: UnsafeMutablePointer<fuse_file_info>) {
@@ -105,8 +141,12 @@ extension BlobFileSystem {
             let entries: [Namespace.Entry]
             switch entry.node {
             case .root: entries = [Namespace.Entry(name: "repo", node: .directory(path: ""), attributes: directoryAttributes)]
-            case .directory(let path): entries = try namespace.entries(in: path, directoryTime: mountTime)
-            case .blob: return reply(req, errno: ENOTDIR)
+            case .directory(let path):
+                entries = try namespace.entries(in: path, directoryTime: mountTime).map(withDirectoryMode)
+                    + uploads.names(in: path).map {
+                        Namespace.Entry(name: $0.name, node: .upload($0.upload.serial), attributes: uploadAttributes($0.upload))
+                    }
+            case .blob, .upload: return reply(req, errno: ENOTDIR)
             }
             let handle = Unmanaged.passRetained(OpenDirectory(inode: ino, entries: entries))
             fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
@@ -196,11 +236,14 @@ extension BlobFileSystem {
 
     // MARK: - Helpers
 
-    var directoryAttributes: NodeAttributes { NodeAttributes(modified: mountTime) }
+    var directoryAttributes: NodeAttributes { NodeAttributes(modified: mountTime, writableDirectories: options.readWrite) }
 
     func timeout(for node: Node) -> Double {
-        if case .blob = node { return options.blobTimeout }
-        return options.directoryTimeout
+        switch node {
+        case .blob: options.blobTimeout
+        case .upload: 0  // it grows, and becomes a blob
+        case .root, .directory: options.directoryTimeout
+        }
     }
 
     func entryParameters(_ ino: UInt64, _ node: Node, _ attributes: NodeAttributes) -> fuse_entry_param {

@@ -11,7 +11,7 @@ public final class FuseSession {
     private let session: OpaquePointer
     private var mounted = true
 
-    /// Creates the session and mounts it read-only; throws `MountError` with a one-line reason.
+    /// Creates the session and mounts it (read-only unless the options say otherwise); throws `MountError` with a one-line reason.
     public init(fileSystem: BlobFileSystem, mountpoint: String) throws {
         self.fileSystem = fileSystem
         self.mountpoint = try Self.checkMountpoint(mountpoint)
@@ -20,8 +20,8 @@ public final class FuseSession {
         guard access("/dev/fuse", F_OK) == 0 else { throw MountError.noFuseDevice }
 
         var options = [
-            "ro", "fsname=\(Self.escapeOption(fileSystem.options.storageRoot))", "subtype=blobfs", "default_permissions",
-            "auto_unmount",
+            fileSystem.options.readWrite ? "rw" : "ro", "fsname=\(Self.escapeOption(fileSystem.options.storageRoot))",
+            "subtype=blobfs", "default_permissions", "auto_unmount",
         ]
         options += fileSystem.options.fuseOptions
         var args = blobfs_fuse_args_empty()
@@ -72,6 +72,7 @@ public final class FuseSession {
         let status = fuse_session_loop_mt(session, config)
         fuse_session_unmount(session)
         mounted = false
+        fileSystem.cancelUploads()
         // A positive status is the signal that stopped the loop: a clean stop.
         if status < 0 {
             throw MountError.sessionFailed("the FUSE loop failed: \(String(cString: strerror(-status)))")

@@ -56,6 +56,33 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
     ops.listxattr = { req, ino, size in
         fileSystem(req).listxattr(req!, ino: ino, size: size)
     }
+    ops.flush = { req, _, fi in
+        fileSystem(req).flush(req!, fi: fi!)
+    }
+    // Read-write mounts.
+    ops.create = { req, parent, name, _, fi in
+        fileSystem(req).create(req!, parent: parent, name: String(cString: name!), fi: fi!)
+    }
+    ops.write = { req, _, buffer, size, offset, fi in
+        fileSystem(req).write(req!, bytes: UnsafeRawBufferPointer(start: buffer, count: size), offset: Int64(offset), fi: fi!)
+    }
+    ops.rename = { req, parent, name, newParent, newName, flags in
+        fileSystem(req).rename(
+            req!, parent: parent, name: String(cString: name!), newParent: newParent, newName: String(cString: newName!), flags: flags)
+    }
+    ops.unlink = { req, parent, name in
+        fileSystem(req).unlink(req!, parent: parent, name: String(cString: name!))
+    }
+    ops.mkdir = { req, parent, name, _ in
+        fileSystem(req).mkdir(req!, parent: parent, name: String(cString: name!))
+    }
+    ops.rmdir = { req, _, _ in
+        // Repositories and name components are never removed through the mount.
+        _ = fuse_reply_err(req, fileSystem(req).options.readWrite ? EPERM : EROFS)
+    }
+    ops.setattr = { req, ino, attributes, toSet, _ in
+        fileSystem(req).setattr(req!, ino: ino, attributes: attributes!, toSet: toSet)
+    }
     return ops
 }
 
@@ -70,6 +97,10 @@ extension BlobFileSystem {
         conn.pointee.want &= ~UInt32(bitPattern: FUSE_CAP_AUTO_INVAL_DATA)
         if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_READDIRPLUS) != 0 {
             conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_READDIRPLUS)
+        }
+        // O_TRUNC arrives with open instead of as a separate truncation of the blob.
+        if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_ATOMIC_O_TRUNC) != 0 {
+            conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_ATOMIC_O_TRUNC)
         }
         if let kib = options.readAheadKiB {
             conn.pointee.max_readahead = UInt32(kib * 1024)

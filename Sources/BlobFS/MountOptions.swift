@@ -14,6 +14,10 @@ public struct MountOptions: Sendable {
     public var verifyReads = true
     /// libfuse worker threads at most.
     public var maxThreads = 10
+    /// Accept writes: blobs created under `repo/<name>/blobs/` are verified and committed.
+    public var readWrite = false
+    /// Let `unlink` remove a repository's link to a blob (read-write mounts only).
+    public var allowDelete = false
     /// Kernel readahead for the mount in KiB (bigger requests); nil leaves the kernel's default.
     public var readAheadKiB: Int? = 1024
 

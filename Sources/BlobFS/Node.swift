@@ -11,13 +11,17 @@ enum Node: Hashable, Sendable {
     /// A blob file, identified by its canonical digest: every name of a blob (in any repository,
     /// sha256 or an alias) is the same inode, so the page cache holds its bytes once.
     case blob(Digest)
+    /// A file being written (read-write mounts): an upload in progress, by its serial number.
+    case upload(UInt64)
 }
 
-/// The attributes the filesystem reports; directories and blobs are read-only.
+/// The attributes the filesystem reports; blobs are read-only by definition.
 struct NodeAttributes: Sendable {
     var size: Int64 = 0
     var modified: Int64
     var descriptor: Descriptor?
+    /// Directories of a read-write mount are writable (0755), of a read-only one 0555.
+    var writableDirectories = false
 
     func stat(ino: UInt64, node: Node, owner: (uid: uid_t, gid: gid_t)) -> Glibc.stat {
         var st = Glibc.stat()
@@ -34,8 +38,14 @@ struct NodeAttributes: Sendable {
             st.st_size = Int(size)
             st.st_blocks = Int((size + 511) / 512)
             st.st_blksize = 1 << 20  // coreutils size their copy buffer from this
+        case .upload:
+            st.st_mode = S_IFREG | 0o644
+            st.st_nlink = 1
+            st.st_size = Int(size)
+            st.st_blocks = Int((size + 511) / 512)
+            st.st_blksize = 1 << 20
         case .root, .directory:
-            st.st_mode = S_IFDIR | 0o555
+            st.st_mode = S_IFDIR | (writableDirectories ? 0o755 : 0o555)
             st.st_nlink = 2
             st.st_blksize = 4096
         }

@@ -27,3 +27,15 @@ final class OpenDirectory: Sendable {
         self.entries = entries
     }
 }
+
+/// A file open for writing on a read-write mount: an upload, or a rewrite of an existing blob.
+final class OpenWrite: Sendable {
+    enum Target: Sendable {
+        case upload(PendingUpload)
+        case rewrite(IdenticalRewrite)
+    }
+
+    let target: Target
+
+    init(_ target: Target) { self.target = target }
+}

@@ -32,8 +32,8 @@ public protocol BlobReader: AnyObject, Sendable {
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int
 }
 
-/// An upload in progress; owned by one caller at a time.
-public protocol BlobWriter: AnyObject {
+/// An upload in progress; thread-safe, though its bytes only make sense from one writer.
+public protocol BlobWriter: AnyObject, Sendable {
     /// The upload id (a lowercase UUIDv4).
     var id: String { get }
     var startedAt: UploadTimestamp { get }

@@ -68,3 +68,16 @@ public final class Registry: Sendable {
         return names.sorted()
     }
 }
+
+extension Registry {
+    /// Makes `name` a repository: its `_layers` directory, as the registry's catalog and GC
+    /// recognise repositories (storage-spec §1.6). Existing repositories are left as they are.
+    public func createRepository(_ name: RepositoryName) throws {
+        try driverCall { try driver.createDirectory(PathMapper.path(.layers(name))) }
+    }
+
+    /// Creates the directory of a name prefix (`team`, `team/app`) that is not a repository yet.
+    public func createNamePrefix(_ name: RepositoryName) throws {
+        try driverCall { try driver.createDirectory(PathMapper.path(.repository(name))) }
+    }
+}

@@ -108,6 +108,10 @@ public final class FilesystemDriver: StorageDriver {
         return try fileStatus(fd, path)
     }
 
+    public func createDirectory(_ path: DriverPath) throws {
+        Glibc.close(try makeDirectories(path, mode: 0o777))
+    }
+
     public func list(_ path: DriverPath) throws -> [String] {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         return try Self.entries(ofDirectory: fd, path).map(\.name).sorted()

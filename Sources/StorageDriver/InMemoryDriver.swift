@@ -17,6 +17,8 @@ public final class InMemoryDriver: StorageDriver {
 
     private struct State {
         var files: [DriverPath: File] = [:]
+        /// Directories created explicitly (others exist implicitly above files).
+        var directories: Set<DriverPath> = []
     }
 
     private let state = Mutex(State())
@@ -64,6 +66,20 @@ public final class InMemoryDriver: StorageDriver {
         }
     }
 
+    public func createDirectory(_ path: DriverPath) throws {
+        try state.withLock { state in
+            try Self.checkParents(of: path, in: state)
+            if state.files[path] != nil {
+                throw StorageDriverError.io(operation: "mkdir (a file is in the way)", path: path.value, errno: EEXIST)
+            }
+            var directory: DriverPath? = path
+            while let d = directory {
+                state.directories.insert(d)
+                directory = d.parent
+            }
+        }
+    }
+
     public func list(_ path: DriverPath) throws -> [String] {
         try state.withLock { state in
             guard Self.isDirectory(path, in: state) else {
@@ -71,7 +87,9 @@ public final class InMemoryDriver: StorageDriver {
                     ? StorageDriverError.io(operation: "list", path: path.value, errno: ENOTDIR)
                     : StorageDriverError.pathNotFound(path.value)
             }
-            return Array(Set(state.files.keys.compactMap { Self.child(of: path, toward: $0) })).sorted()
+            let below = state.files.keys.compactMap { Self.child(of: path, toward: $0) }
+                + state.directories.compactMap { Self.child(of: path, toward: $0) }
+            return Array(Set(below)).sorted()
         }
     }
 
@@ -88,8 +106,10 @@ public final class InMemoryDriver: StorageDriver {
     public func delete(_ path: DriverPath) throws {
         try state.withLock { state in
             let doomed = state.files.keys.filter { $0.isWithin(path) }
-            guard !doomed.isEmpty else { throw StorageDriverError.pathNotFound(path.value) }
+            let doomedDirectories = state.directories.filter { $0.isWithin(path) }
+            guard !doomed.isEmpty || !doomedDirectories.isEmpty else { throw StorageDriverError.pathNotFound(path.value) }
             for key in doomed { state.files[key] = nil }
+            state.directories.subtract(doomedDirectories)
         }
     }
 
@@ -98,6 +118,9 @@ public final class InMemoryDriver: StorageDriver {
         let entries: [WalkEntry] = try state.withLock { state in
             guard Self.isDirectory(path, in: state) else { throw StorageDriverError.pathNotFound(path.value) }
             var kinds: [DriverPath: FileKind] = [:]
+            for key in state.directories where key.isWithin(path) && key != path {
+                kinds[key] = .directory
+            }
             for key in state.files.keys where key.isWithin(path) && key != path {
                 kinds[key] = .file
                 var parent = key.parent
@@ -126,7 +149,7 @@ public final class InMemoryDriver: StorageDriver {
     }
 
     private static func isDirectory(_ path: DriverPath, in state: State) -> Bool {
-        state.files.keys.contains { $0 != path && $0.isWithin(path) }
+        state.directories.contains(path) || state.files.keys.contains { $0 != path && $0.isWithin(path) }
     }
 
     /// A file cannot have children.

@@ -11,6 +11,8 @@ public protocol StorageDriver: Sendable {
     /// Opens a file for appending, creating it (and its parents); `append: false` truncates it.
     func writer(_ path: DriverPath, append: Bool) throws -> any DriverFileWriter
     func stat(_ path: DriverPath) throws -> FileInfo
+    /// Creates a directory and its parents; an existing directory is fine.
+    func createDirectory(_ path: DriverPath) throws
     /// The names of a directory's children, sorted.
     func list(_ path: DriverPath) throws -> [String]
     /// Renames a file, creating the destination's parents and replacing the destination.

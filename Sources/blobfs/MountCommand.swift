@@ -6,12 +6,12 @@ import Glibc
 import Logging
 import Storage
 
-/// `blobfs mount`: mounts a registry's storage read-only and serves it in the foreground until it
+/// `blobfs mount`: mounts a registry's storage (read-only by default) and serves it in the foreground until it
 /// is unmounted or gets SIGINT/SIGTERM (then it unmounts and exits 0).
 struct MountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mount",
-        abstract: "Mount a registry's storage read-only and serve it in the foreground.",
+        abstract: "Mount a registry's storage (read-only by default) and serve it in the foreground.",
         usage: """
             blobfs mount <storage-root> <mountpoint> [<options>]
             blobfs mount --config <config.yml> <mountpoint> [<options>]
@@ -22,7 +22,9 @@ struct MountCommand: ParsableCommand {
             to standard error.
 
             MOUNT OPTIONS (-o, comma-separated, repeatable)
-              ro                    read-only: the default (rw is refused for now)
+              ro                    read-only: the default
+              rw                    as --read-write
+              allow_delete          as --allow-delete
               config=<file>         as --config
               cache_entries=<n>     as --cache-entries
               blob_timeout=<s>      as --blob-timeout
@@ -41,7 +43,6 @@ struct MountCommand: ParsableCommand {
             """
     )
 
-    static let readWriteRefused = CommandFailure("read-write mounts are not supported yet: mount with -o ro (the default)")
     static let defaultCacheEntries = 10_000
 
     @Argument(
@@ -106,6 +107,15 @@ struct MountCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A file whose first line is the Redis password.", valueName: "file"))
     var redisPasswordFile: String?
 
+    @Flag(
+        help: ArgumentHelp(
+            "Accept writes: files written to repo/<name>/blobs/<digest> are verified against the digest and committed "
+                + "as the registry commits uploads; mkdir creates repositories."))
+    var readWrite = false
+
+    @Flag(help: ArgumentHelp("With --read-write, let unlink remove a repository's link to a blob (the data stays, as in the registry)."))
+    var allowDelete = false
+
     @Option(help: ArgumentHelp("libfuse worker threads at most. (default: 10)", valueName: "n"))
     var threads: Int?
 
@@ -132,7 +142,9 @@ struct MountCommand: ParsableCommand {
 
     private func mount(_ readiness: ReadinessPipe?) throws {
         let list = try MountOptionList(parsing: options)
-        if list.readWrite { throw Self.readWriteRefused }
+        let readWrite = self.readWrite || list.readWrite
+        let allowDelete = self.allowDelete || list.allowDelete
+        if allowDelete && !readWrite { throw CommandFailure.usage("--allow-delete needs a read-write mount (--read-write or -o rw)") }
         bootstrapLogging(level: logLevel?.level ?? list.logLevel ?? .info)
         let logger = Logger(label: "blobfs")
         if !list.ignored.isEmpty {
@@ -166,7 +178,7 @@ struct MountCommand: ParsableCommand {
         } else {
             cache = settings.cacheEntries > 0 ? InMemoryCacheProvider(capacity: settings.cacheEntries) : nil
         }
-        let registry = Registry(driver: store.driver, cache: cache, logger: Logger(label: "blobfs.storage"))
+        let registry = Registry(driver: store.driver, cache: cache, deleteEnabled: allowDelete, logger: Logger(label: "blobfs.storage"))
         var mountOptions = MountOptions(storageRoot: store.root)
         mountOptions.fuseOptions = list.fuseOptions
         mountOptions.blobTimeout = settings.blobTimeout
@@ -174,6 +186,8 @@ struct MountCommand: ParsableCommand {
         mountOptions.negativeTimeout = settings.negativeTimeout
         mountOptions.verifyReads = settings.verifyReads
         mountOptions.maxThreads = settings.threads
+        mountOptions.readWrite = readWrite
+        mountOptions.allowDelete = allowDelete
         let fileSystem = BlobFileSystem(registry: registry, options: mountOptions, logger: Logger(label: "blobfs.fs"))
 
         let session: FuseSession
@@ -188,7 +202,7 @@ struct MountCommand: ParsableCommand {
         }
         readiness?.ready()
         logger.info(
-            "mounted \(store.root) at \(mountpoint), read-only",
+            "mounted \(store.root) at \(mountpoint), \(readWrite ? "read-write" : "read-only")\(allowDelete ? ", deletes allowed" : "")",
             metadata: [
                 "cache": "\(settings.redis.map { "redis \($0.address) db \($0.database)" } ?? "in memory, \(settings.cacheEntries) entries")",
                 "verify": "\(settings.verifyReads)",

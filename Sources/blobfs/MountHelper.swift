@@ -10,7 +10,7 @@ enum MountHelper {
     static let usage = """
         usage: blobfs <storage-root> <mountpoint> [-o <options>] [-f]
           The form mount(8) uses: mount -t fuse.blobfs <storage-root> <mountpoint> -o ro
-          Mounts read-only in the background and returns once the mount is ready; -f stays in the
+          Mounts (read-only unless -o rw) in the background and returns once the mount is ready; -f stays in the
           foreground. The options are those of blobfs mount -o (see blobfs mount --help);
           log=<file> keeps the background process's log, which otherwise goes nowhere.
         """
@@ -46,8 +46,7 @@ enum MountHelper {
             }
             let options = invocation.options.map(absolutePaths)
             // Refuse bad options here, before anything is started.
-            let list = try MountOptionList(parsing: options)
-            if list.readWrite { throw MountCommand.readWriteRefused }
+            _ = try MountOptionList(parsing: options)
             let optionArguments = options.isEmpty ? [] : ["-o", options.joined(separator: ",")]
             let paths = ["--", absolute(invocation.source), absolute(invocation.mountpoint)]
             if invocation.foreground {

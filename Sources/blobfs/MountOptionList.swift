@@ -7,6 +7,8 @@ import Logging
 struct MountOptionList {
     /// `rw` was asked for (the last of `ro`/`rw` wins, as in mount(8)).
     var readWrite = false
+    /// `allow_delete`: unlink removes a repository's link to a blob.
+    var allowDelete = false
     /// Options for libfuse, in the order given.
     var fuseOptions: [String] = []
     var configPath: String?
@@ -50,6 +52,7 @@ struct MountOptionList {
         switch (name, value) {
         case ("ro", nil): readWrite = false
         case ("rw", nil): readWrite = true
+        case ("allow_delete", nil): allowDelete = true
         case ("config", let v?): configPath = try Self.nonEmpty(v, option)
         case ("cache_entries", let v?): cacheEntries = try Self.integer(v, option, minimum: 0)
         case ("blob_timeout", let v?): blobTimeout = try Self.seconds(v, option)

@@ -145,3 +145,26 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(seen == ["a:d", "a/x:d", "a/y:f", "b:d", "b/2:f", "c:f"])
     }
 }
+
+@Suite struct DriverDirectoryTests {
+    @Test(arguments: DriverConformanceTests.kinds) func createDirectoryMakesEmptyDirectoriesThatList(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        try driver.createDirectory(path("/r/a/_layers"))
+        try driver.createDirectory(path("/r/a/_layers"))  // existing is fine
+        #expect(try driver.stat(path("/r/a/_layers")).kind == .directory)
+        #expect(try driver.list(path("/r/a")) == ["_layers"])
+        var seen: [String] = []
+        try driver.walk(path("/r")) { entry in
+            seen.append(entry.path.value)
+            return .continue
+        }
+        #expect(seen == ["/r/a", "/r/a/_layers"])
+        try driver.putContent(path("/r/file"), [1])
+        #expect(throws: StorageDriverError.self) { try driver.createDirectory(path("/r/file")) }
+        #expect(throws: StorageDriverError.self) { try driver.createDirectory(path("/r/file/sub")) }
+        try driver.delete(path("/r/a"))
+        #expect(throws: StorageDriverError.pathNotFound("/r/a")) { try driver.stat(path("/r/a")) }
+    }
+}

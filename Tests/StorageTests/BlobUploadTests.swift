@@ -227,3 +227,15 @@ import TestSupport
         #expect(try StoreFixture.make(kind).registry.repositories().isEmpty)
     }
 }
+
+@Suite struct RepositoryCreationTests {
+    @Test(arguments: StoreFixture.kinds) func createdRepositoriesAreEnumeratedAndPrefixesAreNot(kind: String) throws {
+        let store = try StoreFixture.make(kind)
+        defer { store.close() }
+        try store.registry.createNamePrefix(RepositoryName("team"))
+        try store.registry.createRepository(RepositoryName("team/app"))
+        try store.registry.createRepository(RepositoryName("team/app"))
+        #expect(try store.registry.repositories().map(\.value) == ["team/app"])
+        #expect(try store.driver.stat(PathMapper.path(.layers(RepositoryName("team/app")))).isDirectory)
+    }
+}

@@ -1,0 +1,158 @@
+import Distribution
+import Glibc
+import Logging
+import Storage
+import Synchronization
+
+/// A file being written into `repo/<name>/blobs/` of a read-write mount: an upload under
+/// `_uploads/<uuid>` that becomes a blob when it is committed under a digest — at close for a
+/// file created under its digest name, at rename for a temporary name (rsync's `.name.XXXXXX`).
+final class PendingUpload: Sendable {
+    enum Phase: Sendable {
+        case writing
+        case committed(Descriptor)
+        /// Failed or cancelled: the upload is gone; the errno is what later calls report.
+        case ended(Int32)
+    }
+
+    private struct State {
+        var writer: UploadWriter?
+        var phase: Phase = .writing
+        var size: Int64 = 0
+        var modified: Int64
+    }
+
+    let serial: UInt64
+    let repository: Repository
+    /// The directory inode and name the file was created under, for cache invalidation.
+    let parent: UInt64
+    let directory: String
+    let name: String
+    /// The digest the name gives, committed at close; nil for a temporary name.
+    let digest: Digest?
+    private let state: Mutex<State>
+    private let logger: Logger
+
+    init(serial: UInt64, repository: Repository, parent: UInt64, directory: String, name: String, digest: Digest?, logger: Logger)
+        throws
+    {
+        let writer = try repository.blobs.create() as! UploadWriter
+        // A sha384/sha512 name is checked while writing, so its commit needs no second pass.
+        if let digest { writer.alsoDigest(digest.algorithm) }
+        self.serial = serial
+        self.repository = repository
+        self.parent = parent
+        self.directory = directory
+        self.name = name
+        self.digest = digest
+        self.logger = logger
+        state = Mutex(State(writer: writer, modified: Int64(time(nil))))
+    }
+
+    var phase: Phase { state.withLock { $0.phase } }
+    var size: Int64 { state.withLock { $0.size } }
+    var modified: Int64 { state.withLock { $0.modified } }
+
+    /// Appends at the end; a write beyond the end fills the gap with zeros; a write behind it
+    /// cannot be taken back (the bytes are already hashed) and is refused.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+        try state.withLock { state in
+            guard case .writing = state.phase, let writer = state.writer else {
+                throw BlobError.uploadClosed(writer(of: state))
+            }
+            if offset < state.size {
+                logger.error("refusing a write behind the end of an upload", metadata: [
+                    "file": "\(directory)/\(name)", "offset": "\(offset)", "size": "\(state.size)",
+                ])
+                throw BlobError.invalidLength(expected: state.size, actual: offset)
+            }
+            if offset > state.size {
+                let zeros = [UInt8](repeating: 0, count: Int(offset - state.size))
+                try zeros.withUnsafeBytes { try writer.write($0) }
+            }
+            try writer.write(bytes)
+            state.size = offset + Int64(bytes.count)
+            state.modified = Int64(time(nil))
+        }
+    }
+
+    /// Verifies and commits under `digest`; on failure the upload is removed.
+    func commit(as digest: Digest) throws -> Descriptor {
+        try state.withLock { state in
+            switch state.phase {
+            case .committed(let descriptor):
+                if descriptor.digest == digest || self.digest == digest { return descriptor }
+                throw BlobError.uploadClosed(writer(of: state))
+            case .ended(let code):
+                throw BlobError.io(operation: "commit", path: "\(directory)/\(name)", errno: code)
+            case .writing:
+                break
+            }
+            guard let writer = state.writer else { throw BlobError.uploadClosed("") }
+            state.writer = nil
+            do {
+                let descriptor = try writer.commit(provisional: Descriptor(digest: digest, size: state.size))
+                state.phase = .committed(descriptor)
+                return descriptor
+            } catch {
+                state.phase = .ended(errnoValue(for: error))
+                logger.error("upload not committed: \(error)", metadata: ["file": "\(directory)/\(name)", "digest": "\(digest)"])
+                throw error
+            }
+        }
+    }
+
+    /// Abandons the upload (unlink, release without commit, unmount); idempotent.
+    func cancel() {
+        state.withLock { state in
+            guard case .writing = state.phase else { return }
+            state.phase = .ended(ENOENT)
+            if let writer = state.writer {
+                do { try writer.cancel() } catch {
+                    logger.error("could not remove a cancelled upload", metadata: ["upload": "\(writer.id)", "error": "\(error)"])
+                }
+            }
+            state.writer = nil
+        }
+    }
+
+    private func writer(of state: State) -> String { state.writer?.id ?? "\(directory)/\(name)" }
+}
+
+/// A rewrite of an existing blob through `open(O_TRUNC)`: blobs never change, so the bytes are
+/// only checked against the blob's digest, and close fails with EIO if they differ.
+final class IdenticalRewrite: Sendable {
+    private struct State {
+        var digester: Digester
+        var size: Int64 = 0
+        var failed = false
+    }
+
+    let descriptor: Descriptor
+    private let state: Mutex<State>
+
+    init(descriptor: Descriptor) {
+        self.descriptor = descriptor
+        state = Mutex(State(digester: Digester(descriptor.digest.algorithm)))
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+        try state.withLock { state in
+            guard offset == state.size else {
+                state.failed = true
+                throw BlobError.invalidLength(expected: state.size, actual: offset)
+            }
+            state.digester.update(bytes)
+            state.size += Int64(bytes.count)
+        }
+    }
+
+    /// Whether what was written is the blob itself.
+    func check() throws {
+        try state.withLock { state in
+            guard !state.failed, state.size == descriptor.size, state.digester.digest() == descriptor.digest else {
+                throw BlobError.invalidDigest(descriptor.digest, reason: "a blob cannot be rewritten with other content")
+            }
+        }
+    }
+}
