@@ -66,11 +66,21 @@ final class PendingUpload: Sendable {
                 ])
                 throw BlobError.invalidLength(expected: state.size, actual: offset)
             }
-            if offset > state.size {
-                let zeros = [UInt8](repeating: 0, count: Int(offset - state.size))
-                try zeros.withUnsafeBytes { try writer.write($0) }
+            do {
+                if offset > state.size {
+                    let zeros = [UInt8](repeating: 0, count: Int(offset - state.size))
+                    try zeros.withUnsafeBytes { try writer.write($0) }
+                }
+                try writer.write(bytes)
+            } catch {
+                // A full disk or an I/O error: the upload cannot become the blob any more, so it
+                // goes now (freeing its space), and close reports the same error.
+                state.phase = .ended(errnoValue(for: error))
+                state.writer = nil
+                try? writer.cancel()
+                logger.error("upload abandoned: \(error)", metadata: ["file": "\(directory)/\(name)"])
+                throw error
             }
-            try writer.write(bytes)
             state.size = offset + Int64(bytes.count)
             state.modified = Int64(time(nil))
         }

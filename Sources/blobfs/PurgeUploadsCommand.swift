@@ -30,7 +30,8 @@ struct PurgeUploadsCommand: ParsableCommand {
     func run() throws {
         bootstrapLogging(level: .warning)
         let store = try Preflight.store(storageRoot)
-        let cutoff = UploadTimestamp.now() - olderThan.seconds
+        // `startedat` has whole seconds: "older than 0s" must include uploads started this second.
+        let cutoff = UploadTimestamp.now() - olderThan.seconds + (olderThan.seconds == 0 ? 1 : 0)
         let report: PurgeReport
         do {
             report = try Registry(driver: store.driver).purgeUploads(startedBefore: cutoff, dryRun: dryRun)
