@@ -33,11 +33,12 @@ public final class BlobFileSystem: Sendable {
         self.registry = registry
         self.options = options
         self.logger = logger
-        namespace = Namespace(registry: registry, logger: logger)
+        let inodes = InodeTable(rootAttributes: NodeAttributes(modified: Int64(time(nil)), writableDirectories: options.readWrite))
+        self.inodes = inodes
+        namespace = Namespace(registry: registry, logger: logger) { inodes.attributes(of: .blob($0)) }
         var st = Glibc.stat()
         owner = fstatat(AT_FDCWD, options.storageRoot, &st, 0) == 0 ? (st.st_uid, st.st_gid) : (getuid(), getgid())
-        mountTime = Int64(time(nil))
-        inodes = InodeTable(rootAttributes: NodeAttributes(modified: mountTime, writableDirectories: options.readWrite))
+        mountTime = inodes[InodeTable.rootID]!.attributes.modified
     }
 
     /// Cancels every upload still in progress: at unmount nothing half-written stays behind.

@@ -47,6 +47,11 @@ final class InodeTable: Sendable {
         }
     }
 
+    /// The attributes of `node` if the kernel holds an inode for it.
+    func attributes(of node: Node) -> NodeAttributes? {
+        state.withLock { state in state.ids[node].flatMap { state.entries[$0]?.attributes } }
+    }
+
     /// Adds one lookup reference to an inode the kernel has just been given.
     func addLookup(_ id: UInt64) {
         state.withLock { state in

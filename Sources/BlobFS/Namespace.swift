@@ -11,6 +11,9 @@ import StorageDriver
 struct Namespace: Sendable {
     let registry: Registry
     let logger: Logger
+    /// Attributes of blobs that already have an inode: a blob's data never changes, so a cached
+    /// descriptor and these answer a lookup with no system call at all.
+    let knownAttributes: @Sendable (Digest) -> NodeAttributes?
 
     /// One name in a directory, resolved.
     struct Entry: Sendable {
@@ -116,6 +119,9 @@ struct Namespace: Sendable {
     }
 
     private func blobAttributes(_ descriptor: Descriptor) -> NodeAttributes {
+        if let known = knownAttributes(descriptor.digest), known.descriptor?.size == descriptor.size {
+            return NodeAttributes(size: descriptor.size, modified: known.modified, descriptor: descriptor)
+        }
         let modified = (try? registry.driver.stat(PathMapper.path(.blobData(descriptor.digest))))?.modified ?? 0
         return NodeAttributes(size: descriptor.size, modified: modified, descriptor: descriptor)
     }

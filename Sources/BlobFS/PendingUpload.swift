@@ -57,6 +57,10 @@ final class PendingUpload: Sendable {
     /// cannot be taken back (the bytes are already hashed) and is refused.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
         try state.withLock { state in
+            if case .ended(let code) = state.phase {
+                // Every later write says what ended the upload (ENOSPC stays ENOSPC).
+                throw BlobError.io(operation: "write", path: "\(directory)/\(name)", errno: code)
+            }
             guard case .writing = state.phase, let writer = state.writer else {
                 throw BlobError.uploadClosed(writer(of: state))
             }
@@ -84,6 +88,31 @@ final class PendingUpload: Sendable {
             state.size = offset + Int64(bytes.count)
             state.modified = Int64(time(nil))
         }
+    }
+
+    /// Extends the upload with zeros to `size` (`ftruncate` after a trailing hole, as cp and
+    /// rsync do for sparse files); it cannot shrink.
+    func extend(to size: Int64) throws {
+        let current = self.size
+        guard size > current else {
+            if size == current { return }
+            throw BlobError.invalidLength(expected: current, actual: size)
+        }
+        try [UInt8](repeating: 0, count: Int(size - current)).withUnsafeBytes { try write($0, at: current) }
+    }
+
+    /// At a close(2) that may not be the last (a shell's `>` closes a duplicate first): commits
+    /// when the bytes so far have `digest`, and otherwise reports the mismatch but keeps the
+    /// upload open for more writes; the last close (release) ends it.
+    func commitIfComplete(as digest: Digest) throws {
+        let matches: Bool? = state.withLock { state in
+            guard case .writing = state.phase else { return true }  // committed, or ended: commit says which
+            return state.writer?.contentMatches(digest)
+        }
+        if matches == false {
+            throw BlobError.invalidDigest(digest, reason: "content does not match digest")
+        }
+        _ = try commit(as: digest)
     }
 
     /// Verifies and commits under `digest`; on failure the upload is removed.

@@ -107,7 +107,10 @@ extension BlobFileSystem {
         do {
             switch handle.target {
             case .upload(let upload):
-                if let digest = upload.digest { try commit(upload, as: digest) }
+                if let digest = upload.digest {
+                    try upload.commitIfComplete(as: digest)
+                    invalidate(parent: upload.parent, name: upload.name)
+                }
             case .rewrite(let rewrite):
                 try rewrite.check()
             }
@@ -117,12 +120,15 @@ extension BlobFileSystem {
         }
     }
 
-    /// The last close: an upload under a digest name that was never committed is cancelled;
-    /// a temporary file stays, waiting for its rename.
+    /// The last close: an upload under a digest name that was not committed is cancelled (its
+    /// close already reported the mismatch); a temporary file stays, waiting for its rename.
     func finishRelease(_ handle: OpenWrite) {
         guard case .upload(let upload) = handle.target else { return }
         switch upload.phase {
         case .writing where upload.digest != nil:
+            logger.error("upload not committed: its content never matched its digest", metadata: [
+                "file": "\(upload.directory)/\(upload.name)", "bytes": "\(upload.size)",
+            ])
             upload.cancel()
             uploads.remove(upload)
         case .writing:
@@ -224,13 +230,23 @@ extension BlobFileSystem {
     func setattr(_ req: fuse_req_t, ino: UInt64, attributes: UnsafeMutablePointer<stat>, toSet: Int32) {
         guard options.readWrite else { return reply(req, errno: EROFS) }
         guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
-        let current = currentAttributes(entry)
-        if toSet & FUSE_SET_ATTR_SIZE != 0 && Int64(attributes.pointee.st_size) != current.size {
-            // Truncating an existing blob before rewriting it (no atomic O_TRUNC) is accepted:
-            // what is written next is checked against the blob's digest.
-            guard case .blob = entry.node, attributes.pointee.st_size == 0 else { return reply(req, errno: EINVAL) }
+        if toSet & FUSE_SET_ATTR_SIZE != 0 && Int64(attributes.pointee.st_size) != currentAttributes(entry).size {
+            switch entry.node {
+            case .upload(let serial):
+                // cp and rsync end a sparse file's trailing hole with ftruncate.
+                guard let upload = uploads[serial] else { return reply(req, errno: ENOENT) }
+                do { try upload.extend(to: Int64(attributes.pointee.st_size)) } catch {
+                    return reply(req, error: error, context: "truncate \(upload.directory)/\(upload.name)")
+                }
+            case .blob where attributes.pointee.st_size == 0:
+                // Truncating a blob before rewriting it (no atomic O_TRUNC): what is written next
+                // is checked against the blob's digest.
+                break
+            default:
+                return reply(req, errno: EINVAL)
+            }
         }
-        var st = current.stat(ino: ino, node: entry.node, owner: owner)
+        var st = currentAttributes(entry).stat(ino: ino, node: entry.node, owner: owner)
         _ = fuse_reply_attr(req, &st, timeout(for: entry.node))
     }
 

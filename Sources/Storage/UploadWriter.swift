@@ -91,6 +91,16 @@ public final class UploadWriter: BlobWriter {
         }
     }
 
+    /// Whether the bytes so far have `digest`, from the digests computed while writing; nil when
+    /// the writer did not see the whole upload (a resume) or does not hash that algorithm.
+    public func contentMatches(_ digest: Digest) -> Bool? {
+        state.withLock { state in
+            guard state.inSync else { return nil }
+            if digest.algorithm == .sha256 { return state.digester.digest() == digest }
+            return state.verifiers[digest.algorithm].map { $0.digest() == digest }
+        }
+    }
+
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         try state.withLock { state in
             guard state.phase == .open, let file = state.file else { throw BlobError.uploadClosed(id) }
