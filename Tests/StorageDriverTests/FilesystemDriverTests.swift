@@ -84,6 +84,23 @@ import TestSupport
         #expect(dirMode == 0o755)
     }
 
+    @Test func whatRootCreatesBelongsToTheStoresOwner() throws {
+        try #require(geteuid() == 0, "needs root, as CI and the mount tests run")
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        #expect(chown(root.path, 65534, 65534) == 0)
+        let driver = try FilesystemDriver(root: root.path)
+        try driver.putContent(path("/a/b/link"), [1])
+        try driver.createDirectory(path("/a/c/_layers"))
+        let writer = try driver.writer(path("/a/d/data"), append: false)
+        writer.close()
+        for created in ["/a", "/a/b", "/a/b/link", "/a/c/_layers", "/a/d/data"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: root.path + created)
+            #expect(attributes[.ownerAccountID] as? Int == 65534, "\(created)")
+            #expect(attributes[.groupOwnerAccountID] as? Int == 65534, "\(created)")
+        }
+    }
+
     @Test func missingRootIsAClearError() {
         #expect(throws: StorageDriverError.io(operation: "open storage root", path: "/nonexistent/blobfs-root", errno: ENOENT)) {
             try FilesystemDriver(root: "/nonexistent/blobfs-root")
