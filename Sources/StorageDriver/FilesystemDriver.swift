@@ -10,24 +10,25 @@ public final class FilesystemDriver: StorageDriver {
     /// The root directory, as given.
     public let root: String
     private let rootFD: Int32
-    /// The owner of the root, given to everything created, when we are root and it is someone
-    /// else: a store restored by root must stay writable by the registry's own user.
-    private let owner: (uid: uid_t, gid: gid_t)?
+    /// Running as root: what is created is given to the owner of the directory it is created in,
+    /// so a store restored by root stays writable by the registry's own user.
+    private let adoptsParentOwner = geteuid() == 0
 
     /// Opens `root`, which must be an existing directory.
     public init(root: String) throws {
         let fd = Glibc.open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw StorageDriverError.io(operation: "open storage root", path: root, errno: errno) }
-        var st = Glibc.stat()
-        let owned = fstat(fd, &st) == 0 && geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0)
         self.root = root
         self.rootFD = fd
-        self.owner = owned ? (st.st_uid, st.st_gid) : nil
     }
 
-    /// Gives a file or directory just created to the store's owner (see `owner`).
-    private func adopt(_ fd: Int32) {
-        if let owner { _ = fchown(fd, owner.uid, owner.gid) }
+    /// Gives a file or directory just created to the owner of its parent directory (see
+    /// `adoptsParentOwner`).
+    private func adopt(_ fd: Int32, parent: Int32) {
+        guard adoptsParentOwner else { return }
+        var st = Glibc.stat()
+        guard fstat(parent, &st) == 0, st.st_uid != 0 || st.st_gid != 0 else { return }
+        _ = fchown(fd, st.st_uid, st.st_gid)
     }
 
     deinit { Glibc.close(rootFD) }
@@ -69,7 +70,7 @@ public final class FilesystemDriver: StorageDriver {
         let temporary = ".\(path.name).tmp-\(randomSuffix())"
         let fd = blobfs_openat_beneath(parentFD, temporary, O_WRONLY | O_CREAT | O_EXCL, 0o666)
         guard fd >= 0 else { throw failure("create", path, errno) }
-        adopt(fd)
+        adopt(fd, parent: parentFD)
         var ok = false
         defer {
             if !ok { unlinkat(parentFD, temporary, 0) }
@@ -106,7 +107,7 @@ public final class FilesystemDriver: StorageDriver {
         do {
             let info = try fileStatus(fd, path)
             guard info.kind == .file else { throw StorageDriverError.isDirectory(path.value) }
-            if info.size == 0 { adopt(fd) }  // new (or empty): never re-own someone's data
+            if info.size == 0 { adopt(fd, parent: parentFD) }  // new (or empty): never re-own someone's data
             return FilesystemFileWriter(fd: fd, parentFD: parentFD, path: path, size: info.size)
         } catch {
             Glibc.close(fd)
@@ -187,13 +188,13 @@ public final class FilesystemDriver: StorageDriver {
             }
             let next = blobfs_openat_beneath(current, name, O_RDONLY | O_DIRECTORY, 0)
             let code = errno
+            if next >= 0 && created { adopt(next, parent: current) }
             Glibc.close(current)
             guard next >= 0 else {
                 throw code == ENOTDIR
                     ? StorageDriverError.io(operation: "mkdir (a file is in the way)", path: walked, errno: code)
                     : failure("open", try DriverPath(walked), code)
             }
-            if created { adopt(next) }
             current = next
         }
         return current

@@ -994,8 +994,11 @@ import TestSupport
     /// restore writes (repositories, links, blob directories, data, _uploads) must belong to the
     /// store's owner, or the registry can no longer write into its own store afterwards (a push
     /// that needs a new blobs/sha256/<xx> directory, or an upload in a restored repository, fails
-    /// with EACCES).
-    @Test func whatARestoreWritesBelongsToTheStoresOwnerSoTheRegistryCanStillWrite() throws {
+    /// with EACCES). Two layouts: the whole storage root is the registry's (Debian's
+    /// /var/lib/docker-registry), or the root is root's and only `docker/` below it is the
+    /// registry's (a root-owned volume or directory given to the registry's user below it).
+    @Test(arguments: ["the whole store", "docker/ only"])
+    func whatARestoreWritesBelongsToTheStoresOwnerSoTheRegistryCanStillWrite(_ registryOwns: String) throws {
         let workspace = try Workspace("rw-owner")
         defer { workspace.remove() }
         let root = workspace.root
@@ -1003,9 +1006,9 @@ import TestSupport
         let user = (try? Command.run("id", ["-u", "docker-registry"]))?.status == 0 ? "docker-registry" : "nobody"
         // The workspace is mkdtemp's 0700: let the registry's user reach the store in it.
         #expect(Glibc.chmod(workspace.directory.path, 0o755) == 0)
-        let chown = try Command.run("chown", ["-R", "\(user):", root])
+        let chown = try Command.run("chown", ["-R", "\(user):", registryOwns == "docker/ only" ? root + "/docker" : root])
         try #require(chown.status == 0, "\(chown)")
-        let owner = try Posix.stat(root).get()
+        let owner = try Posix.stat(registryV2(root)).get()
         let blobs = [Self.blob("own/app", seededBytes(count: 80_000, seed: 9400)), Self.blob("own/app", seededBytes(count: 5000, seed: 9401), .sha512)]
         let rsyncSource = try workspace.makeDirectory("rsync-src")
         try layOut(blobs, under: rsyncSource)

@@ -99,6 +99,10 @@ import TestSupport
             #expect(attributes[.ownerAccountID] as? Int == 65534, "\(created)")
             #expect(attributes[.groupOwnerAccountID] as? Int == 65534, "\(created)")
         }
+        // Inherited from the parent, not the root: a root-owned directory keeps root's files.
+        #expect(chown(root.path + "/a/b", 0, 0) == 0)
+        try driver.putContent(path("/a/b/root-owned"), [1])
+        #expect(try FileManager.default.attributesOfItem(atPath: root.path + "/a/b/root-owned")[.ownerAccountID] as? Int == 0)
     }
 
     @Test func missingRootIsAClearError() {
