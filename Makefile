@@ -7,18 +7,24 @@ SHELL := /bin/bash
 # System packages: build (pkg-config, OpenSSL, libfuse3) and what the tests drive (the real
 # registry and Redis, curl, rsync, getfattr from attr, tar).
 APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev docker-registry redis-server curl rsync attr tar
+# What `make bench` needs besides the build: the contenders (bindfs, rclone), a C compiler for its
+# timing helper, openssl for its seeded data, and matplotlib (for Debian's python3) for its chart.
+BENCH_PACKAGES := bindfs rclone gcc openssl python3-matplotlib
+# The binary `make bench` measures.
+BLOBFS ?= .build/release/blobfs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT ?= swift
 
-.PHONY: help deps build release test run clean
+.PHONY: help deps build release test run clean bench bench-deps
 
 help:
 	@echo "make run    build and show blobfs on a demo registry store"
 	@echo "make test   run every test (installs missing system packages first)"
 
-# Installs only what is missing; one `apt-get update` if the first install fails (stale lists).
-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do \
+# Installs only what is missing of a package list; one `apt-get update` if the first install
+# fails (stale lists).
+define install_missing
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "Installing missing packages:" $$missing; \
@@ -26,6 +32,10 @@ deps:
 	    $(SUDO) apt-get install -y --no-install-recommends $$missing \
 	    || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; }; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(APT_PACKAGES))
 
 build: deps
 	$(SWIFT) build
@@ -38,6 +48,14 @@ test: deps
 
 run: release
 	@bash scripts/demo.sh
+
+bench-deps:
+	$(call install_missing,$(BENCH_PACKAGES))
+
+# Measures blobfs against native reads, bindfs and rclone mount (a few minutes; root for the cold
+# figure) and writes the results into docs/benchmarks.md and docs/benchmarks.png.
+bench: release bench-deps
+	BLOBFS=$(BLOBFS) BENCH_COMMAND="make bench" bash bench/run.sh
 
 clean:
 	rm -rf .build

@@ -218,6 +218,9 @@ extension BlobFileSystem {
 
     func getxattr(_ req: fuse_req_t, ino: UInt64, name: String, size: Int) {
         guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
+        // Only user.* attributes exist here: "not supported" for the others (ACLs, SELinux) makes
+        // `ls -l` stop asking, which "no such attribute" does not (two round trips per file).
+        guard name.hasPrefix("user.") else { return reply(req, errno: EOPNOTSUPP) }
         guard let value = extendedAttributes(entry).first(where: { $0.name == name })?.value else {
             return reply(req, errno: ENODATA)
         }
