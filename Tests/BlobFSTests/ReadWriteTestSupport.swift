@@ -245,25 +245,6 @@ func processesMentioning(_ text: String) -> String {
     return found.isEmpty ? "no process mentions \(text)" : found.joined(separator: "; ")
 }
 
-/// An unused TCP port on 127.0.0.1 (bind port 0, read it back, close).
-func unusedLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestSupportError("socket(): \(Errno(errno))") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 && getsockname(fd, $0, &length) == 0
-        }
-    }
-    guard ok else { throw TestSupportError("bind/getsockname on 127.0.0.1: \(Errno(errno))") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 /// Debian's docker-registry running as another user (the way its package runs it: as
 /// `docker-registry`), started through setpriv, on 127.0.0.1 with no descriptor cache.
 final class RegistryAsUser {
@@ -275,7 +256,7 @@ final class RegistryAsUser {
     init(root: String, user: String, group: UInt32) throws {
         directory = try TemporaryDirectory(prefix: "blobfs-registry-as-user")
         _ = Glibc.chmod(directory.path, 0o755)
-        port = try unusedLoopbackPort()
+        port = try freeLoopbackPort()
         let config = directory.path + "/config.yml"
         try Posix.writeFile(config, Array("""
             version: 0.1

@@ -3,7 +3,7 @@ import Glibc
 /// Asks the kernel for an unused TCP port on 127.0.0.1 by binding port 0 and reading back what it chose.
 /// The socket is closed again, so another process could take the port before the registry binds it;
 /// RegistryServer retries with a new port when that happens.
-func freeLoopbackPort() throws -> Int {
+public func freeLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestSupportError("socket() failed: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
