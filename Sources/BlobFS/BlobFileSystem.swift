@@ -48,7 +48,4 @@ public final class BlobFileSystem: Sendable {
             uploads.remove(upload)
         }
     }
-
-    /// Inodes the kernel holds now.
-    var inodeCount: Int { inodes.count }
 }

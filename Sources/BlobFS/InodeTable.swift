@@ -79,7 +79,4 @@ final class InodeTable: Sendable {
             }
         }
     }
-
-    /// Inodes alive now (for tests and logs).
-    var count: Int { state.withLock { $0.entries.count } }
 }

@@ -81,13 +81,6 @@ struct Namespace: Sendable {
         return result
     }
 
-    /// Whether `path` names a directory that exists on disk now.
-    func directoryExists(_ path: String) -> Bool {
-        if path.isEmpty { return true }
-        if repositoryOwningBlobs(path) != nil { return true }
-        return isDirectoryOnDisk(path)
-    }
-
     // MARK: - Helpers
 
     /// The repository whose blobs the directory `path` lists: `path` is `<name>/blobs` and
