@@ -25,7 +25,7 @@ struct Namespace: Sendable {
     /// Resolves `name` in the directory `path`; nil when there is no such name.
     func lookup(_ name: String, in path: String, directoryTime: Int64) throws -> Entry? {
         if name.contains(":") {
-            guard let repository = repositoryOwningBlobs(path), let digest = try? Digest(parsing: name) else { return nil }
+            guard let repository = repositoryBehind(path), let digest = try? Digest(parsing: name) else { return nil }
             let descriptor: Descriptor
             do {
                 descriptor = try repository.blobs.stat(digest)
@@ -62,23 +62,38 @@ struct Namespace: Sendable {
         var result = names.sorted().map {
             Entry(name: $0, node: .directory(path: path.isEmpty ? $0 : path + "/" + $0), attributes: NodeAttributes(modified: directoryTime))
         }
-        if let repository = repositoryOwningBlobs(path) {
-            var digests: [Digest] = []
-            try repository.blobs.enumerate { digests.append($0) }
-            for digest in digests {
-                do {
-                    let descriptor = try repository.blobs.stat(digest)
-                    result.append(Entry(name: digest.description, node: .blob(descriptor.digest), attributes: blobAttributes(descriptor)))
-                } catch BlobError.unknown {
-                    continue
-                } catch {
-                    logger.error("skipping a blob that cannot be read", metadata: [
-                        "repository": "\(repository.name)", "digest": "\(digest)", "error": "\(error)",
-                    ])
-                }
+        if let repository = repositoryBehind(path) {
+            for link in try repository.blobs.links() {
+                if let entry = blobEntry(link, in: repository) { result.append(entry) }
             }
         }
         return result
+    }
+
+    /// A listed link as an entry: nil when it names no blob (empty, or dangling after a GC).
+    private func blobEntry(_ link: RepositoryLink, in repository: Repository) -> Entry? {
+        let name = link.digest.description
+        do {
+            guard let target = try link.target.get() else { return nil }
+            // A blob the kernel already holds: the link was just read and a digest's data never
+            // changes, so its attributes stand with no system call.
+            if let known = knownAttributes(target), known.descriptor != nil {
+                return Entry(name: name, node: .blob(target), attributes: known)
+            }
+            // One stat for size and time, past the descriptor cache: an LRU smaller than the
+            // listing would miss on every entry, and a listing is no access check to remember.
+            let data = try registry.blobStore.dataFile(target)
+            return Entry(
+                name: name, node: .blob(target),
+                attributes: NodeAttributes(size: data.descriptor.size, modified: data.modified, descriptor: data.descriptor))
+        } catch BlobError.unknown {
+            return nil
+        } catch {
+            logger.error("skipping a blob that cannot be read", metadata: [
+                "repository": "\(repository.name)", "digest": "\(link.digest)", "error": "\(error)",
+            ])
+            return nil
+        }
     }
 
     // MARK: - Helpers
@@ -86,10 +101,15 @@ struct Namespace: Sendable {
     /// The repository whose blobs the directory `path` lists: `path` is `<name>/blobs` and
     /// `<name>` is a repository.
     func repositoryOwningBlobs(_ path: String) -> Repository? {
+        guard let repository = repositoryBehind(path), isRepository(repository.name.description) else { return nil }
+        return repository
+    }
+
+    /// The repository that the directory `path` (`<name>/blobs`) stands for, without asking the
+    /// disk whether it still is one: reading its links answers that, and saves a stat per lookup.
+    private func repositoryBehind(_ path: String) -> Repository? {
         guard path.hasSuffix("/blobs") else { return nil }
-        let name = String(path.dropLast("/blobs".count))
-        guard isRepository(name) else { return nil }
-        return try? registry.repository(name)
+        return try? registry.repository(String(path.dropLast("/blobs".count)))
     }
 
     /// A repository is a name with `_layers` on disk (storage-spec §1.6).

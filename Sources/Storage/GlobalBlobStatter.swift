@@ -9,6 +9,11 @@ public struct GlobalBlobStatter: BlobDescriptorService {
     let logger: Logger
 
     public func stat(_ digest: Digest) throws -> Descriptor {
+        try dataFile(digest).descriptor
+    }
+
+    /// The blob's data file as the disk has it now: its descriptor and modification time.
+    func dataFile(_ digest: Digest) throws -> BlobDataFile {
         let path = PathMapper.path(.blobData(digest))
         let info: FileInfo
         do {
@@ -22,7 +27,7 @@ public struct GlobalBlobStatter: BlobDescriptorService {
             logger.warning("blob data is not a regular file: treating the blob as absent", metadata: ["path": "\(path)"])
             throw BlobError.unknown(digest)
         }
-        return Descriptor(digest: digest, size: info.size)
+        return BlobDataFile(descriptor: Descriptor(digest: digest, size: info.size), modified: info.modified)
     }
 
     public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {

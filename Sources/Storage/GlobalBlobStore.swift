@@ -1,4 +1,5 @@
 import Distribution
+import Logging
 import StorageDriver
 
 /// The registry's global blobStore: the fast read path over `blobs/`, and the only writer of
@@ -7,6 +8,7 @@ public struct GlobalBlobStore: Sendable {
     let driver: any StorageDriver
     /// The global statter, cached when the registry has a cache.
     let statter: any BlobDescriptorService
+    let logger: Logger
 
     /// The whole content, read directly with no stat.
     public func get(_ digest: Digest) throws -> [UInt8] {
@@ -17,6 +19,12 @@ public struct GlobalBlobStore: Sendable {
         } catch let error as StorageDriverError {
             throw error.blobError
         }
+    }
+
+    /// The blob's data file as the disk has it now, bypassing any cache: for listings that also
+    /// want its modification time.
+    public func dataFile(_ digest: Digest) throws -> BlobDataFile {
+        try GlobalBlobStatter(driver: driver, logger: logger).dataFile(digest)
     }
 
     /// A reader for a descriptor already statted: no second stat.

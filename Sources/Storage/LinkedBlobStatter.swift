@@ -59,6 +59,12 @@ public struct LinkedBlobStatter: BlobDescriptorService {
         } catch let error as StorageDriverError {
             throw error.blobError
         }
+        return try Self.target(ofLink: content, at: path)
+    }
+
+    /// What a link file's bytes say: nil when empty (a write in progress or a crash leftover),
+    /// the digest when they are exactly one, and corrupt otherwise.
+    static func target(ofLink content: [UInt8], at path: DriverPath) throws -> Digest? {
         if content.isEmpty { return nil }
         do {
             return try Digest(parsing: String(decoding: content, as: UTF8.self))

@@ -57,29 +57,48 @@ public struct LinkedBlobStore: BlobStore {
 
     /// Every digest with a link file in this repository, aliases included, in sorted order.
     public func enumerate(_ body: (Digest) throws -> Void) throws {
-        let root = PathMapper.path(.layers(repository))
+        for link in try links() { try body(link.digest) }
+    }
+
+    /// Every link file of this repository with what it holds, sorted by algorithm and digest: one
+    /// pass over `_layers/<alg>/` (what is not an algorithm we know, old tarsum trees, is skipped).
+    public func links() throws -> [RepositoryLink] {
+        let root = linkSet.root(repository)
+        var result: [RepositoryLink] = []
         do {
-            try driver.walk(root) { entry in
-                let parts = entry.path.value.dropFirst(root.value.count + 1).split(separator: "/")
-                switch parts.count {
-                case 1:  // <alg>: skip what is not an algorithm we know (old tarsum trees)
-                    return DigestAlgorithm(rawValue: String(parts[0])) == nil ? .skipDirectory : .continue
-                case 2:
-                    return .continue
-                default:
-                    if parts.count == 3, parts[2] == "link", entry.kind == .file,
-                        let digest = try? Digest(parsing: "\(parts[0]):\(parts[1])")
-                    {
-                        try body(digest)
+            for algorithm in try driver.list(root).compactMap(DigestAlgorithm.init(rawValue:)) {
+                let directory = try root.appending(algorithm.rawValue)
+                let members: [ChildMember]
+                do {
+                    members = try driver.members(named: "link", in: directory, limit: 4096)
+                } catch StorageDriverError.pathNotFound {
+                    continue  // a file, or removed meanwhile
+                }
+                for member in members {
+                    guard let digest = try? Digest(parsing: "\(algorithm.rawValue):\(member.child)") else { continue }
+                    var path: DriverPath { (try? directory.appending(member.child).appending("link")) ?? directory }
+                    let target: Result<Digest?, BlobError>
+                    switch member.content {
+                    case .success(let content):
+                        do {
+                            target = .success(try LinkedBlobStatter.target(ofLink: content, at: path))
+                        } catch {
+                            target = .failure(error as? BlobError ?? .corruptLink(path: path.value, reason: "\(error)"))
+                        }
+                    case .failure(.tooLarge(_, let size, _)):
+                        target = .failure(.corruptLink(path: path.value, reason: "\(size) bytes, too large for a link"))
+                    case .failure(let error):
+                        target = .failure(error.blobError)
                     }
-                    return .skipDirectory
+                    result.append(RepositoryLink(digest: digest, target: target))
                 }
             }
         } catch StorageDriverError.pathNotFound {
-            return
+            return []
         } catch let error as StorageDriverError {
             throw error.blobError
         }
+        return result
     }
 
     /// Links `source`'s blob into this repository without copying data (a cross-repository mount).

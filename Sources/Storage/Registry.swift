@@ -24,7 +24,7 @@ public final class Registry: Sendable {
         self.logger = logger
         let statter = GlobalBlobStatter(driver: driver, logger: logger)
         globalStatter = cache.map { CachedBlobStatter(cache: $0, backend: statter, logger: logger) } ?? statter
-        blobStore = GlobalBlobStore(driver: driver, statter: globalStatter)
+        blobStore = GlobalBlobStore(driver: driver, statter: globalStatter, logger: logger)
     }
 
     /// The repository `name`, validated; it need not exist yet.

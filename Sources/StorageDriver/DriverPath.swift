@@ -26,7 +26,9 @@ public struct DriverPath: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     /// This path with one more component; the component must itself be valid.
     public func appending(_ component: String) throws(StorageDriverError) -> DriverPath {
-        try DriverPath(value + "/" + component)
+        // Only the new component needs checking: `self` is valid already.
+        guard Self.isValidComponent(component) else { throw .invalidPath(value + "/" + component) }
+        return DriverPath(unchecked: value + "/" + component)
     }
 
     /// Whether `self` is `other` or lies below it.
@@ -36,6 +38,24 @@ public struct DriverPath: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     public var description: String { value }
     public static func < (lhs: DriverPath, rhs: DriverPath) -> Bool { lhs.value < rhs.value }
+
+    /// One component: `[A-Za-z0-9._-]+`, and not `.` or `..`.
+    static func isValidComponent(_ component: String) -> Bool {
+        var count = 0
+        var allDots = true
+        for c in component.utf8 {
+            guard isComponentByte(c) else { return false }
+            if c != UInt8(ascii: ".") { allDots = false }
+            count += 1
+        }
+        return count > 0 && !(allDots && count <= 2)
+    }
+
+    private static func isComponentByte(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+            || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_")
+            || c == UInt8(ascii: "-")
+    }
 
     static func isValid(_ value: String) -> Bool {
         var componentLength = 0

@@ -131,6 +131,70 @@ public final class FilesystemDriver: StorageDriver {
         return try Self.entries(ofDirectory: fd, path).map(\.name).sorted()
     }
 
+    public func members(named member: String, in path: DriverPath, limit: Int) throws -> [ChildMember] {
+        precondition(!member.isEmpty && !member.contains("/"), "a member is one path component")
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        let dirFD = dup(fd)  // `entries` consumes one descriptor; keep one to look into children
+        guard dirFD >= 0 else {
+            Glibc.close(fd)
+            throw StorageDriverError.io(operation: "dup", path: path.value, errno: errno)
+        }
+        defer { Glibc.close(dirFD) }
+        var result: [ChildMember] = []
+        for child in try Self.entries(ofDirectory: fd, path) where child.kind == .directory || child.kind == nil {
+            // Only for errors: building a checked path per child is measurable in a 10,000-link listing.
+            var memberPath: DriverPath { (try? path.appending(child.name).appending(member)) ?? path }
+            // One short confined resolution per child, relative to the directory just listed:
+            // no walk from the root, and still never through a symbolic link.
+            let memberFD = blobfs_openat_beneath(dirFD, child.name + "/" + member, O_RDONLY | O_NONBLOCK, 0)
+            guard memberFD >= 0 else {
+                switch errno {
+                case ENOENT, ENOTDIR, ELOOP, EXDEV: continue  // absent, removed meanwhile, or a link
+                default:
+                    result.append(ChildMember(child: child.name, content: .failure(failure("open", memberPath, errno))))
+                    continue
+                }
+            }
+            defer { Glibc.close(memberFD) }
+            var st = Glibc.stat()
+            guard fstat(memberFD, &st) == 0 else {
+                result.append(ChildMember(child: child.name, content: .failure(failure("stat", memberPath, errno))))
+                continue
+            }
+            guard st.st_mode & S_IFMT == S_IFREG else { continue }
+            guard st.st_size <= limit else {
+                let tooLarge = StorageDriverError.tooLarge(memberPath.value, size: Int64(st.st_size), limit: limit)
+                result.append(ChildMember(child: child.name, content: .failure(tooLarge)))
+                continue
+            }
+            let expected = Int(st.st_size)
+            result.append(ChildMember(child: child.name, content: readSmallFile(memberFD, memberPath, expected: expected, limit: limit)))
+        }
+        return result.sorted { $0.child < $1.child }
+    }
+
+    /// The whole content of an open regular file of at most `limit` bytes, `expected` by its stat
+    /// (one byte more is asked for, so one read sees a file that grew).
+    private func readSmallFile(_ fd: Int32, _ path: DriverPath, expected: Int, limit: Int) -> Result<[UInt8], StorageDriverError> {
+        var content = [UInt8](repeating: 0, count: min(expected, limit) + 1)
+        var filled = 0
+        while filled < content.count {
+            let n = content.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failure(.io(operation: "read", path: path.value, errno: errno))
+            }
+            if n == 0 { break }
+            filled += n
+            if filled == content.count && filled <= limit {
+                content.append(contentsOf: repeatElement(0, count: min(content.count, limit + 1 - filled)))
+            }
+        }
+        guard filled <= limit else { return .failure(.tooLarge(path.value, size: Int64(filled), limit: limit)) }
+        content.removeSubrange(filled...)
+        return .success(content)
+    }
+
     public func move(from source: DriverPath, to destination: DriverPath) throws {
         let sourceParent = try openDirectory(source.parent, flags: O_PATH)
         defer { Glibc.close(sourceParent) }

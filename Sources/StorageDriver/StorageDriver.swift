@@ -15,6 +15,9 @@ public protocol StorageDriver: Sendable {
     func createDirectory(_ path: DriverPath) throws
     /// The names of a directory's children, sorted.
     func list(_ path: DriverPath) throws -> [String]
+    /// The regular files named `member` in `path`'s child directories, with their content (up to
+    /// `limit` bytes), sorted by child: a repository's `_layers/<alg>/*/link` in one pass.
+    func members(named member: String, in path: DriverPath, limit: Int) throws -> [ChildMember]
     /// Renames a file, creating the destination's parents and replacing the destination.
     func move(from source: DriverPath, to destination: DriverPath) throws
     /// Removes a file or a whole directory tree; `pathNotFound` if it is absent.
@@ -27,6 +30,34 @@ extension StorageDriver {
     /// Small files only: links, `startedat`.
     public func getContent(_ path: DriverPath) throws -> [UInt8] {
         try getContent(path, limit: 4 << 20)
+    }
+
+    public func members(named member: String, in path: DriverPath, limit: Int) throws -> [ChildMember] {
+        try list(path).compactMap { name in
+            guard let memberPath = try? path.appending(name).appending(member),
+                let info = try? stat(memberPath), info.kind == .file
+            else { return nil }
+            do {
+                return ChildMember(child: name, content: .success(try getContent(memberPath, limit: limit)))
+            } catch StorageDriverError.pathNotFound {
+                return nil  // removed meanwhile
+            } catch let error as StorageDriverError {
+                return ChildMember(child: name, content: .failure(error))
+            }
+        }
+    }
+}
+
+/// One child directory's member file, as `members(named:in:limit:)` finds it.
+public struct ChildMember: Sendable, Hashable {
+    /// The child directory's name.
+    public var child: String
+    /// The member file's bytes, or why they could not be read (`tooLarge`, `io`).
+    public var content: Result<[UInt8], StorageDriverError>
+
+    public init(child: String, content: Result<[UInt8], StorageDriverError>) {
+        self.child = child
+        self.content = content
     }
 }
 

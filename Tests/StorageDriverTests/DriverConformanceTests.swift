@@ -106,6 +106,24 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(throws: StorageDriverError.pathNotFound("/nope")) { try driver.list(path("/nope")) }
     }
 
+    @Test(arguments: kinds) func readsTheMembersOfChildDirectories(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        try driver.putContent(path("/m/c/link"), [3, 3])
+        try driver.putContent(path("/m/a/link"), [])
+        try driver.putContent(path("/m/g/link"), [UInt8](repeating: 7, count: 9))
+        for name in ["b/other", "d/link/inner", "e"] { try driver.putContent(path("/m/\(name)"), [0]) }
+        try driver.createDirectory(path("/m/f"))
+        let members = try driver.members(named: "link", in: path("/m"), limit: 8)
+        #expect(members.map(\.child) == ["a", "c", "g"])
+        #expect(try members[0].content.get() == [])
+        #expect(try members[1].content.get() == [3, 3])
+        #expect(throws: StorageDriverError.self) { try members[2].content.get() }
+        #expect(try driver.members(named: "link", in: path("/m/f"), limit: 8) == [])
+        #expect(throws: StorageDriverError.pathNotFound("/nope")) { try driver.members(named: "link", in: path("/nope"), limit: 8) }
+    }
+
     @Test(arguments: kinds) func moveCreatesParentsAndReplaces(kind: String) throws {
         let fixture = try DriverFixture.make(kind)
         defer { fixture.close() }

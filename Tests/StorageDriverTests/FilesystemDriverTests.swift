@@ -51,6 +51,14 @@ import TestSupport
         }
         #expect(seen == ["file-link:other", "inner-link:other"])
 
+        // Reading the members of child directories never goes through a link, at either level.
+        try fm.createDirectory(atPath: root.path + "/m/real", withIntermediateDirectories: true)
+        try "x".write(toFile: root.path + "/m/real/secret", atomically: false, encoding: .utf8)
+        try fm.createSymbolicLink(atPath: root.path + "/m/linked", withDestinationPath: outside.path)
+        try fm.createDirectory(atPath: root.path + "/m/inner", withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: root.path + "/m/inner/secret", withDestinationPath: outside.path + "/secret")
+        #expect(try driver.members(named: "secret", in: path("/m"), limit: 16).map(\.child) == ["real"])
+
         // Deleting a tree that holds a link removes the link, not its target.
         try driver.delete(path("/dir"))
         try driver.delete(path("/dir-link"))
