@@ -30,6 +30,7 @@ def main() -> int:
     rng = random.Random(20240605)
     pool = rng.randbytes(8192)
     made_prefixes = set()
+    os.makedirs(names_dir, exist_ok=True)
     all_blobs = open(os.path.join(names_dir, "all-blobs.names"), "w")
     all_layers = open(os.path.join(names_dir, "all-layers.names"), "w")
     for r in range(repositories):
