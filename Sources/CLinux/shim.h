@@ -11,6 +11,10 @@
 #ifndef O_PATH
 #define O_PATH 010000000
 #endif
+// O_NOATIME too (the same value on every Linux architecture Swift supports).
+#ifndef O_NOATIME
+#define O_NOATIME 01000000
+#endif
 
 /// openat2(2) confined to `dirfd`: no symlinks anywhere on the path, no escape by "..".
 static inline int blobfs_openat_beneath(int dirfd, const char *path, int flags, unsigned int mode) {

@@ -1,104 +1,6 @@
 import Distribution
+import Glibc
 import StorageDriver
-
-/// One thing wrong in a registry store, as `blobfs verify` prints it: kind, file, and what is wrong.
-public struct StoreProblem: Sendable, Hashable, CustomStringConvertible {
-    /// What is wrong; the raw value starts the problem's line.
-    public enum Kind: String, Sendable, Hashable, CaseIterable {
-        /// A blob's data does not hash to the digest it is stored under.
-        case corruptData = "corrupt data"
-        /// A link whose blob directory is there but whose data file is missing or not a regular file.
-        case missingData = "missing data"
-        /// A data or link file that cannot be read (an I/O error).
-        case unreadable = "unreadable"
-        /// A link file whose content is not a sha256 digest, or that is not a regular file.
-        case garbageLink = "garbage link"
-        /// An empty link file, as an interrupted write leaves it: the blob reads as absent.
-        case emptyLink = "empty link"
-        /// A link that names one blob and holds another, so a reader would get the wrong bytes.
-        case wrongLink = "wrong link"
-        /// A link whose whole blob directory is gone. A registry 2.x garbage collection leaves these
-        /// by design; the registry and blobfs show such a blob as absent.
-        case linkToDeletedBlob = "link to a deleted blob"
-    }
-
-    public var kind: Kind
-    /// The file at fault: a blob's `data` file or a repository's `link` file.
-    public var path: DriverPath
-    /// The repository of a link problem.
-    public var repository: RepositoryName?
-    /// The digest the file is stored under: the content address of data, the name of a link.
-    public var digest: Digest
-    /// What is wrong, with the digests involved.
-    public var detail: String
-    /// The data file a link problem is about (missing data), printed after the detail.
-    public var dataPath: DriverPath?
-
-    public init(
-        kind: Kind, path: DriverPath, repository: RepositoryName? = nil, digest: Digest, detail: String,
-        dataPath: DriverPath? = nil
-    ) {
-        self.kind = kind
-        self.path = path
-        self.repository = repository
-        self.digest = digest
-        self.detail = detail
-        self.dataPath = dataPath
-    }
-
-    /// `<kind>: <path>: <detail>[: <data path>]`, paths prefixed with `root` (the storage root on disk).
-    public func line(root: String = "") -> String {
-        "\(kind.rawValue): \(root)\(path.value): \(detail)" + (dataPath.map { ": \(root)\($0.value)" } ?? "")
-    }
-
-    public var description: String { line() }
-}
-
-/// What a verification checked and found.
-public struct StoreVerificationReport: Sendable {
-    /// Every problem, in the order found.
-    public var problems: [StoreProblem] = []
-    /// Blob data files re-hashed.
-    public var blobsChecked = 0
-    public var bytesHashed: Int64 = 0
-    public var repositoriesChecked = 0
-    public var linksChecked = 0
-
-    public init() {}
-
-    public var isIntact: Bool { problems.isEmpty }
-
-    public func count(_ kind: StoreProblem.Kind) -> Int {
-        problems.count(where: { $0.kind == kind })
-    }
-}
-
-/// Where a verification is, for a progress display.
-public struct StoreVerificationProgress: Sendable {
-    public enum Phase: Sendable { case blobs, links }
-    public var phase: Phase = .blobs
-    public var blobsChecked = 0
-    /// Blob data files to re-hash in the blob phase (the whole store); 0 when checking one repository.
-    public var blobsTotal = 0
-    public var bytesHashed: Int64 = 0
-    public var bytesTotal: Int64 = 0
-    public var repositoriesChecked = 0
-    public var repositoriesTotal = 0
-    public var linksChecked = 0
-    /// The repository whose links are being checked.
-    public var repository: RepositoryName?
-}
-
-/// Why a verification could not run at all (problems in the store are reported, not thrown).
-public enum StoreVerificationError: Error, Sendable, Hashable, CustomStringConvertible {
-    case repositoryNotFound(RepositoryName)
-
-    public var description: String {
-        switch self {
-        case .repositoryNotFound(let name): "no repository \(name) in the store (no \(PathMapper.path(.layers(name))) directory)"
-        }
-    }
-}
 
 /// Re-hashes every blob and checks every repository's `_layers` links against the blobs they
 /// name: what `blobfs verify` runs. It reads through the driver only, never through a cache, so it
@@ -112,13 +14,17 @@ public struct StoreVerifier: Sendable {
 
     /// Verifies the whole store, or only `repository`: then only its links and the blobs they
     /// name are checked. Problems go to `onProblem` as they are found and into the report.
+    /// `workers` threads read and hash; problems, report and progress stay on the calling thread
+    /// and in the same order whatever their number.
     public func verify(
-        repository: RepositoryName? = nil, onProblem: (StoreProblem) -> Void = { _ in },
+        repository: RepositoryName? = nil, workers: Int = 1, onProblem: (StoreProblem) -> Void = { _ in },
         onProgress: (StoreVerificationProgress) -> Void = { _ in }
     ) throws -> StoreVerificationReport {
         try withoutActuallyEscaping(onProblem) { onProblem in
             try withoutActuallyEscaping(onProgress) { onProgress in
-                try verify(VerificationRun(driver: registry.driver, onProblem: onProblem, onProgress: onProgress), repository)
+                let run = VerificationRun(
+                    driver: registry.driver, workers: max(1, workers), onProblem: onProblem, onProgress: onProgress)
+                return try verify(run, repository)
             }
         }
     }
@@ -148,231 +54,225 @@ public struct StoreVerifier: Sendable {
     }
 }
 
-/// The mutable state of one verification: the report, what each blob turned out to be, and one
-/// read buffer reused for every blob.
+/// The calling thread's side of one verification: it takes what the workers found, in order, and
+/// turns it into problems, counts and progress, remembering what each blob turned out to be.
 private final class VerificationRun {
-    /// What re-hashing a blob's data found; each problem is reported once however many links name it.
-    enum Outcome { case intact, damaged, vanished }
-
     let driver: any StorageDriver
+    let workers: Int
     let onProblem: (StoreProblem) -> Void
     let onProgress: (StoreVerificationProgress) -> Void
     var report = StoreVerificationReport()
     var progress = StoreVerificationProgress()
-    var outcomes: [Digest: Outcome] = [:]
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    var outcomes: [Digest: BlobOutcome] = [:]
+    /// Bytes the workers have read, for progress inside a large blob.
+    let bytesRead = ByteCounter()
+    /// The calling thread's hasher: it redraws progress inside a large blob.
+    private lazy var callerHasher = BlobHasher(counter: bytesRead) { [unowned self] in
+        progress.bytesHashed = max(progress.bytesHashed, bytesRead.value.load(ordering: .relaxed))
+        onProgress(progress)
+    }
+    /// The store's `blobs` directory, opened once.
+    private var blobsDirectory: (any DriverDirectory)?
 
     init(
-        driver: any StorageDriver, onProblem: @escaping (StoreProblem) -> Void,
+        driver: any StorageDriver, workers: Int, onProblem: @escaping (StoreProblem) -> Void,
         onProgress: @escaping (StoreVerificationProgress) -> Void
     ) {
         self.driver = driver
+        self.workers = workers
         self.onProblem = onProblem
         self.onProgress = onProgress
     }
-
-    deinit { buffer.deallocate() }
 
     func record(_ problem: StoreProblem) {
         report.problems.append(problem)
         onProblem(problem)
     }
 
+    /// Runs `job` over `count` items on the workers and consumes the results in order.
+    func inOrder<Result: Sendable>(
+        _ count: Int, _ job: @escaping @Sendable (BlobHasher, Int) -> Result, consume: (Int, Result) throws -> Void
+    ) rethrows {
+        let counter = bytesRead
+        try OrderedWork.run(
+            count: count, workers: workers, caller: callerHasher, makeWorker: { BlobHasher(counter: counter) }, job: job,
+            whileWaiting: {
+                progress.bytesHashed = max(progress.bytesHashed, counter.value.load(ordering: .relaxed))
+                onProgress(progress)
+            },
+            consume: { index, result in
+                try consume(index, result)
+                onProgress(progress)
+            })
+    }
+
+    /// `blobs/`, held open; where it cannot be (a link, an odd driver), a path-based handle that
+    /// fails each file as a lookup from the root would.
+    func blobs() -> any DriverDirectory {
+        if let blobsDirectory { return blobsDirectory }
+        let path = PathMapper.path(.blobs)
+        let directory = (try? driver.directory(path)) ?? driver.pathDirectory(path)
+        blobsDirectory = directory
+        return directory
+    }
+
+    /// Counts a finished hash of `digest`'s data and reports corruption or a read error.
+    func settle(_ digest: Digest, _ result: HashResult) -> BlobOutcome {
+        // Built only for a problem: validating a path per blob is a measurable part of the run.
+        var path: DriverPath { PathMapper.path(.blobData(digest)) }
+        switch result {
+        case .hashed(let digests, let size):
+            report.blobsChecked += 1
+            progress.blobsChecked += 1
+            count(size)
+            guard digests[0] == digest else {
+                record(
+                    StoreProblem(
+                        kind: .corruptData, path: path, digest: digest,
+                        detail: "the content hashes to \(digests[0]), not \(digest) (\(size) bytes)"))
+                return .damaged
+            }
+            return .intact
+        case .failed(let error, let bytes):
+            count(bytes)
+            record(StoreProblem(kind: .unreadable, path: path, digest: digest, detail: error))
+            return .damaged
+        }
+    }
+
+    func count(_ bytes: Int64) {
+        report.bytesHashed += bytes
+        progress.bytesHashed = max(progress.bytesHashed, report.bytesHashed)
+    }
+
     // MARK: - Blobs
 
     /// Re-hashes every data file under `blobs/`, in path order (sequential on disk).
     func checkAllBlobs() throws {
-        var files: [(digest: Digest, path: DriverPath, size: Int64)] = []
+        let blobs: any DriverDirectory
+        let files: [BlobFile]
         do {
-            try driver.walk(PathMapper.path(.blobs)) { entry in
-                guard entry.kind == .file, entry.path.name == "data" else { return .continue }
-                // Only a file at its digest's own path is a blob: the registry never looks elsewhere.
-                if let digest = try? PathMapper.digest(fromBlobDataPath: entry.path),
-                    PathMapper.path(.blobData(digest)) == entry.path,
-                    let info = try? driver.stat(entry.path)
-                {
-                    files.append((digest, entry.path, info.size))
-                }
-                return .continue
-            }
+            blobs = try driver.directory(PathMapper.path(.blobs))
+            files = try BlobSurvey.files(in: blobs)
         } catch StorageDriverError.pathNotFound {
             return  // no blob yet: an empty store
         } catch let error as StorageDriverError {
             throw error.blobError
         }
+        blobsDirectory = blobs
         progress.blobsTotal = files.count
         progress.bytesTotal = files.reduce(0) { $0 + $1.size }
-        for file in files {
-            outcomes[file.digest] = check(file.digest, at: file.path)
+        inOrder(files.count, { hasher, index in Self.hash(files[index], in: blobs, hasher) }) { index, result in
+            let digest = files[index].digest
+            outcomes[digest] = result.map { settle(digest, $0) } ?? .vanished
         }
     }
 
-    /// Re-hashes one blob's data and reports corruption or a read error.
-    func check(_ digest: Digest, at path: DriverPath) -> Outcome {
+    /// A worker's job in the blob phase: nil when the file went away since the survey (a garbage
+    /// collection), which is no problem.
+    static func hash(_ file: BlobFile, in blobs: any DriverDirectory, _ hasher: BlobHasher) -> HashResult? {
         do {
-            let (actual, size) = try hash(path, digest.algorithm)
-            report.blobsChecked += 1
-            progress.blobsChecked += 1
-            guard actual == digest else {
-                record(
-                    StoreProblem(
-                        kind: .corruptData, path: path, digest: digest,
-                        detail: "the content hashes to \(actual), not \(digest) (\(size) bytes)"))
-                return .damaged
+            let opened = try blobs.open(file.relative)
+            guard opened.kind == .file else {
+                // Replaced since the survey: read it as a reader of the path would fail.
+                let path = PathMapper.path(.blobData(file.digest)).value
+                let error = opened.kind == .directory ? StorageDriverError.isDirectory(path) : .io(operation: "open", path: path, errno: EINVAL)
+                return .failed("\(error)", bytes: 0)
             }
-            return .intact
+            return hasher.hash(opened, [file.digest.algorithm])
         } catch StorageDriverError.pathNotFound {
-            return .vanished  // removed since the walk (a garbage collection): not a problem
+            return nil
         } catch {
-            record(StoreProblem(kind: .unreadable, path: path, digest: digest, detail: "\(error)"))
-            return .damaged
+            return .failed("\(error)", bytes: 0)
         }
-    }
-
-    /// The digest of a file's whole content under `algorithm`, and its size.
-    func hash(_ path: DriverPath, _ algorithm: DigestAlgorithm) throws -> (Digest, Int64) {
-        let reader = try driver.reader(path)
-        let digester = Digester(algorithm)
-        var offset: Int64 = 0
-        while true {
-            let n = try reader.read(into: buffer, at: offset)
-            if n == 0 { break }
-            digester.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-            offset += Int64(n)
-            progress.bytesHashed += Int64(n)
-            report.bytesHashed += Int64(n)
-            onProgress(progress)
-        }
-        return (digester.digest(), offset)
     }
 
     // MARK: - Links
 
-    /// Checks every `_layers/<alg>/<hex>/link` of one repository.
+    /// Checks every `_layers/<alg>/<hex>/link` of one repository, in path order.
     func checkLinks(of name: RepositoryName) throws {
-        let root = PathMapper.path(.layers(name))
+        var directories: [any DriverDirectory] = []
+        var entries: [LinkEntry] = []
         do {
-            try driver.walk(root) { entry in
-                let parts = entry.path.value.dropFirst(root.value.count + 1).split(separator: "/")
-                switch parts.count {
-                case 1:  // <alg>: skip what is not an algorithm (old tarsum trees), as the registry does
-                    return DigestAlgorithm(rawValue: String(parts[0])) == nil ? .skipDirectory : .continue
-                case 2:
-                    return .continue
-                default:
-                    // A link directory whose name is not a digest can never be asked for: skip it.
-                    if parts.count == 3, parts[2] == "link", let digest = try? Digest(parsing: "\(parts[0]):\(parts[1])") {
-                        checkLink(digest, at: entry.path, kind: entry.kind, in: name)
-                    }
-                    return .skipDirectory
+            let layers = try driver.directory(PathMapper.path(.layers(name)))
+            // Skip what is not an algorithm (old tarsum trees), as the registry does.
+            for algorithmEntry in try layers.entries() where algorithmEntry.kind == .directory {
+                guard let algorithm = DigestAlgorithm(rawValue: algorithmEntry.name) else { continue }
+                let directory: any DriverDirectory
+                do {
+                    directory = try layers.directory(algorithmEntry.name)
+                } catch StorageDriverError.pathNotFound {
+                    continue
                 }
+                // A link directory whose name is not a digest can never be asked for: skip it.
+                for linkEntry in try directory.entries() where linkEntry.kind == .directory {
+                    guard let digest = try? Digest(parsing: "\(algorithm.rawValue):\(linkEntry.name)") else { continue }
+                    entries.append(LinkEntry(digest: digest, directory: directories.count))
+                }
+                directories.append(directory)
             }
         } catch StorageDriverError.pathNotFound {
             return
         } catch let error as StorageDriverError {
             throw error.blobError
         }
+        let inspector = LinkInspector(repository: name, directories: directories, blobs: blobs(), known: outcomes)
+        let links = entries
+        try inOrder(links.count, { hasher, index in inspector.inspect(links[index], hasher) }) { index, finding in
+            try settle(finding, links[index].digest, in: name)
+        }
     }
 
-    /// Checks one link: its content, the blob it holds, and for an alias that the blob's bytes
-    /// really have the alias digest.
-    func checkLink(_ digest: Digest, at path: DriverPath, kind: FileKind, in name: RepositoryName) {
-        report.linksChecked += 1
-        progress.linksChecked += 1
+    /// Counts and reports one link as a worker found it.
+    func settle(_ finding: LinkFinding, _ digest: Digest, in name: RepositoryName) throws {
         func problem(_ kind: StoreProblem.Kind, _ detail: String, dataPath: DriverPath? = nil) {
+            let path = PathMapper.path(.layerLink(name, digest))
             record(StoreProblem(kind: kind, path: path, repository: name, digest: digest, detail: detail, dataPath: dataPath))
         }
-        guard kind == .file else {
-            problem(.garbageLink, kind == .directory ? "a directory, not a link file" : "not a regular file (a symbolic link?)")
+        switch finding {
+        case .absent: return
+        case .failed(let error): throw error.blobError
+        case .problem, .blob: break
+        }
+        report.linksChecked += 1
+        progress.linksChecked += 1
+        guard case .blob(let target, let data) = finding else {
+            if case .problem(let kind, let detail) = finding { problem(kind, detail) }
             return
         }
-        let content: [UInt8]
-        do {
-            content = try driver.getContent(path, limit: 4096)
-        } catch StorageDriverError.pathNotFound {
-            return  // removed since the walk
-        } catch StorageDriverError.tooLarge(_, let size, _) {
-            problem(.garbageLink, "\(size) bytes, too large for a link")
-            return
-        } catch StorageDriverError.symlinkRefused {
-            problem(.garbageLink, "a symbolic link, not a link file")
-            return
-        } catch {
-            problem(.unreadable, "\(error)")
-            return
-        }
-        if content.isEmpty {
-            problem(.emptyLink, "an empty link file (an interrupted write): \(digest) reads as absent")
-            return
-        }
-        let text = String(decoding: content, as: UTF8.self)
-        guard let target = try? Digest(parsing: text) else {
-            problem(.garbageLink, "the content is not a digest: \(Self.quoted(content))")
-            return
-        }
-        guard target.algorithm == .canonical else {
-            problem(.garbageLink, "holds \(target); a link must hold the blob's canonical sha256 digest")
-            return
-        }
-        if digest.algorithm == .canonical, target != digest {
-            problem(.wrongLink, "the link for \(digest) holds \(target): reads of \(digest) would get another blob's bytes")
-            return
-        }
-        let dataPath = PathMapper.path(.blobData(target))
-        let info: FileInfo
-        do {
-            info = try driver.stat(dataPath)
-        } catch StorageDriverError.pathNotFound {
-            if (try? driver.stat(PathMapper.path(.blob(target)))) != nil {
-                problem(.missingData, "holds \(target), but its data file is missing", dataPath: dataPath)
-            } else {
-                problem(
-                    .linkToDeletedBlob,
-                    "holds \(target), whose blob is gone "
-                        + "(registry 2.x garbage collection leaves such links; the blob reads as absent)"
-                )
-            }
-            return
-        } catch StorageDriverError.symlinkRefused {
+        var dataPath: DriverPath { PathMapper.path(.blobData(target)) }
+        switch data {
+        case .missing:
+            problem(.missingData, "holds \(target), but its data file is missing", dataPath: dataPath)
+        case .deleted:
+            problem(
+                .linkToDeletedBlob,
+                "holds \(target), whose blob is gone "
+                    + "(registry 2.x garbage collection leaves such links; the blob reads as absent)"
+            )
+        case .symlink:
             problem(.missingData, "holds \(target), but its data file is a symbolic link (never followed)", dataPath: dataPath)
-            return
-        } catch {
+        case .unexaminable(let error):
             problem(.unreadable, "holds \(target), but its data file cannot be examined: \(error)")
-            return
-        }
-        guard info.kind == .file else {
+        case .notAFile:
             problem(.missingData, "holds \(target), but its data file is not a regular file", dataPath: dataPath)
-            return
-        }
-        let outcome = outcomes[target] ?? check(target, at: dataPath)
-        outcomes[target] = outcome
-        guard outcome == .intact, digest.algorithm != .canonical else { return }
-        // An alias: the canonical blob is intact; its bytes must also hash to the alias digest.
-        do {
-            let (actual, _) = try hash(dataPath, digest.algorithm)
-            if actual != digest {
-                problem(.wrongLink, "the alias \(digest) holds \(target), whose content hashes to \(actual)")
-            }
-        } catch StorageDriverError.pathNotFound {
-            return
-        } catch {
-            problem(.unreadable, "holds \(target), but its data file cannot be read: \(error)")
-        }
-    }
-
-    /// Link content for a message: printable ASCII as is, the rest escaped, at most 80 bytes.
-    static func quoted(_ bytes: [UInt8]) -> String {
-        var text = "\""
-        for byte in bytes.prefix(80) {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): text += "\\" + String(UnicodeScalar(byte))
-            case 0x20..<0x7f: text.unicodeScalars.append(UnicodeScalar(byte))
-            case UInt8(ascii: "\n"): text += "\\n"
-            default:
-                let hex = Array("0123456789abcdef".utf8)
-                text += "\\x" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 15)]], as: UTF8.self)
+        case .file(let canonical, let alias):
+            // The first link to name a blob settles it; the workers hashed it (again) only when
+            // it was not known when this repository's check began.
+            let outcome = outcomes[target] ?? canonical.map { settle(target, $0) } ?? .vanished
+            outcomes[target] = outcome
+            // An alias: the canonical blob is intact; its bytes must also hash to the alias digest.
+            guard outcome == .intact, digest.algorithm != .canonical, let alias else { return }
+            switch alias {
+            case .hashed(let digests, let size):
+                count(size)
+                if digests[0] != digest {
+                    problem(.wrongLink, "the alias \(digest) holds \(target), whose content hashes to \(digests[0])")
+                }
+            case .failed(let error, let bytes):
+                count(bytes)
+                problem(.unreadable, "holds \(target), but its data file cannot be read: \(error)")
             }
         }
-        return text + (bytes.count > 80 ? "\"… (\(bytes.count) bytes)" : "\"")
     }
 }

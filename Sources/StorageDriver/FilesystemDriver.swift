@@ -13,6 +13,8 @@ public final class FilesystemDriver: StorageDriver {
     /// Running as root: what is created is given to the owner of the directory it is created in,
     /// so a store restored by root stays writable by the registry's own user.
     private let adoptsParentOwner = geteuid() == 0
+    /// Whether verification reads still ask for O_NOATIME (see `FilesystemDirectory`).
+    let readsWithoutAtime = Atomic(true)
 
     /// Opens `root`, which must be an existing directory.
     public init(root: String) throws {
@@ -220,6 +222,10 @@ public final class FilesystemDriver: StorageDriver {
         try walkDirectory(fd, path, visit)
     }
 
+    public func directory(_ path: DriverPath) throws -> any DriverDirectory {
+        FilesystemDirectory(driver: self, fd: try open(path, O_RDONLY | O_DIRECTORY), path: path)
+    }
+
     // MARK: - Resolution
 
     /// Opens a driver path beneath the root.
@@ -277,7 +283,7 @@ public final class FilesystemDriver: StorageDriver {
     // MARK: - Directories
 
     /// The entries of a directory, consuming `fd`.
-    private static func entries(ofDirectory fd: Int32, _ path: DriverPath) throws -> [(name: String, kind: FileKind?)] {
+    static func entries(ofDirectory fd: Int32, _ path: DriverPath) throws -> [(name: String, kind: FileKind?)] {
         guard let dir = fdopendir(fd) else {
             let code = errno
             Glibc.close(fd)
@@ -366,11 +372,15 @@ public final class FilesystemDriver: StorageDriver {
 
 /// Maps an errno from a path operation to the driver's errors.
 func failure(_ operation: String, _ path: DriverPath, _ code: Int32) -> StorageDriverError {
+    failure(operation, path.value, code)
+}
+
+func failure(_ operation: String, _ path: String, _ code: Int32) -> StorageDriverError {
     switch code {
-    case ENOENT, ENOTDIR: .pathNotFound(path.value)
-    case ELOOP, EXDEV: .symlinkRefused(path.value)
-    case EISDIR: .isDirectory(path.value)
-    default: .io(operation: operation, path: path.value, errno: code)
+    case ENOENT, ENOTDIR: .pathNotFound(path)
+    case ELOOP, EXDEV: .symlinkRefused(path)
+    case EISDIR: .isDirectory(path)
+    default: .io(operation: operation, path: path, errno: code)
     }
 }
 

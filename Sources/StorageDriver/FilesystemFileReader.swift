@@ -3,9 +3,14 @@ import Glibc
 /// Positional reads (pread) of one open file; safe to share between threads.
 final class FilesystemFileReader: DriverFileReader {
     private let fd: Int32
-    private let path: DriverPath
+    /// The driver path, for errors.
+    private let path: String
 
-    init(fd: Int32, path: DriverPath) {
+    convenience init(fd: Int32, path: DriverPath) {
+        self.init(fd: fd, path: path.value)
+    }
+
+    init(fd: Int32, path: String) {
         self.fd = fd
         self.path = path
     }
@@ -17,13 +22,13 @@ final class FilesystemFileReader: DriverFileReader {
         while true {
             let n = pread(fd, base, buffer.count, off_t(offset))
             if n >= 0 { return n }
-            if errno != EINTR { throw StorageDriverError.io(operation: "read", path: path.value, errno: errno) }
+            if errno != EINTR { throw StorageDriverError.io(operation: "read", path: path, errno: errno) }
         }
     }
 
     func currentSize() throws -> Int64 {
         var st = Glibc.stat()
-        guard fstat(fd, &st) == 0 else { throw StorageDriverError.io(operation: "stat", path: path.value, errno: errno) }
+        guard fstat(fd, &st) == 0 else { throw StorageDriverError.io(operation: "stat", path: path, errno: errno) }
         return Int64(st.st_size)
     }
 }

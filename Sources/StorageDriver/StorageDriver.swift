@@ -24,6 +24,8 @@ public protocol StorageDriver: Sendable {
     func delete(_ path: DriverPath) throws
     /// Visits everything below `path` depth-first in sorted order, never following links.
     func walk(_ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws
+    /// Holds a directory open for many reads below it (`pathNotFound` if it is not a directory).
+    func directory(_ path: DriverPath) throws -> any DriverDirectory
 }
 
 extension StorageDriver {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Distribution
+import Foundation
 import Glibc
 import Storage
 
@@ -54,6 +55,8 @@ struct VerifyCommand: ParsableCommand {
         do {
             report = try StoreVerifier(registry: Registry(driver: store.driver)).verify(
                 repository: name,
+                // Small blobs cost system calls more than hashing: one reader per CPU.
+                workers: ProcessInfo.processInfo.activeProcessorCount,
                 onProblem: { problem in
                     progress.clear()
                     writeStandardOutput(problem.line(root: store.root) + "\n")

@@ -102,6 +102,27 @@ import TestSupport
         }
     }
 
+    /// verify opens with O_NOATIME, which fails with EPERM for a user who does not own the files
+    /// (and lacks CAP_FOWNER): such a user, here nobody on root's store, must still read and
+    /// check every blob, and still find the corrupt one.
+    @Test func verifyByAUserWhoDoesNotOwnTheStore() throws {
+        let workspace = try Workspace("other-user")
+        defer { workspace.remove() }
+        let root = workspace.root
+        let blobs = try writeStore(root: root, (0..<40).map { ("other/app", seededBytes(count: 100 + $0 * 37, seed: 400 + UInt64($0))) })
+        try Posix.flipByte(in: dataPath(root: root, blobs[17].canonical), at: 3)
+        let chmod = try Command.run("chmod", ["-R", "go+rX", workspace.path("")])
+        #expect(chmod.status == 0, "\(chmod)")
+        let asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", try BlobfsExecutable.path(), "verify", root]
+        for extra in [[], ["--repository", "other/app"]] {
+            let report = try Command.run("setpriv", asNobody + extra, timeout: 120)
+            #expect(report.status == 1, "verify as nobody: \(report)")
+            let lines = report.stdoutText.split(separator: "\n")
+            #expect(lines.count == 2 && lines[0].hasPrefix("corrupt data: ") && lines[0].contains(blobs[17].canonical.hex), "\(report)")
+            #expect(report.stdoutText.contains("40 blobs") && report.stdoutText.contains("40 links"), "every blob read: \(report)")
+        }
+    }
+
     @Test func corruptionFoundByOneReaderIsRefusedToTheNext() throws {
         let workspace = try Workspace("refused")
         defer { workspace.remove() }

@@ -1,0 +1,170 @@
+import Distribution
+import StorageDriver
+
+/// What re-hashing a blob's data found; each problem is reported once however many links name it.
+enum BlobOutcome: Sendable { case intact, damaged, vanished }
+
+/// One `_layers/<alg>/<hex>` directory of a repository: the link to inspect.
+struct LinkEntry: Sendable {
+    var digest: Digest
+    /// Its `<alg>` directory, an index into `LinkInspector.directories`.
+    var directory: Int
+}
+
+/// What a worker found about one link, before anything is counted or reported.
+enum LinkFinding: Sendable {
+    /// No `link` file in the directory: nothing to check, nothing counted.
+    case absent
+    /// The link directory cannot be opened: the verification fails, as the directory walk did.
+    case failed(StorageDriverError)
+    /// The link file itself is wrong.
+    case problem(StoreProblem.Kind, String)
+    /// The link holds `target`, whose data file is as found.
+    case blob(target: Digest, data: DataFinding)
+}
+
+/// What a worker found about the data file that a link names.
+enum DataFinding: Sendable {
+    /// The blob directory is there, its data file is not.
+    case missing
+    /// The whole blob directory is gone.
+    case deleted
+    case symlink
+    case unexaminable(String)
+    case notAFile
+    /// A regular file, hashed where the outcome was not known yet (canonical) and for an alias.
+    case file(canonical: HashResult?, alias: HashResult?)
+}
+
+/// Inspects one repository's links on worker threads: reads each link, then opens (and where
+/// needed hashes) the data file it names, all relative to held directories.
+struct LinkInspector: Sendable {
+    let repository: RepositoryName
+    /// The repository's `_layers/<alg>` directories.
+    let directories: [any DriverDirectory]
+    /// The store's `blobs` directory.
+    let blobs: any DriverDirectory
+    /// Outcomes known when this repository's check began (the blob phase's): not hashed again.
+    let known: [Digest: BlobOutcome]
+
+    func inspect(_ entry: LinkEntry, _ hasher: BlobHasher) -> LinkFinding {
+        let directory = directories[entry.directory]
+        let relative = entry.digest.hex + "/link"
+        let opened: OpenedFile
+        do {
+            opened = try directory.open(relative)
+        } catch StorageDriverError.pathNotFound {
+            return .absent
+        } catch StorageDriverError.symlinkRefused {
+            return .problem(.garbageLink, "not a regular file (a symbolic link?)")
+        } catch {
+            // A directory that cannot be opened failed the walk this replaces; a link file that
+            // cannot be opened is an unreadable link.
+            do {
+                _ = try directory.directory(entry.digest.hex)
+            } catch StorageDriverError.pathNotFound {
+                return .absent
+            } catch let failure as StorageDriverError {
+                return .failed(failure)
+            } catch {}
+            return .problem(.unreadable, "\(error)")
+        }
+        switch opened.kind {
+        case .directory: return .problem(.garbageLink, "a directory, not a link file")
+        case .other: return .problem(.garbageLink, "not a regular file (a symbolic link?)")
+        case .file: break
+        }
+        let content: [UInt8]
+        do {
+            content = try hasher.content(opened, path: PathMapper.path(.layerLink(repository, entry.digest)), limit: 4096)
+        } catch StorageDriverError.tooLarge(_, let size, _) {
+            return .problem(.garbageLink, "\(size) bytes, too large for a link")
+        } catch {
+            return .problem(.unreadable, "\(error)")
+        }
+        let digest = entry.digest
+        if content.isEmpty {
+            return .problem(.emptyLink, "an empty link file (an interrupted write): \(digest) reads as absent")
+        }
+        guard let target = try? Digest(parsing: String(decoding: content, as: UTF8.self)) else {
+            return .problem(.garbageLink, "the content is not a digest: \(Self.quoted(content))")
+        }
+        guard target.algorithm == .canonical else {
+            return .problem(.garbageLink, "holds \(target); a link must hold the blob's canonical sha256 digest")
+        }
+        if digest.algorithm == .canonical, target != digest {
+            return .problem(.wrongLink, "the link for \(digest) holds \(target): reads of \(digest) would get another blob's bytes")
+        }
+        return .blob(target: target, data: inspectData(target, alias: digest.algorithm == .canonical ? nil : digest.algorithm, hasher))
+    }
+
+    /// Opens the data file once: its kind and, when needed, its hashes in one pass.
+    private func inspectData(_ target: Digest, alias: DigestAlgorithm?, _ hasher: BlobHasher) -> DataFinding {
+        let blob = "\(target.algorithm.rawValue)/\(target.hex.prefix(2))/\(target.hex)"
+        let dataRelative = blob + "/data"
+        let known = known[target]
+        let hashesCanonical = known == nil
+        let hashesAlias = alias != nil && (known == nil || known == .intact)
+        func absent() -> DataFinding { (try? blobs.stat(blob)) != nil ? .missing : .deleted }
+
+        var opened: OpenedFile?
+        var openError: (any Error)?
+        let kind: FileKind
+        do {
+            if hashesCanonical || hashesAlias {
+                let file = try blobs.open(dataRelative)
+                opened = file
+                kind = file.kind
+            } else {
+                kind = try blobs.stat(dataRelative).kind
+            }
+        } catch StorageDriverError.pathNotFound {
+            return absent()
+        } catch StorageDriverError.symlinkRefused {
+            return .symlink
+        } catch {
+            // Not openable for reading (permissions, a socket): say what it is as a stat does,
+            // and report the open's error as the read error.
+            do {
+                kind = try blobs.stat(dataRelative).kind
+            } catch StorageDriverError.pathNotFound {
+                return absent()
+            } catch StorageDriverError.symlinkRefused {
+                return .symlink
+            } catch {
+                return .unexaminable("\(error)")
+            }
+            openError = error
+        }
+        guard kind == .file else { return .notAFile }
+        guard hashesCanonical || hashesAlias else { return .file(canonical: nil, alias: nil) }
+
+        let algorithms = (hashesCanonical ? [DigestAlgorithm.canonical] : []) + (hashesAlias ? [alias!] : [])
+        let result: HashResult =
+            if let opened { hasher.hash(opened, algorithms) } else { .failed("\(openError!)", bytes: 0) }
+        switch result {
+        case .hashed(let digests, let size):
+            return .file(
+                canonical: hashesCanonical ? .hashed([digests[0]], size: size) : nil,
+                alias: hashesAlias ? .hashed([digests[digests.count - 1]], size: size) : nil)
+        case .failed:
+            return .file(canonical: hashesCanonical ? result : nil, alias: hashesAlias ? result : nil)
+        }
+    }
+
+    /// Link content for a message: printable ASCII as is, the rest escaped, at most 80 bytes.
+    static func quoted(_ bytes: [UInt8]) -> String {
+        var text = "\""
+        for byte in bytes.prefix(80) {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): text += "\\" + String(UnicodeScalar(byte))
+            case 0x20..<0x7f: text.unicodeScalars.append(UnicodeScalar(byte))
+            case UInt8(ascii: "\n"): text += "\\n"
+            default:
+                let hex = Array("0123456789abcdef".utf8)
+                text += "\\x" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 15)]], as: UTF8.self)
+            }
+        }
+        return text + (bytes.count > 80 ? "\"… (\(bytes.count) bytes)" : "\"")
+    }
+}
