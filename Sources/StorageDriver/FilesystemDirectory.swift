@@ -44,16 +44,7 @@ final class FilesystemDirectory: DriverDirectory {
     func open(_ relative: String) throws -> OpenedFile {
         // O_NONBLOCK: a FIFO in the store must not hang the open; it is a no-op on regular files.
         let flags = O_RDONLY | O_NONBLOCK | O_NOCTTY
-        var fd: Int32 = -1
-        if driver.readsWithoutAtime.load(ordering: .relaxed) {
-            fd = blobfs_openat_beneath(self.fd, relative, flags | O_NOATIME, 0)
-            // EPERM: O_NOATIME needs the file's owner or CAP_FOWNER. Asking again for every file
-            // would double the opens of a verify run by another user: stop asking.
-            if fd < 0 && errno == EPERM { driver.readsWithoutAtime.store(false, ordering: .relaxed) }
-        }
-        if fd < 0 && !driver.readsWithoutAtime.load(ordering: .relaxed) {
-            fd = blobfs_openat_beneath(self.fd, relative, flags, 0)
-        }
+        let fd = driver.openWithoutAtime(self.fd, relative, flags)
         guard fd >= 0 else { throw failure("open", fullPath(relative), errno) }
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else {

@@ -13,7 +13,7 @@ public final class FilesystemDriver: StorageDriver {
     /// Running as root: what is created is given to the owner of the directory it is created in,
     /// so a store restored by root stays writable by the registry's own user.
     private let adoptsParentOwner = geteuid() == 0
-    /// Whether verification reads still ask for O_NOATIME (see `FilesystemDirectory`).
+    /// Whether reads still ask for O_NOATIME (see `openWithoutAtime`).
     let readsWithoutAtime = Atomic(true)
 
     /// Opens `root`, which must be an existing directory.
@@ -148,7 +148,7 @@ public final class FilesystemDriver: StorageDriver {
             var memberPath: DriverPath { (try? path.appending(child.name).appending(member)) ?? path }
             // One short confined resolution per child, relative to the directory just listed:
             // no walk from the root, and still never through a symbolic link.
-            let memberFD = blobfs_openat_beneath(dirFD, child.name + "/" + member, O_RDONLY | O_NONBLOCK, 0)
+            let memberFD = openWithoutAtime(dirFD, child.name + "/" + member, O_RDONLY | O_NONBLOCK | O_NOCTTY)
             guard memberFD >= 0 else {
                 switch errno {
                 case ENOENT, ENOTDIR, ELOOP, EXDEV: continue  // absent, removed meanwhile, or a link
@@ -227,6 +227,18 @@ public final class FilesystemDriver: StorageDriver {
     }
 
     // MARK: - Resolution
+
+    /// Opens `relative` beneath `dirFD` for reading without updating its access time where the
+    /// caller may (owner or CAP_FOWNER): reading a store should leave it as it was. After the
+    /// first EPERM it stops asking, so a non-owner does not pay two opens per file.
+    func openWithoutAtime(_ dirFD: Int32, _ relative: String, _ flags: Int32) -> Int32 {
+        if readsWithoutAtime.load(ordering: .relaxed) {
+            let fd = blobfs_openat_beneath(dirFD, relative, flags | O_NOATIME, 0)
+            if fd >= 0 || errno != EPERM { return fd }
+            readsWithoutAtime.store(false, ordering: .relaxed)
+        }
+        return blobfs_openat_beneath(dirFD, relative, flags, 0)
+    }
 
     /// Opens a driver path beneath the root.
     private func open(_ path: DriverPath, _ flags: Int32) throws -> Int32 {
