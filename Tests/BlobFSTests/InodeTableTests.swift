@@ -88,6 +88,11 @@ import Testing
         #expect(table[upload] != nil)
     }
 
+    /// The table's size per blob is the point of its layout: the kernel may hold millions.
+    @Test func aSlotStaysSmall() {
+        #expect(MemoryLayout<InodeSlot>.stride <= 72)
+    }
+
     @Test func manyBlobsSurviveGrowthAndRemoval() {
         // Enough to grow the digest index several times and to fill many slot chunks; removing
         // every third one exercises the index's backward shift.
