@@ -16,12 +16,10 @@ struct InodeSlot {
     var size: Int64 = 0
     var modified: Int64 = 0
     var lookups: UInt64 = 0
-    /// Bumped when a slot the kernel knew is freed: the inode number (generation and slot) of a
-    /// forgotten inode never comes back for another node.
+    /// Bumped whenever the slot is freed: an inode number (generation and slot) is never used
+    /// twice in a mount, as with a counter, so a late `forget` or a listing's `d_ino` names one node.
     var generation: UInt32 = 0
     var kind = Kind.free
-    /// The kernel held a lookup reference at some point (so its number must not be reused as is).
-    var wasHandedOut = false
     var hasDescriptor = false
     var writableDirectories = false
 

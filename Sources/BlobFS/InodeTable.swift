@@ -7,7 +7,7 @@ import Synchronization
 /// The kernel keeps every blob inode it is given (their entry timeout is a year), so the table
 /// is packed: a blob costs one `InodeSlot` and a bucket of `DigestIndex`, about 80 bytes. An
 /// inode number is its slot's index with the slot's generation above it, so finding an inode is
-/// an array access and a freed slot's number never names another node.
+/// an array access and a number, once freed, never names another node.
 final class InodeTable: Sendable {
     static let rootID: UInt64 = 1
 
@@ -138,7 +138,6 @@ extension InodeTable.State {
 
     mutating func addLookup(_ slot: UInt32) {
         slots[slot].lookups += 1
-        slots[slot].wasHandedOut = true
     }
 
     /// A slot for `node` with no references yet: a freed one if any, else a new one.
@@ -171,9 +170,7 @@ extension InodeTable.State {
         }
         if !unpacked.isEmpty { unpacked[slot] = nil }
         var freed = InodeSlot()
-        freed.generation = slots[slot].generation
-        // The kernel may have known this number: the next node in the slot gets another.
-        if slots[slot].wasHandedOut { freed.generation += 1 }
+        freed.generation = slots[slot].generation + 1
         slots[slot] = freed
         if freed.generation < Self.lastGeneration { free.append(slot) }
     }

@@ -48,11 +48,15 @@ import Testing
         #expect(table[new]?.lookups == 1)
     }
 
-    @Test func anEntryNeverHandedOutLeavesNoTrace() {
+    @Test func anEntryNeverHandedOutLeavesNoTraceButItsNumber() {
         let d = Self.digest(3)
         let unreferenced = table.reference(.blob(d), attributes: Self.blobAttributes(d), countLookup: false)
         table.releaseIfUnreferenced(unreferenced)
         #expect(table[unreferenced] == nil)
+        // A listing's temporary numbers are distinct too (d_ino of plain readdir).
+        let other = table.reference(.blob(Self.digest(4)), attributes: Self.blobAttributes(Self.digest(4)), countLookup: false)
+        table.releaseIfUnreferenced(other)
+        #expect(other != unreferenced)
         let listed = table.reference(.blob(d), attributes: Self.blobAttributes(d), countLookup: false)
         table.addLookup(listed)
         table.releaseIfUnreferenced(listed)
