@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "TestSupport"]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.
-        .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "Storage", "StorageDriver", "Distribution", "TestSupport"]),
+        .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "BlobFS", "Storage", "StorageDriver", "Distribution", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,61 +1,80 @@
+import Distribution
 import Synchronization
 
 /// Inode numbers for nodes, with the kernel's lookup counts: an inode lives while the kernel
 /// holds references to it (every positive lookup and readdirplus entry), and goes on `forget`.
+///
+/// The kernel keeps every blob inode it is given (their entry timeout is a year), so the table
+/// is packed: a blob costs one `InodeSlot` and a bucket of `DigestIndex`, about 80 bytes. An
+/// inode number is its slot's index with the slot's generation above it, so finding an inode is
+/// an array access and a number, once freed, never names another node.
 final class InodeTable: Sendable {
     static let rootID: UInt64 = 1
 
+    /// An inode as the operations see it, rebuilt from its slot.
     struct Entry: Sendable {
         var node: Node
         var attributes: NodeAttributes
         var lookups: UInt64
     }
 
-    private struct State {
-        var entries: [UInt64: Entry] = [:]
-        var ids: [Node: UInt64] = [:]
-        var next: UInt64 = InodeTable.rootID + 1
+    fileprivate struct State {
+        var slots = SlotArray()
+        var free: [UInt32] = []
+        var blobs = DigestIndex()
+        /// The nodes of `.other` slots (root, directories, uploads): few, so kept whole.
+        var others: [Node: UInt32] = [:]
+        var otherNodes: [UInt32: Node] = [:]
+        /// Attributes that `InodeSlot.pack` cannot hold, by slot.
+        var unpacked: [UInt32: NodeAttributes] = [:]
     }
 
     private let state: Mutex<State>
 
     init(rootAttributes: NodeAttributes) {
         var initial = State()
-        initial.entries[Self.rootID] = Entry(node: .root, attributes: rootAttributes, lookups: 1)
-        initial.ids[.root] = Self.rootID
+        _ = initial.slots.append(InodeSlot())  // slot 0: inode 0 does not exist, and 0 marks an empty bucket
+        let root = initial.allocate(.root, digest: nil)
+        precondition(UInt64(root) == Self.rootID)
+        initial.setAttributes(rootAttributes, of: root, digest: nil)
+        initial.slots[root].lookups = 1
         state = Mutex(initial)
     }
 
     subscript(id: UInt64) -> Entry? {
-        state.withLock { $0.entries[id] }
+        state.withLock { state in
+            guard let slot = state.slot(of: id) else { return nil }
+            let (node, digest) = state.node(of: slot)
+            return Entry(node: node, attributes: state.attributes(of: slot, digest: digest), lookups: state.slots[slot].lookups)
+        }
     }
 
     /// The inode of `node`, created if needed, with one more lookup reference when `countLookup`.
     /// Fresh attributes replace the stored ones (a directory's, or a blob found again).
     func reference(_ node: Node, attributes: NodeAttributes, countLookup: Bool = true) -> UInt64 {
-        state.withLock { state in
-            if let id = state.ids[node] {
-                state.entries[id]!.attributes = attributes
-                if countLookup { state.entries[id]!.lookups += 1 }
-                return id
-            }
-            let id = state.next
-            state.next += 1
-            state.ids[node] = id
-            state.entries[id] = Entry(node: node, attributes: attributes, lookups: countLookup ? 1 : 0)
-            return id
+        let digest = node.blobDigest
+        let raw = digest.map(RawDigest.init)
+        return state.withLock { state in
+            let slot = state.find(node, raw) ?? state.allocate(node, digest: raw)
+            state.setAttributes(attributes, of: slot, digest: digest)
+            if countLookup { state.addLookup(slot) }
+            return state.id(of: slot)
         }
     }
 
     /// The attributes of `node` if the kernel holds an inode for it.
     func attributes(of node: Node) -> NodeAttributes? {
-        state.withLock { state in state.ids[node].flatMap { state.entries[$0]?.attributes } }
+        let digest = node.blobDigest
+        let raw = digest.map(RawDigest.init)
+        return state.withLock { state in
+            state.find(node, raw).map { state.attributes(of: $0, digest: digest) }
+        }
     }
 
     /// Adds one lookup reference to an inode the kernel has just been given.
     func addLookup(_ id: UInt64) {
         state.withLock { state in
-            state.entries[id]?.lookups += 1
+            if let slot = state.slot(of: id) { state.addLookup(slot) }
         }
     }
 
@@ -69,14 +88,98 @@ final class InodeTable: Sendable {
     func forget(_ id: UInt64, count: UInt64) {
         guard id != Self.rootID else { return }
         state.withLock { state in
-            guard var entry = state.entries[id] else { return }
-            entry.lookups = entry.lookups > count ? entry.lookups - count : 0
-            if entry.lookups == 0 {
-                state.entries[id] = nil
-                state.ids[entry.node] = nil
-            } else {
-                state.entries[id] = entry
-            }
+            guard let slot = state.slot(of: id) else { return }
+            let lookups = state.slots[slot].lookups
+            state.slots[slot].lookups = lookups > count ? lookups - count : 0
+            if state.slots[slot].lookups == 0 { state.release(slot) }
         }
+    }
+}
+
+extension InodeTable.State {
+    /// Generations stay below 2³¹ so that inode numbers stay below 2⁶³; a slot that reaches
+    /// the limit is retired.
+    static let lastGeneration: UInt32 = 0x7fff_ffff
+
+    func id(of slot: UInt32) -> UInt64 {
+        UInt64(slots[slot].generation) << 32 | UInt64(slot)
+    }
+
+    /// The live slot that `id` names, if any: an old generation names nothing.
+    func slot(of id: UInt64) -> UInt32? {
+        let slot = UInt32(truncatingIfNeeded: id)
+        guard slot > 0, slot < slots.count, slots[slot].kind != .free, id >> 32 == UInt64(slots[slot].generation) else {
+            return nil
+        }
+        return slot
+    }
+
+    func find(_ node: Node, _ digest: RawDigest?) -> UInt32? {
+        if let digest { return blobs.find(digest, in: slots) }
+        return others[node]
+    }
+
+    func node(of slot: UInt32) -> (Node, Digest?) {
+        guard slots[slot].kind == .blob, let digest = slots[slot].digest?.digest else { return (otherNodes[slot]!, nil) }
+        return (.blob(digest), digest)
+    }
+
+    func attributes(of slot: UInt32, digest: Digest?) -> NodeAttributes {
+        unpacked[slot] ?? slots[slot].attributes(digest: digest)
+    }
+
+    mutating func setAttributes(_ attributes: NodeAttributes, of slot: UInt32, digest: Digest?) {
+        if slots[slot].pack(attributes, digest: digest) {
+            if !unpacked.isEmpty { unpacked[slot] = nil }
+        } else {
+            unpacked[slot] = attributes
+        }
+    }
+
+    mutating func addLookup(_ slot: UInt32) {
+        slots[slot].lookups += 1
+    }
+
+    /// A slot for `node` with no references yet: a freed one if any, else a new one.
+    mutating func allocate(_ node: Node, digest: RawDigest?) -> UInt32 {
+        var fresh = InodeSlot()
+        fresh.digest = digest
+        fresh.kind = digest == nil ? .other : .blob
+        let slot: UInt32
+        if let reused = free.popLast() {
+            fresh.generation = slots[reused].generation
+            slots[reused] = fresh
+            slot = reused
+        } else {
+            slot = slots.append(fresh)
+        }
+        if digest != nil {
+            blobs.insert(slot, in: slots)
+        } else {
+            others[node] = slot
+            otherNodes[slot] = node
+        }
+        return slot
+    }
+
+    mutating func release(_ slot: UInt32) {
+        if slots[slot].kind == .blob {
+            blobs.remove(slot, in: slots)
+        } else if let node = otherNodes.removeValue(forKey: slot) {
+            others[node] = nil
+        }
+        if !unpacked.isEmpty { unpacked[slot] = nil }
+        var freed = InodeSlot()
+        freed.generation = slots[slot].generation + 1
+        slots[slot] = freed
+        if freed.generation < Self.lastGeneration { free.append(slot) }
+    }
+}
+
+extension Node {
+    /// A blob's digest; nil for every other node.
+    var blobDigest: Digest? {
+        if case .blob(let digest) = self { return digest }
+        return nil
     }
 }

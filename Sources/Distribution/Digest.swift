@@ -37,6 +37,12 @@ public struct Digest: Sendable, Hashable, Comparable, CustomStringConvertible {
         self.hex = String(decoding: hex, as: UTF8.self)
     }
 
+    /// A digest from hex already known to be valid for `algorithm` (`RawDigest` turning back).
+    init(algorithm: DigestAlgorithm, validatedHex hex: String) {
+        self.algorithm = algorithm
+        self.hex = hex
+    }
+
     /// The digest of zero bytes, which the registry treats specially at commit.
     public static let emptySHA256 = try! Digest(
         parsing: "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
