@@ -63,9 +63,9 @@ struct Namespace: Sendable {
             Entry(name: $0, node: .directory(path: path.isEmpty ? $0 : path + "/" + $0), attributes: NodeAttributes(modified: directoryTime))
         }
         if let repository = repositoryBehind(path) {
-            for link in try repository.blobs.links() {
-                if let entry = blobEntry(link, in: repository) { result.append(entry) }
-            }
+            // Each link's entry is a stat at most, independent of the others: spread a large
+            // listing over the CPUs while the caller waits for all of it.
+            result += try repository.blobs.links().concurrentMap { blobEntry($0, in: repository) }.compactMap { $0 }
         }
         return result
     }
