@@ -20,6 +20,7 @@ NAMES = {
     "native": "native",
     "blobfs": "blobfs",
     "blobfs-noverify": "blobfs --no-verify",
+    "blobfs-remembered": "blobfs --remember-verified",
     "bindfs": "bindfs",
     "rclone": "rclone mount",
     "sha256sum": "sha256sum",
@@ -29,6 +30,7 @@ COLOURS = {
     "native": "#4d4d4d",
     "blobfs": "#1f77b4",
     "blobfs-noverify": "#9ecae1",
+    "blobfs-remembered": "#6a51a3",
     "bindfs": "#ff7f0e",
     "rclone": "#2ca02c",
     "sha256sum": "#4d4d4d",
@@ -146,10 +148,14 @@ def main_table(res):
             continue
         # Verification only changes a blob's first read in a mount: --no-verify rows for those.
         first_reads = figure in ("1a", "1c", "2a")
-        variants = ["blobfs"] + (["blobfs-noverify"] if first_reads and res.runs(figure, "blobfs-noverify") else [])
+        variants = ["blobfs"] + [v for v in ("blobfs-noverify", "blobfs-remembered") if first_reads and res.runs(figure, v)]
         for variant in variants:
             mine = res.median(figure, variant)
-            name = label if variant == "blobfs" else f"{figure} … with `blobfs mount --no-verify`"
+            name = {
+                "blobfs": label,
+                "blobfs-noverify": f"{figure} … with `blobfs mount --no-verify`",
+                "blobfs-remembered": f"{figure} … with `blobfs mount --remember-verified` (verified by an earlier mount)",
+            }[variant]
             runs = max(res.runs(figure, c) for c in ("native", "bindfs", "rclone", variant))
             if figure == "3e":
                 counts = {c: res.median("3e-entries", c, "value") for c in ("native", "blobfs", "bindfs", "rclone")}
@@ -250,10 +256,13 @@ def targets_table(res):
     for other, name in (("bindfs", "bindfs"), ("rclone", "rclone mount")):
         r = speed("1a", other)
         rn = speed("1a", other, "blobfs-noverify")
+        rr = speed("1a", other, "blobfs-remembered")
+        variants = "; ".join(f"{flag}: {v:.2f}×" for flag, v in (("--no-verify", rn), ("--remember-verified", rr)) if v)
         add(f"1a first read ≥ 1.5× {name}",
-            "–" if r is None else f"{r:.2f}× {name} (--no-verify: {rn:.2f}×)" if rn else f"{r:.2f}× {name}",
+            "–" if r is None else f"{r:.2f}× {name} ({variants})" if variants else f"{r:.2f}× {name}",
             None if r is None else r >= 1.5,
-            f"{daemon_note('1a')}; --no-verify {daemon_note('1a', 'blobfs-noverify')}")
+            f"{daemon_note('1a')}; --no-verify {daemon_note('1a', 'blobfs-noverify')}"
+            + (f"; --remember-verified {daemon_note('1a', 'blobfs-remembered')}" if rr else ""))
     for figure, label in (("3c", "first, fresh mount"), ("3d", "second")):
         a, b = med(figure, "blobfs"), med(figure, "native")
         ratio_ = None if a is None or b is None else a / b
@@ -368,9 +377,9 @@ def chart(res, path):
         "6a": "6a verify large blob", "6b": "6b verify 10k blobs",
     }
     rows = [f for f, _ in figures if f != "4" or res.runs("4", "blobfs")] + ["6a", "6b"]
-    contenders = ["native", "blobfs", "blobfs-noverify", "bindfs", "rclone"]
+    contenders = ["native", "blobfs", "blobfs-noverify", "blobfs-remembered", "bindfs", "rclone"]
     fig, (ax, axm) = plt.subplots(1, 2, figsize=(14, 7.5), gridspec_kw={"width_ratios": [3, 1.4]})
-    height = 0.16
+    height = 0.14
     for i, figure in enumerate(rows):
         if figure.startswith("6"):
             base = res.median(figure, "sha256sum")
@@ -382,7 +391,7 @@ def chart(res, path):
         for j, (c, value) in enumerate(series):
             if value is None or not base:
                 continue
-            y = i + (j - 2) * height
+            y = i + (j - 2.5) * height
             label = "baseline: native (4: cp + sha256sum; 6: sha256sum)" if c in ("native", "sha256sum") else NAMES[c]
             ax.barh(y, value / base, height=height, color=COLOURS[c], label=label)
             ax.text(value / base * 1.05, y, f"{value / base:.3g}", va="center", fontsize=6.5)

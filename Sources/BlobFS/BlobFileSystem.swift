@@ -18,7 +18,7 @@ public final class BlobFileSystem: Sendable {
     /// Directories' times: the mount's start, so they stay stable for rsync within a mount.
     let mountTime: Int64
     /// Which blobs were checked against their digest in this mount, and how they fared.
-    let verifier = BlobVerifier()
+    let verifier: BlobVerifier
     /// Files being written (read-write mounts).
     let uploads = UploadTable()
     /// The libfuse session, for cache invalidation notices; set once mounted.
@@ -29,8 +29,12 @@ public final class BlobFileSystem: Sendable {
         let pointer: OpaquePointer
     }
 
-    public init(registry: Registry, options: MountOptions, logger: Logger = Logger(label: "blobfs.fs")) {
+    /// `ledger`: blobs verified by earlier mounts, trusted while their data file is unchanged.
+    public init(
+        registry: Registry, options: MountOptions, ledger: VerificationLedger? = nil, logger: Logger = Logger(label: "blobfs.fs")
+    ) {
         self.registry = registry
+        verifier = BlobVerifier(ledger: ledger)
         self.options = options
         self.logger = logger
         let inodes = InodeTable(rootAttributes: NodeAttributes(modified: Int64(time(nil)), writableDirectories: options.readWrite))

@@ -24,6 +24,11 @@ public final class DataFileReader: BlobReader {
         self.path = path
     }
 
+    /// Which version of the data file is open (nil where the driver cannot tell).
+    public func version() throws -> FileVersion? {
+        try driverCall { try file.version() }
+    }
+
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         guard offset < descriptor.size, buffer.count > 0 else { return 0 }
         let wanted = Int(min(Int64(buffer.count), descriptor.size - offset))

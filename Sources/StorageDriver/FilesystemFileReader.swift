@@ -26,6 +26,15 @@ final class FilesystemFileReader: DriverFileReader {
         }
     }
 
+    func version() throws -> FileVersion? {
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw StorageDriverError.io(operation: "stat", path: path, errno: errno) }
+        return FileVersion(
+            device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+            modified: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+            changed: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+    }
+
     func currentSize() throws -> Int64 {
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else { throw StorageDriverError.io(operation: "stat", path: path, errno: errno) }

@@ -111,6 +111,12 @@ public protocol DriverFileReader: AnyObject, Sendable {
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int
     /// The file's current size.
     func currentSize() throws -> Int64
+    /// Which version of the file is open, where the driver can tell (nil where it cannot).
+    func version() throws -> FileVersion?
+}
+
+extension DriverFileReader {
+    public func version() throws -> FileVersion? { nil }
 }
 
 /// An append-only writer of one file.

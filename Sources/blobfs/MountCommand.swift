@@ -31,6 +31,7 @@ struct MountCommand: ParsableCommand {
               dir_timeout=<s>       as --dir-timeout
               negative_timeout=<s>  as --negative-timeout
               no_verify             as --no-verify
+              remember_verified=<f> as --remember-verified
               threads=<n>           as --threads
               log_level=<level>     as --log-level
               log=<file>            append the log to <file>, not standard error
@@ -93,6 +94,15 @@ struct MountCommand: ParsableCommand {
                 + "it, and a blob whose bytes do not match its digest fails every read with EIO."
         ))
     var noVerify = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Remember in <file> which blobs were verified, and trust them in later mounts while their data file "
+                + "is unchanged (same device, inode, size, modification and change time), instead of hashing them "
+                + "again. Bit rot changes none of these: run blobfs verify with the same option now and then. "
+                + "The file must belong to the daemon's user and be writable by nobody else.",
+            valueName: "file"))
+    var rememberVerified: String?
 
     @Option(
         help: ArgumentHelp(
@@ -188,7 +198,16 @@ struct MountCommand: ParsableCommand {
         mountOptions.maxThreads = settings.threads
         mountOptions.readWrite = readWrite
         mountOptions.allowDelete = allowDelete
-        let fileSystem = BlobFileSystem(registry: registry, options: mountOptions, logger: Logger(label: "blobfs.fs"))
+        let ledger: VerificationLedger?
+        do {
+            ledger = try (rememberVerified ?? list.ledgerPath).map { try VerificationLedger(path: $0) }
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        if let ledger, !settings.verifyReads {
+            logger.warning("--remember-verified has no effect with --no-verify", metadata: ["ledger": "\(ledger.path)"])
+        }
+        let fileSystem = BlobFileSystem(registry: registry, options: mountOptions, ledger: ledger, logger: Logger(label: "blobfs.fs"))
 
         let session: FuseSession
         do {
@@ -205,7 +224,7 @@ struct MountCommand: ParsableCommand {
             "mounted \(store.root) at \(mountpoint), \(readWrite ? "read-write" : "read-only")\(allowDelete ? ", deletes allowed" : "")",
             metadata: [
                 "cache": "\(settings.redis.map { "redis \($0.address) db \($0.database)" } ?? "in memory, \(settings.cacheEntries) entries")",
-                "verify": "\(settings.verifyReads)",
+                "verify": "\(settings.verifyReads)\(ledger.map { ", remembered in \($0.path) (\($0.count) blobs)" } ?? "")",
                 "threads": "\(settings.threads)",
                 "fuse_options": "\(list.fuseOptions.joined(separator: ","))",
             ])

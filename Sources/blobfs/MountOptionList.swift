@@ -20,6 +20,8 @@ struct MountOptionList {
     var threads: Int?
     var logLevel: Logger.Level?
     var logFile: String?
+    /// `remember_verified=<file>`: the verification ledger.
+    var ledgerPath: String?
     /// mount(8) options that were ignored, for a debug line.
     var ignored: [String] = []
 
@@ -67,6 +69,7 @@ struct MountOptionList {
             }
             logLevel = level.level
         case ("log", let v?): logFile = try Self.nonEmpty(v, option)
+        case ("remember_verified", let v?): ledgerPath = try Self.nonEmpty(v, option)
         case (let n, nil) where Self.fuseFlags.contains(n): fuseOptions.append(option)
         case (let n, _?) where Self.fuseValued.contains(n): fuseOptions.append(option)
         case (let n, nil) where Self.ignoredFlags.contains(n): ignored.append(option)

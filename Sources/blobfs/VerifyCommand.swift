@@ -1,4 +1,5 @@
 import ArgumentParser
+import BlobFS
 import Distribution
 import Foundation
 import Glibc
@@ -41,6 +42,13 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Report links to deleted blobs (left by registry 2.x garbage collection) without failing.")
     var ignoreDeletedBlobLinks = false
 
+    @Option(
+        help: ArgumentHelp(
+            "The verification ledger of mounts that use --remember-verified: blobs found corrupt are taken out of "
+                + "it, so those mounts hash them again (and fail their reads).",
+            valueName: "file"))
+    var rememberVerified: String?
+
     func run() throws {
         bootstrapLogging(level: .warning)
         let name: RepositoryName?
@@ -50,6 +58,12 @@ struct VerifyCommand: ParsableCommand {
             throw CommandFailure.usage("\(error)")
         }
         let store = try Preflight.store(storageRoot)
+        let ledger: VerificationLedger?
+        do {
+            ledger = try rememberVerified.map { try VerificationLedger(path: $0) }
+        } catch {
+            throw CommandFailure("\(error)")
+        }
         let progress = ProgressLine()
         let report: StoreVerificationReport
         do {
@@ -68,6 +82,13 @@ struct VerifyCommand: ParsableCommand {
         }
         progress.clear()
         writeStandardOutput(Self.summary(report, root: store.root, repository: name) + "\n")
+        if let ledger {
+            // Bit rot leaves a data file's version as it was: only a hash finds it, and then the
+            // ledger must stop vouching for the blob.
+            let corrupt = Set(report.problems.filter { $0.kind == .corruptData }.map(\.digest))
+            let dropped = ledger.forget(corrupt)
+            if dropped > 0 { writeStandardOutput("taken out of the verification ledger \(ledger.path): \(dropped) corrupt blob(s)\n") }
+        }
         let failing = report.problems.filter { !(ignoreDeletedBlobLinks && $0.kind == .linkToDeletedBlob) }
         if !failing.isEmpty { throw ExitCode.failure }
     }
