@@ -6,6 +6,7 @@ import Synchronization
 /// first read of a blob hashes the whole data file. Hashing inline while serving would let tools
 /// that treat a short read as "the file shrank" (tar pads with zeros and only warns) take the
 /// pages served before the mismatch; checked up front, a corrupt blob fails its first read.
+/// With a ledger, a blob an earlier mount verified is trusted while its data file is unchanged.
 final class BlobVerifier: Sendable {
     /// What is known of one blob in this mount.
     enum Status: Sendable {
