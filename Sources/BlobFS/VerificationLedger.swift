@@ -38,9 +38,15 @@ public final class VerificationLedger: Sendable {
         var inode: UInt64
     }
 
+    /// Compact: a store's every blob may be here (about 100 bytes each, the digest as raw bytes).
     private struct Record {
-        var digest: Digest
+        var digest: RawDigest
         var version: FileVersion
+
+        init(digest: Digest, version: FileVersion) {
+            self.digest = RawDigest(digest)
+            self.version = version
+        }
     }
 
     /// Opens the ledger at `path`, creating it (mode 0600) if needed. It must be a regular file
@@ -93,7 +99,7 @@ public final class VerificationLedger: Sendable {
     public func vouches(for digest: Digest, _ version: FileVersion) -> Bool {
         records.withLock { records in
             guard let record = records[FileKey(device: version.device, inode: version.inode)] else { return false }
-            return record.digest == digest && record.version == version
+            return record.version == version && record.digest == RawDigest(digest)
         }
     }
 
@@ -101,7 +107,7 @@ public final class VerificationLedger: Sendable {
     public func record(_ digest: Digest, _ version: FileVersion) {
         let key = FileKey(device: version.device, inode: version.inode)
         let isNew = records.withLock { records in
-            if let known = records[key], known.digest == digest, known.version == version { return false }
+            if let known = records[key], known.version == version, known.digest == RawDigest(digest) { return false }
             records[key] = Record(digest: digest, version: version)
             return true
         }
@@ -114,9 +120,10 @@ public final class VerificationLedger: Sendable {
     @discardableResult
     public func forget(_ digests: Set<Digest>) -> Int {
         guard !digests.isEmpty else { return 0 }
+        let raw = Set(digests.map(RawDigest.init))
         let dropped = records.withLock { records in
             let before = records.count
-            records = records.filter { !digests.contains($0.value.digest) }
+            records = records.filter { !raw.contains($0.value.digest) }
             return before - records.count
         }
         append(digests.sorted { $0.description < $1.description }.map { "forget \($0)\n" }.joined())
@@ -159,7 +166,8 @@ public final class VerificationLedger: Sendable {
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             let fields = line.split(separator: " ")
             if fields.count == 2, fields[0] == "forget", let digest = try? Digest(parsing: String(fields[1])) {
-                records = records.filter { $0.value.digest != digest }
+                let raw = RawDigest(digest)
+                records = records.filter { $0.value.digest != raw }
                 continue
             }
             guard fields.count == 6, let digest = try? Digest(parsing: String(fields[0])),
