@@ -1,3 +1,5 @@
+import Glibc
+
 /// Bytes at driver paths: the only layer that touches the disk. Synchronous and thread-safe.
 public protocol StorageDriver: Sendable {
     /// A short name for logs ("filesystem", "inmemory").
@@ -15,9 +17,6 @@ public protocol StorageDriver: Sendable {
     func createDirectory(_ path: DriverPath) throws
     /// The names of a directory's children, sorted.
     func list(_ path: DriverPath) throws -> [String]
-    /// The regular files named `member` in `path`'s child directories, with their content (up to
-    /// `limit` bytes), sorted by child: a repository's `_layers/<alg>/*/link` in one pass.
-    func members(named member: String, in path: DriverPath, limit: Int) throws -> [ChildMember]
     /// Renames a file, creating the destination's parents and replacing the destination.
     func move(from source: DriverPath, to destination: DriverPath) throws
     /// Removes a file or a whole directory tree; `pathNotFound` if it is absent.
@@ -34,19 +33,53 @@ extension StorageDriver {
         try getContent(path, limit: 4 << 20)
     }
 
+    /// The regular files named `member` in `path`'s child directories, with their content (up to
+    /// `limit` bytes), sorted by child: a repository's `_layers/<alg>/*/link` in one pass. Each is
+    /// opened relative to `path` held open, and the children are spread over the CPUs: a listing
+    /// of thousands is that many opens, and its caller waits for all of them.
     public func members(named member: String, in path: DriverPath, limit: Int) throws -> [ChildMember] {
-        try list(path).compactMap { name in
-            guard let memberPath = try? path.appending(name).appending(member),
-                let info = try? stat(memberPath), info.kind == .file
-            else { return nil }
+        precondition(!member.isEmpty && !member.contains("/"), "a member is one path component")
+        let directory = try directory(path)
+        let children = try directory.entries().filter { $0.kind == .directory }.map(\.name)
+        return children.concurrentMap { child in
             do {
-                return ChildMember(child: name, content: .success(try getContent(memberPath, limit: limit)))
-            } catch StorageDriverError.pathNotFound {
-                return nil  // removed meanwhile
+                let opened = try directory.open(child + "/" + member)
+                guard opened.kind == .file, let reader = opened.reader else { return nil }
+                guard opened.size <= limit else {
+                    throw StorageDriverError.tooLarge("\(path.value)/\(child)/\(member)", size: opened.size, limit: limit)
+                }
+                let content = try reader.readAll(expected: opened.size, limit: limit, path: "\(path.value)/\(child)/\(member)")
+                return ChildMember(child: child, content: .success(content))
+            } catch StorageDriverError.pathNotFound, StorageDriverError.symlinkRefused {
+                return nil  // absent, removed meanwhile, or behind a link
             } catch let error as StorageDriverError {
-                return ChildMember(child: name, content: .failure(error))
+                return ChildMember(child: child, content: .failure(error))
+            } catch {
+                return ChildMember(child: child, content: .failure(.io(operation: "read", path: "\(path.value)/\(child)/\(member)", errno: EIO)))
             }
+        }.compactMap { $0 }
+    }
+}
+
+extension DriverFileReader {
+    /// The whole of a small file (`path`, for errors) whose size was `expected` when it was
+    /// opened, at most `limit` bytes. One byte more is asked for, so a file that grew is seen; a
+    /// regular file reads short only at its end, so one read usually does.
+    func readAll(expected: Int64, limit: Int, path: String) throws -> [UInt8] {
+        var content = [UInt8](repeating: 0, count: Int(min(expected, Int64(limit))) + 1)
+        var filled = 0
+        while true {
+            let asked = content.count - filled
+            let n = try content.withUnsafeMutableBytes { try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]), at: Int64(filled)) }
+            filled += n
+            if n == 0 || n < asked { break }
+            guard content.count <= limit else {
+                throw StorageDriverError.tooLarge(path, size: Int64(filled), limit: limit)
+            }
+            content += repeatElement(0, count: min(content.count, limit + 1 - content.count))
         }
+        content.removeSubrange(filled...)
+        return content
     }
 }
 
