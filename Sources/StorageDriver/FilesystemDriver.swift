@@ -37,31 +37,11 @@ public final class FilesystemDriver: StorageDriver {
 
     public func getContent(_ path: DriverPath, limit: Int) throws -> [UInt8] {
         let fd = try open(path, O_RDONLY)
-        defer { Glibc.close(fd) }
+        let reader = FilesystemFileReader(fd: fd, path: path)  // closes `fd` when done
         let info = try fileStatus(fd, path)
         if info.kind == .directory { throw StorageDriverError.isDirectory(path.value) }
         if info.size > limit { throw StorageDriverError.tooLarge(path.value, size: info.size, limit: limit) }
-        var content = [UInt8](repeating: 0, count: Int(info.size) + 1)
-        var filled = 0
-        while true {
-            if filled == content.count {
-                guard content.count <= limit else {
-                    throw StorageDriverError.tooLarge(path.value, size: Int64(filled), limit: limit)
-                }
-                content.append(contentsOf: repeatElement(0, count: max(4096, content.count)))
-            }
-            let n = content.withUnsafeMutableBytes { buffer in
-                Glibc.read(fd, buffer.baseAddress! + filled, buffer.count - filled)
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StorageDriverError.io(operation: "read", path: path.value, errno: errno)
-            }
-            if n == 0 { break }
-            filled += n
-        }
-        content.removeSubrange(filled...)
-        return content
+        return try reader.readAll(expected: info.size, limit: limit, path: path.value)
     }
 
     public func putContent(_ path: DriverPath, _ content: [UInt8]) throws {

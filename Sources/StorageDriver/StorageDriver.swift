@@ -76,7 +76,7 @@ extension DriverFileReader {
             guard content.count <= limit else {
                 throw StorageDriverError.tooLarge(path, size: Int64(filled), limit: limit)
             }
-            content += repeatElement(0, count: min(content.count, limit + 1 - content.count))
+            content += repeatElement(0, count: min(content.count, limit - content.count + 1))  // no overflow at Int.max
         }
         content.removeSubrange(filled...)
         return content
