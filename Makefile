@@ -14,6 +14,11 @@ BENCH_PACKAGES := bindfs rclone gcc openssl python3-matplotlib
 BLOBFS ?= .build/release/blobfs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT ?= swift
+# SwiftPM 6.3 leaves a few empty TemporaryDirectory.* behind in $TMPDIR on every build and test:
+# give it a directory of its own under .build, emptied of them after each run.
+SWIFT_TMP := $(CURDIR)/.build/tmp
+SWIFTPM = mkdir -p $(SWIFT_TMP) && TMPDIR=$(SWIFT_TMP) $(SWIFT)
+SWIFTPM_TIDY = rm -rf $(SWIFT_TMP)/TemporaryDirectory.*
 
 .PHONY: help deps build release test run clean bench bench-deps
 
@@ -38,13 +43,13 @@ deps:
 	$(call install_missing,$(APT_PACKAGES))
 
 build: deps
-	$(SWIFT) build
+	$(SWIFTPM) build; status=$$?; $(SWIFTPM_TIDY); exit $$status
 
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFTPM) build -c release; status=$$?; $(SWIFTPM_TIDY); exit $$status
 
 test: deps
-	$(SWIFT) test
+	$(SWIFTPM) test; status=$$?; $(SWIFTPM_TIDY); exit $$status
 
 run: release
 	@bash scripts/demo.sh
