@@ -4,8 +4,9 @@ import Synchronization
 
 /// What reading a data file through to its end found.
 enum HashResult: Sendable {
-    /// The digests, in the order the algorithms were asked for, and the bytes hashed.
-    case hashed([Digest], size: Int64)
+    /// The digests, in the order the algorithms were asked for, the bytes hashed, and — when the
+    /// hasher was asked for it — the file's version, if it stayed the same while it was read.
+    case hashed([Digest], size: Int64, version: FileVersion?)
     /// The file could not be read: why, and the bytes read before.
     case failed(String, bytes: Int64)
 }
@@ -23,9 +24,12 @@ final class BlobHasher {
     private let counter: ByteCounter
     /// Called after each chunk of a file (the calling thread's progress).
     private let onChunk: () -> Void
+    /// Whether results carry the file's version (two more `fstat`s per file).
+    private let readsVersions: Bool
 
-    init(counter: ByteCounter, onChunk: @escaping () -> Void = {}) {
+    init(counter: ByteCounter, readsVersions: Bool = false, onChunk: @escaping () -> Void = {}) {
         self.counter = counter
+        self.readsVersions = readsVersions
         self.onChunk = onChunk
     }
 
@@ -33,7 +37,10 @@ final class BlobHasher {
 
     /// Hashes an opened regular file under every algorithm in one pass.
     func hash(_ file: OpenedFile, _ algorithms: [DigestAlgorithm]) -> HashResult {
-        guard let reader = file.reader else { return .hashed(algorithms.map { Digester.digest(of: [], algorithm: $0) }, size: 0) }
+        guard let reader = file.reader else {
+            return .hashed(algorithms.map { Digester.digest(of: [], algorithm: $0) }, size: 0, version: nil)
+        }
+        let before = readsVersions ? try? reader.version() : nil
         let used = algorithms.map { algorithm in
             let digester = digesters[algorithm] ?? Digester(algorithm)
             digesters[algorithm] = digester
@@ -50,7 +57,9 @@ final class BlobHasher {
         } catch {
             return .failed("\(error)", bytes: used.first?.count ?? 0)
         }
-        return .hashed(used.map { $0.digest() }, size: total)
+        // Only a version that stayed the same while it was read is the one that was hashed.
+        let version = before.flatMap { before in (try? reader.version()) == before ? before : nil }
+        return .hashed(used.map { $0.digest() }, size: total, version: version)
     }
 
     /// The whole content of an opened small file; `tooLarge` past `limit` bytes.

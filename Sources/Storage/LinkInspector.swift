@@ -143,10 +143,10 @@ struct LinkInspector: Sendable {
         let result: HashResult =
             if let opened { hasher.hash(opened, algorithms) } else { .failed("\(openError!)", bytes: 0) }
         switch result {
-        case .hashed(let digests, let size):
+        case .hashed(let digests, let size, let version):
             return .file(
-                canonical: hashesCanonical ? .hashed([digests[0]], size: size) : nil,
-                alias: hashesAlias ? .hashed([digests[digests.count - 1]], size: size) : nil)
+                canonical: hashesCanonical ? .hashed([digests[0]], size: size, version: version) : nil,
+                alias: hashesAlias ? .hashed([digests[digests.count - 1]], size: size, version: version) : nil)
         case .failed:
             return .file(canonical: hashesCanonical ? result : nil, alias: hashesAlias ? result : nil)
         }

@@ -13,17 +13,20 @@ public struct StoreVerifier: Sendable {
     }
 
     /// Verifies the whole store, or only `repository`: then only its links and the blobs they
-    /// name are checked. Problems go to `onProblem` as they are found and into the report.
+    /// name are checked. Problems go to `onProblem` as they are found and into the report;
+    /// `onIntact`, when given, hears of each blob whose data hashed to its digest, with the
+    /// version of the data file that was hashed (when it did not change while it was read).
     /// `workers` threads read and hash; problems, report and progress stay on the calling thread
     /// and in the same order whatever their number.
     public func verify(
         repository: RepositoryName? = nil, workers: Int = 1, onProblem: (StoreProblem) -> Void = { _ in },
-        onProgress: (StoreVerificationProgress) -> Void = { _ in }
+        onIntact: ((Digest, FileVersion) -> Void)? = nil, onProgress: (StoreVerificationProgress) -> Void = { _ in }
     ) throws -> StoreVerificationReport {
         try withoutActuallyEscaping(onProblem) { onProblem in
             try withoutActuallyEscaping(onProgress) { onProgress in
                 let run = VerificationRun(
-                    driver: registry.driver, workers: max(1, workers), onProblem: onProblem, onProgress: onProgress)
+                    driver: registry.driver, workers: max(1, workers), onProblem: onProblem, onIntact: onIntact,
+                    onProgress: onProgress)
                 return try verify(run, repository)
             }
         }
@@ -60,6 +63,7 @@ private final class VerificationRun {
     let driver: any StorageDriver
     let workers: Int
     let onProblem: (StoreProblem) -> Void
+    let onIntact: ((Digest, FileVersion) -> Void)?
     let onProgress: (StoreVerificationProgress) -> Void
     var report = StoreVerificationReport()
     var progress = StoreVerificationProgress()
@@ -67,7 +71,7 @@ private final class VerificationRun {
     /// Bytes the workers have read, for progress inside a large blob.
     let bytesRead = ByteCounter()
     /// The calling thread's hasher: it redraws progress inside a large blob.
-    private lazy var callerHasher = BlobHasher(counter: bytesRead) { [unowned self] in
+    private lazy var callerHasher = BlobHasher(counter: bytesRead, readsVersions: onIntact != nil) { [unowned self] in
         progress.bytesHashed = max(progress.bytesHashed, bytesRead.value.load(ordering: .relaxed))
         onProgress(progress)
     }
@@ -76,11 +80,12 @@ private final class VerificationRun {
 
     init(
         driver: any StorageDriver, workers: Int, onProblem: @escaping (StoreProblem) -> Void,
-        onProgress: @escaping (StoreVerificationProgress) -> Void
+        onIntact: ((Digest, FileVersion) -> Void)?, onProgress: @escaping (StoreVerificationProgress) -> Void
     ) {
         self.driver = driver
         self.workers = workers
         self.onProblem = onProblem
+        self.onIntact = onIntact
         self.onProgress = onProgress
     }
 
@@ -94,8 +99,10 @@ private final class VerificationRun {
         _ count: Int, _ job: @escaping @Sendable (BlobHasher, Int) -> Result, consume: (Int, Result) throws -> Void
     ) rethrows {
         let counter = bytesRead
+        let readsVersions = onIntact != nil
         try OrderedWork.run(
-            count: count, workers: workers, caller: callerHasher, makeWorker: { BlobHasher(counter: counter) }, job: job,
+            count: count, workers: workers, caller: callerHasher,
+            makeWorker: { BlobHasher(counter: counter, readsVersions: readsVersions) }, job: job,
             whileWaiting: {
                 progress.bytesHashed = max(progress.bytesHashed, counter.value.load(ordering: .relaxed))
                 onProgress(progress)
@@ -121,7 +128,7 @@ private final class VerificationRun {
         // Built only for a problem: validating a path per blob is a measurable part of the run.
         var path: DriverPath { PathMapper.path(.blobData(digest)) }
         switch result {
-        case .hashed(let digests, let size):
+        case .hashed(let digests, let size, let version):
             report.blobsChecked += 1
             progress.blobsChecked += 1
             count(size)
@@ -132,6 +139,7 @@ private final class VerificationRun {
                         detail: "the content hashes to \(digests[0]), not \(digest) (\(size) bytes)"))
                 return .damaged
             }
+            if let onIntact, let version { onIntact(digest, version) }
             return .intact
         case .failed(let error, let bytes):
             count(bytes)
@@ -264,7 +272,7 @@ private final class VerificationRun {
             // An alias: the canonical blob is intact; its bytes must also hash to the alias digest.
             guard outcome == .intact, digest.algorithm != .canonical, let alias else { return }
             switch alias {
-            case .hashed(let digests, let size):
+            case .hashed(let digests, let size, _):
                 count(size)
                 if digests[0] != digest {
                     problem(.wrongLink, "the alias \(digest) holds \(target), whose content hashes to \(digests[0])")

@@ -44,8 +44,8 @@ struct VerifyCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "The verification ledger of mounts that use --remember-verified: blobs found corrupt are taken out of "
-                + "it, so those mounts hash them again (and fail their reads).",
+            "The verification ledger of mounts that use --remember-verified: blobs that hash right are recorded in it, "
+                + "blobs found corrupt are taken out of it (so those mounts hash them again, and fail their reads).",
             valueName: "file"))
     var rememberVerified: String?
 
@@ -75,6 +75,8 @@ struct VerifyCommand: ParsableCommand {
                     progress.clear()
                     writeStandardOutput(problem.line(root: store.root) + "\n")
                 },
+                // What hashed right is what mounts with the same ledger need not hash again.
+                onIntact: ledger.map { ledger in { ledger.record($0, $1) } },
                 onProgress: { state in progress.update { Self.describe(state) } })
         } catch {
             progress.clear()

@@ -88,6 +88,27 @@ import TestSupport
         }
     }
 
+    @Test(arguments: [["--repository", "primed/one"], []])
+    func verifyRecordsWhatHashedRight(scope: [String]) throws {
+        let workspace = try Workspace("remember-verify")
+        defer { workspace.remove() }
+        let root = workspace.root
+        let blobs = try writeStore(root: root, [
+            ("primed/one", seededBytes(count: 70_000, seed: 920)),
+            ("primed/two", seededBytes(count: 80_000, seed: 921)),
+        ])
+        let ledger = workspace.path("verified.ledger")
+        let verify = try Command.run(try BlobfsExecutable.path(), ["verify", root, "--remember-verified", ledger] + scope, timeout: 120)
+        #expect(verify.status == 0, "verify of an intact store: \(verify)")
+        let recorded = try String(contentsOfFile: ledger, encoding: .utf8)
+        let checked = scope.isEmpty ? blobs : [blobs[0]]
+        for blob in blobs {
+            let line = try ledgerLine(blob.canonical, dataFile: dataPath(root: root, blob.canonical)) + "\n"
+            #expect(recorded.contains(line) == checked.contains { $0.canonical == blob.canonical },
+                "\(blob) in the ledger after verify \(scope):\n\(recorded)")
+        }
+    }
+
     @Test func aLedgerOthersCanWriteOrALinkIsRefused() throws {
         let workspace = try Workspace("remember-unsafe")
         defer { workspace.remove() }
