@@ -105,7 +105,14 @@ struct LinkInspector: Sendable {
         let known = known[target]
         let hashesCanonical = known == nil
         let hashesAlias = alias != nil && (known == nil || known == .intact)
-        func absent() -> DataFinding { (try? blobs.stat(blob)) != nil ? .missing : .deleted }
+        /// What a failure to reach the data file says about it, when it says something.
+        func finding(_ error: any Error) -> DataFinding? {
+            switch error as? StorageDriverError {
+            case .pathNotFound: (try? blobs.stat(blob)) != nil ? .missing : .deleted
+            case .symlinkRefused: .symlink
+            default: nil
+            }
+        }
 
         var opened: OpenedFile?
         var openError: (any Error)?
@@ -118,21 +125,14 @@ struct LinkInspector: Sendable {
             } else {
                 kind = try blobs.stat(dataRelative).kind
             }
-        } catch StorageDriverError.pathNotFound {
-            return absent()
-        } catch StorageDriverError.symlinkRefused {
-            return .symlink
         } catch {
+            if let finding = finding(error) { return finding }
             // Not openable for reading (permissions, a socket): say what it is as a stat does,
             // and report the open's error as the read error.
             do {
                 kind = try blobs.stat(dataRelative).kind
-            } catch StorageDriverError.pathNotFound {
-                return absent()
-            } catch StorageDriverError.symlinkRefused {
-                return .symlink
-            } catch {
-                return .unexaminable("\(error)")
+            } catch let statError {
+                return finding(statError) ?? .unexaminable("\(statError)")
             }
             openError = error
         }

@@ -47,29 +47,35 @@ public struct LinkedBlobStatter: BlobDescriptorService {
     /// The digest a link file holds; nil when there is no link, or an empty one (a write in
     /// progress or a crash leftover). Anything else that is not exactly a digest is corrupt.
     func readLink(_ path: DriverPath) throws -> Digest? {
-        let content: [UInt8]
+        let read: Result<[UInt8], StorageDriverError>
         do {
-            content = try driver.getContent(path, limit: 4096)
+            read = .success(try driver.getContent(path, limit: Self.linkLimit))
         } catch StorageDriverError.pathNotFound {
             return nil
-        } catch StorageDriverError.isDirectory {
-            throw BlobError.corruptLink(path: path.value, reason: "is a directory")
-        } catch StorageDriverError.tooLarge(_, let size, _) {
-            throw BlobError.corruptLink(path: path.value, reason: "\(size) bytes, too large for a link")
         } catch let error as StorageDriverError {
-            throw error.blobError
+            read = .failure(error)
         }
-        return try Self.target(ofLink: content, at: path)
+        return try Self.target(ofLink: read, at: path)
     }
 
-    /// What a link file's bytes say: nil when empty (a write in progress or a crash leftover),
-    /// the digest when they are exactly one, and corrupt otherwise.
-    static func target(ofLink content: [UInt8], at path: DriverPath) throws -> Digest? {
+    /// More than this is no link (one holds a digest: at most 135 bytes).
+    static let linkLimit = 4096
+
+    /// What reading a link file found: nil when it is empty (a write in progress or a crash
+    /// leftover), the digest when its bytes are exactly one, and corrupt otherwise.
+    static func target(ofLink read: Result<[UInt8], StorageDriverError>, at path: DriverPath) throws(BlobError) -> Digest? {
+        let content: [UInt8]
+        switch read {
+        case .success(let bytes): content = bytes
+        case .failure(.isDirectory): throw .corruptLink(path: path.value, reason: "is a directory")
+        case .failure(.tooLarge(_, let size, _)): throw .corruptLink(path: path.value, reason: "\(size) bytes, too large for a link")
+        case .failure(let error): throw error.blobError
+        }
         if content.isEmpty { return nil }
         do {
             return try Digest(parsing: String(decoding: content, as: UTF8.self))
         } catch {
-            throw BlobError.corruptLink(path: path.value, reason: error.description)
+            throw .corruptLink(path: path.value, reason: error.description)
         }
     }
 }

@@ -70,26 +70,15 @@ public struct LinkedBlobStore: BlobStore {
                 let directory = try root.appending(algorithm.rawValue)
                 let members: [ChildMember]
                 do {
-                    members = try driver.members(named: "link", in: directory, limit: 4096)
+                    members = try driver.members(named: "link", in: directory, limit: LinkedBlobStatter.linkLimit)
                 } catch StorageDriverError.pathNotFound {
                     continue  // a file, or removed meanwhile
                 }
                 for member in members {
                     guard let digest = try? Digest(parsing: "\(algorithm.rawValue):\(member.child)") else { continue }
+                    // Only for errors: a checked path per link is measurable in a large listing.
                     var path: DriverPath { (try? directory.appending(member.child).appending("link")) ?? directory }
-                    let target: Result<Digest?, BlobError>
-                    switch member.content {
-                    case .success(let content):
-                        do {
-                            target = .success(try LinkedBlobStatter.target(ofLink: content, at: path))
-                        } catch {
-                            target = .failure(error as? BlobError ?? .corruptLink(path: path.value, reason: "\(error)"))
-                        }
-                    case .failure(.tooLarge(_, let size, _)):
-                        target = .failure(.corruptLink(path: path.value, reason: "\(size) bytes, too large for a link"))
-                    case .failure(let error):
-                        target = .failure(error.blobError)
-                    }
+                    let target = Result { () throws(BlobError) in try LinkedBlobStatter.target(ofLink: member.content, at: path) }
                     result.append(RepositoryLink(digest: digest, target: target))
                 }
             }

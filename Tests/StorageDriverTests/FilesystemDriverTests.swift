@@ -12,6 +12,19 @@ import TestSupport
         #expect(throws: StorageDriverError.invalidPath(value)) { try DriverPath(value) }
     }
 
+    @Test(arguments: ["", ".", "..", "a/b", "/a", "a b", "a:b", "é", "a\u{0}"])
+    func appendingRefusesAComponentOutsideTheGrammar(component: String) throws {
+        let base = try DriverPath("/docker/registry/v2")
+        #expect(throws: StorageDriverError.invalidPath("/docker/registry/v2/" + component)) { try base.appending(component) }
+    }
+
+    @Test func appendingAcceptsOrdinaryComponents() throws {
+        let base = try DriverPath("/r")
+        for component in ["...", "_layers", "sha256", "a.b-c_D9", ".tmp"] {
+            #expect(try base.appending(component).value == "/r/" + component)
+        }
+    }
+
     @Test func acceptsTheRegistrysPaths() throws {
         let p = try DriverPath("/docker/registry/v2/repositories/a.b/_layers/sha256/ab/link")
         #expect(p.name == "link")
