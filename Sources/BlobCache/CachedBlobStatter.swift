@@ -62,6 +62,52 @@ public final class CachedBlobStatter: BlobDescriptorService {
         return descriptor
     }
 
+    /// `digest` as storage found it (`stored`: its data file's size), with the media type the
+    /// cache recorded when the cache agrees. Storage is the record: an entry that names another
+    /// digest or another size is a cache problem (logged, counted as an error, and dropped so
+    /// the next reader does not meet it), never a property of the blob. A miss writes back, as
+    /// `stat` does; a failing cache is only logged.
+    public func reconcile(_ digest: Digest, stored: Descriptor) -> Descriptor {
+        let cached: Descriptor
+        do {
+            cached = try cache.stat(digest)
+        } catch BlobError.unknown {
+            counters.withLock {
+                $0.requests += 1
+                $0.misses += 1
+            }
+            try? setDescriptor(digest, stored)
+            return stored
+        } catch {
+            counters.withLock {
+                $0.requests += 1
+                $0.errors += 1
+            }
+            logger.warning("descriptor cache failed, reading from storage", metadata: ["digest": "\(digest)", "error": "\(error)"])
+            return stored
+        }
+        guard cached.digest == stored.digest, cached.size == stored.size else {
+            counters.withLock {
+                $0.requests += 1
+                $0.errors += 1
+            }
+            logger.warning("descriptor cache entry disagrees with storage: dropping it and serving what storage has", metadata: [
+                "digest": "\(digest)", "cached": "\(cached)", "storage": "\(stored)",
+            ])
+            do {
+                try cache.clear(digest)
+            } catch {
+                logger.warning("descriptor cache clear failed", metadata: ["digest": "\(digest)", "error": "\(error)"])
+            }
+            return stored
+        }
+        counters.withLock {
+            $0.requests += 1
+            $0.hits += 1
+        }
+        return Descriptor(digest: stored.digest, size: stored.size, mediaType: cached.mediaType)
+    }
+
     /// Records in the cache only; always succeeds (errors are logged).
     public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
         do {

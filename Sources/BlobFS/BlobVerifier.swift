@@ -1,23 +1,40 @@
 import Distribution
 import Storage
+import StorageDriver
 import Synchronization
 
-/// Checks each blob against its digest once per mount, before any of its bytes are served: the
-/// first read of a blob hashes the whole data file. Hashing inline while serving would let tools
-/// that treat a short read as "the file shrank" (tar pads with zeros and only warns) take the
-/// pages served before the mismatch; checked up front, a corrupt blob fails its first read.
-/// With a ledger, a blob an earlier mount verified is trusted while its data file is unchanged.
+/// Checks that a blob file's bytes hash to its name before any of them are served: the first
+/// read of a name in a data file version hashes the whole file with the name's algorithm.
+/// Hashing inline while serving would let tools that treat a short read as "the file shrank"
+/// (tar pads with zeros and only warns) take the pages served before the mismatch; checked up
+/// front, a corrupt blob fails its first read.
+///
+/// What is remembered is per name and per data file version (device, inode, size, mtime, ctime,
+/// from `fstat` of the open file): a data file edited or replaced after it was verified is a new
+/// version and is hashed again at its next open, and a version that changed while it was hashed
+/// counts as nothing. With a ledger, a sha256 name an earlier mount verified is trusted while
+/// its data file is that same version.
 final class BlobVerifier: Sendable {
-    /// What is known of one blob in this mount.
-    enum Status: Sendable {
-        case unchecked
+    /// What a check found.
+    enum Outcome: Sendable, Equatable {
         case intact
         case corrupt(actual: Digest)
     }
 
-    /// One blob's status; its lock is held while the blob is hashed, so concurrent first readers
+    /// What is known of one name: the version it was last checked in, and how it fared.
+    private enum Status: Sendable {
+        case unchecked
+        case checked(FileVersion?, Outcome)
+
+        func outcome(for version: FileVersion?) -> Outcome? {
+            guard case .checked(let checked, let outcome) = self, checked == version else { return nil }
+            return outcome
+        }
+    }
+
+    /// One name's status; its lock is held while the blob is hashed, so concurrent first readers
     /// wait for one pass instead of each making their own.
-    final class Gate: Sendable {
+    private final class Gate: Sendable {
         let status = Mutex(Status.unchecked)
     }
 
@@ -29,36 +46,40 @@ final class BlobVerifier: Sendable {
         self.ledger = ledger
     }
 
-    /// The blob's status without hashing.
-    func status(of digest: Digest) -> Status {
-        guard let gate = gates.withLock({ $0[digest] }) else { return .unchecked }
-        return gate.status.withLock { $0 }
+    /// What is known of `name` in data file `version`, without hashing; nil when that version
+    /// was not checked in this mount.
+    func known(_ name: Digest, in version: FileVersion?) -> Outcome? {
+        guard let gate = gates.withLock({ $0[name] }) else { return nil }
+        return gate.status.withLock { $0.outcome(for: version) }
     }
 
-    /// Hashes the blob unless it was checked before; returns its status.
-    func check(_ reader: DataFileReader) throws -> Status {
-        let digest = reader.descriptor.digest
+    /// Hashes the data file `reader` has open with `name`'s algorithm, unless `version` (what the
+    /// handle opened) was checked before. Throws `BlobError.changed` when the file is no longer
+    /// `version` after the hash: what was hashed is then not known to be what is served.
+    func check(_ reader: DataFileReader, as name: Digest, version: FileVersion?) throws -> Outcome {
         let gate = gates.withLock { gates in
-            if let gate = gates[digest] { return gate }
+            if let gate = gates[name] { return gate }
             let gate = Gate()
-            gates[digest] = gate
+            gates[name] = gate
             return gate
         }
         return try gate.status.withLock { status in
-            if case .unchecked = status {
-                let version = ledger == nil ? nil : try reader.version()
-                if let ledger, let version, ledger.vouches(for: digest, version) {
-                    status = .intact  // verified by an earlier mount, and not written since
-                    return status
-                }
-                let actual = try Self.hash(reader, algorithm: digest.algorithm)
-                status = actual == digest ? .intact : .corrupt(actual: actual)
-                // Only a version that stayed the same while it was hashed is what was verified.
-                if actual == digest, let ledger, let version, try reader.version() == version {
-                    ledger.record(digest, version)
-                }
+            if let known = status.outcome(for: version) { return known }
+            // The ledger is keyed by data file, one digest each: it holds canonical names only.
+            if let ledger, let version, name.algorithm == .sha256, ledger.vouches(for: name, version) {
+                status = .checked(version, .intact)  // verified by an earlier mount, and not written since
+                return .intact
             }
-            return status
+            let actual = try Self.hash(reader, algorithm: name.algorithm)
+            if let version, try reader.version() != version {
+                throw BlobError.changed(name, path: reader.path.value)
+            }
+            let outcome: Outcome = actual == name ? .intact : .corrupt(actual: actual)
+            status = .checked(version, outcome)
+            if outcome == .intact, let ledger, let version, name.algorithm == .sha256 {
+                ledger.record(name, version)
+            }
+            return outcome
         }
     }
 

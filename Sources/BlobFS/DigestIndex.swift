@@ -1,6 +1,6 @@
 import Distribution
 
-/// The blob slots by digest: open addressing with linear probing over 4-byte slot numbers, the
+/// The blob slots by name (digest and repository number): open addressing with linear probing over 4-byte slot numbers, the
 /// digests themselves staying in the slots. A `[RawDigest: UInt32]` would hold a second copy of
 /// every digest and, at its load factor, about 100 bytes per blob; this holds 8 to 16.
 struct DigestIndex {
@@ -8,12 +8,12 @@ struct DigestIndex {
     private var buckets = [UInt32](repeating: 0, count: 1024)
     private var count = 0
 
-    /// The slot whose digest is `digest`.
-    func find(_ digest: RawDigest, in slots: SlotArray) -> UInt32? {
+    /// The slot of `digest` in the repository numbered `repository`.
+    func find(_ digest: RawDigest, repository: UInt32, in slots: SlotArray) -> UInt32? {
         let mask = buckets.count - 1
-        var i = digest.hashValue & mask
+        var i = Self.hash(digest, repository) & mask
         while buckets[i] != 0 {
-            if slots[buckets[i]].digest == digest { return buckets[i] }
+            if slots[buckets[i]].repository == repository, slots[buckets[i]].digest == digest { return buckets[i] }
             i = (i + 1) & mask
         }
         return nil
@@ -53,7 +53,13 @@ struct DigestIndex {
     }
 
     private func home(_ slot: UInt32, _ slots: SlotArray) -> Int {
-        slots[slot].digest!.hashValue & (buckets.count - 1)
+        Self.hash(slots[slot].digest!, slots[slot].repository) & (buckets.count - 1)
+    }
+
+    /// A base layer is linked in many repositories: the repository number is mixed in so that
+    /// its names do not all probe from one bucket.
+    private static func hash(_ digest: RawDigest, _ repository: UInt32) -> Int {
+        digest.hashValue ^ Int(truncatingIfNeeded: UInt64(repository) &* 0x9E37_79B9_7F4A_7C15)
     }
 
     private mutating func place(_ slot: UInt32, in slots: SlotArray) {

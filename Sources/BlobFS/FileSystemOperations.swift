@@ -72,53 +72,95 @@ extension BlobFileSystem {
             logger.error("an upload in progress cannot be read", metadata: ["inode": "\(ino)"])
             return reply(req, errno: EACCES)
         }
-        guard case .blob(let digest) = entry.node, let descriptor = entry.attributes.descriptor else {
+        guard case .blob(let name) = entry.node, let descriptor = entry.attributes.descriptor else {
             return reply(req, errno: EISDIR)
         }
-        if case .corrupt = verifier.status(of: digest) {
-            logger.error("refusing a blob that failed verification earlier in this mount", metadata: ["digest": "\(digest)"])
-            return reply(req, errno: EIO)
-        }
         // An empty data file is only right for the empty digest.
-        if descriptor.size == 0 && digest != Digest.emptySHA256 {
-            logger.error("blob data is empty but its digest is not the empty digest", metadata: ["digest": "\(digest)"])
+        if descriptor.size == 0 && name.digest != Digester(name.digest.algorithm).digest() {
+            logger.error("blob data is empty but its digest is not the empty digest", metadata: ["blob": "\(name)"])
             return reply(req, errno: EIO)
         }
         do {
+            // Membership, as storage has it now: the kernel may hold this name longer than the
+            // repository links it (another mount or the registry removed it), and a removed blob
+            // must not stay readable there. ESTALE makes the kernel look the path up again,
+            // which then finds what the repository links now.
+            let target: Digest?
+            do {
+                target = try registry.repository(name.repository).blobs.linkTarget(name.digest)
+            } catch BlobError.unknown {
+                target = nil
+            }
+            guard target == descriptor.digest else {
+                logger.info("a blob name the kernel held is no longer linked as it was", metadata: [
+                    "blob": "\(name)", "was": "\(descriptor.digest)", "now": "\(target.map { "\($0)" } ?? "no link")",
+                ])
+                forgetName(name)
+                return reply(req, errno: ESTALE)
+            }
             let reader = try registry.blobStore.open(descriptor)
-            var needsCheck = options.verifyReads && descriptor.size > 0
-            if case .intact = verifier.status(of: digest) { needsCheck = false }
-            let handle = Unmanaged.passRetained(OpenBlob(inode: ino, reader: reader, needsCheck: needsCheck))
+            // The version opened: what is verified, and what this handle serves. With
+            // --no-verify nothing is checked, and no fstat is spent.
+            let version = options.verifyReads ? try reader.version() : nil
+            var needsCheck = false
+            if options.verifyReads {
+                switch verifier.known(name.digest, in: version) {
+                case .corrupt?:
+                    logger.error("refusing a blob that failed verification in this version of its data file", metadata: ["blob": "\(name)"])
+                    return reply(req, errno: EIO)
+                case .intact?:
+                    needsCheck = false
+                case nil:
+                    needsCheck = descriptor.size > 0
+                }
+            }
+            let handle = Unmanaged.passRetained(OpenBlob(inode: ino, name: name, reader: reader, version: version, needsCheck: needsCheck))
             fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
-            fi.pointee.keep_cache = 1  // blob content never changes for a digest
+            // Pages the kernel holds were verified (a corrupt version fails this open, and a
+            // handle serves only the version it verified), so they may stay across opens.
+            fi.pointee.keep_cache = 1
             if fuse_reply_open(req, fi) != 0 { handle.release() }
         } catch {
-            reply(req, error: error, context: "open \(digest)")
+            reply(req, error: error, context: "open \(name)")
         }
+    }
+
+    /// Makes the kernel forget a blob name it holds (not from a request's thread: see
+    /// `invalidate`), so that its next use is a fresh lookup.
+    func forgetName(_ name: BlobName) {
+        guard let parent = inodes.inode(of: .directory(path: "\(name.repository)/blobs")) else { return }
+        invalidate(parent: parent, name: name.digest.description)
     }
 
     func read(_ req: fuse_req_t, size: Int, offset: Int64, fi: UnsafeMutablePointer<fuse_file_info>) {
         guard let handle = openFile(fi) as? OpenBlob else { return reply(req, errno: EBADF) }
-        let descriptor = handle.reader.descriptor
-        // A handle that needs no check holds an intact blob (a status that never changes) or
-        // reads with --no-verify: the hot path takes no lock for verification.
+        // A handle that needs no check holds a verified version (each read confirms it is still
+        // that version) or reads with --no-verify: the hot path takes no lock for verification.
         do {
             if handle.needsCheck.load(ordering: .acquiring) {
-                if case .corrupt(let actual) = try verifier.check(handle.reader) {
+                if case .corrupt(let actual) = try verifier.check(handle.reader, as: handle.name.digest, version: handle.version) {
                     blobFailedVerification(handle, actual: actual)
                     return reply(req, errno: EIO)
                 }
                 handle.needsCheck.store(false, ordering: .releasing)
             }
         } catch {
-            return reply(req, error: error, context: "verify \(descriptor.digest)")
+            dropPages(of: handle)
+            return reply(req, error: error, context: "verify \(handle.name)")
         }
         buffers.withBuffer(size: size) { buffer in
             do {
                 let n = try handle.reader.read(into: buffer, at: offset)
+                // The bytes just read are the verified ones only if the file is still the version
+                // that was verified: a write moves its ctime before it changes a byte, so one
+                // fstat after the read catches an edit made while the file is open.
+                if let version = handle.version, try handle.reader.version() != version {
+                    throw BlobError.changed(handle.name.digest, path: handle.reader.path.value)
+                }
                 _ = fuse_reply_buf(req, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), n)
             } catch {
-                reply(req, error: error, context: "read \(descriptor.digest) at \(offset)")
+                if case BlobError.changed = error { dropPages(of: handle) }
+                reply(req, error: error, context: "read \(handle.name) at \(offset)")
             }
         }
     }
@@ -281,10 +323,16 @@ extension BlobFileSystem {
     /// Logs the mismatch (the blob is refused from now on) and drops any cached pages of it.
     func blobFailedVerification(_ handle: OpenBlob, actual: Digest) {
         let descriptor = handle.reader.descriptor
-        logger.error("blob content does not match its digest: reads fail with EIO", metadata: [
-            "digest": "\(descriptor.digest)", "path": "\(options.storageRoot)\(handle.reader.path)",
-            "expected": "\(descriptor.digest)", "actual": "\(actual)",
+        logger.error("blob content does not match its name: reads fail with EIO", metadata: [
+            "blob": "\(handle.name)", "path": "\(options.storageRoot)\(handle.reader.path)",
+            "expected": "\(handle.name.digest)", "actual": "\(actual)", "canonical": "\(descriptor.digest)",
         ])
+        dropPages(of: handle)
+    }
+
+    /// Drops the kernel's cached pages of a handle's inode: they may hold bytes of a version
+    /// that is no longer (or never was) verified.
+    func dropPages(of handle: OpenBlob) {
         guard let session = session.withLock({ $0 }) else { return }
         let inode = handle.inode
         // Not from this request's thread: invalidating pages while a read of them is in flight

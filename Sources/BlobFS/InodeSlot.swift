@@ -1,18 +1,20 @@
 import Distribution
 
-/// One inode of the table, packed: about 72 bytes whatever the node, with a blob's digest as raw
-/// bytes and its descriptor rebuilt on demand rather than stored.
+/// One inode of the table, packed: about 80 bytes whatever the node, with a blob's digest as raw
+/// bytes, its repository as a number, and its descriptor rebuilt on demand rather than stored.
 struct InodeSlot {
     enum Kind: UInt8 {
         /// Unused, or on the free list.
         case free
-        /// A blob: `digest` is its canonical digest and the key of `DigestIndex`.
+        /// A blob: `digest` (its name's) and `repository` are the key of `DigestIndex`.
         case blob
         /// The root, a directory or an upload: the node itself is kept beside the table.
         case other
     }
 
     var digest: RawDigest?
+    /// A blob's repository, as its index in the table's list of repository names.
+    var repository: UInt32 = 0
     var size: Int64 = 0
     var modified: Int64 = 0
     var lookups: UInt64 = 0

@@ -4,8 +4,8 @@ import Synchronization
 /// Inode numbers for nodes, with the kernel's lookup counts: an inode lives while the kernel
 /// holds references to it (every positive lookup and readdirplus entry), and goes on `forget`.
 ///
-/// The kernel keeps every blob inode it is given (their entry timeout is a year), so the table
-/// is packed: a blob costs one `InodeSlot` and a bucket of `DigestIndex`, about 80 bytes. An
+/// The kernel keeps every blob inode it is given for as long as it likes, so the table is packed:
+/// a blob name costs one `InodeSlot` and a bucket of `DigestIndex`, about 90 bytes. An
 /// inode number is its slot's index with the slot's generation above it, so finding an inode is
 /// an array access and a number, once freed, never names another node.
 final class InodeTable: Sendable {
@@ -22,6 +22,9 @@ final class InodeTable: Sendable {
         var slots = SlotArray()
         var free: [UInt32] = []
         var blobs = DigestIndex()
+        /// Repository names by number, for blob slots; a store has few, so they are never freed.
+        var repositoryNames: [RepositoryName] = []
+        var repositoryNumbers: [RepositoryName: UInt32] = [:]
         /// The nodes of `.other` slots (root, directories, uploads): few, so kept whole.
         var others: [Node: UInt32] = [:]
         var otherNodes: [UInt32: Node] = [:]
@@ -52,10 +55,11 @@ final class InodeTable: Sendable {
     /// The inode of `node`, created if needed, with one more lookup reference when `countLookup`.
     /// Fresh attributes replace the stored ones (a directory's, or a blob found again).
     func reference(_ node: Node, attributes: NodeAttributes, countLookup: Bool = true) -> UInt64 {
-        let digest = node.blobDigest
+        let digest = node.blobName?.digest
         let raw = digest.map(RawDigest.init)
         return state.withLock { state in
-            let slot = state.find(node, raw) ?? state.allocate(node, digest: raw)
+            let repository = node.blobName.map { state.repositoryNumber($0.repository) }
+            let slot = state.find(node, raw, repository) ?? state.allocate(node, digest: raw, repository: repository ?? 0)
             state.setAttributes(attributes, of: slot, digest: digest)
             if countLookup { state.addLookup(slot) }
             return state.id(of: slot)
@@ -64,10 +68,28 @@ final class InodeTable: Sendable {
 
     /// The attributes of `node` if the kernel holds an inode for it.
     func attributes(of node: Node) -> NodeAttributes? {
-        let digest = node.blobDigest
+        let digest = node.blobName?.digest
         let raw = digest.map(RawDigest.init)
         return state.withLock { state in
-            state.find(node, raw).map { state.attributes(of: $0, digest: digest) }
+            var repository: UInt32?
+            if let name = node.blobName {
+                guard let known = state.repositoryNumbers[name.repository] else { return nil }
+                repository = known
+            }
+            return state.find(node, raw, repository).map { state.attributes(of: $0, digest: digest) }
+        }
+    }
+
+    /// The inode of `node` if the kernel holds one.
+    func inode(of node: Node) -> UInt64? {
+        let raw = node.blobName.map { RawDigest($0.digest) }
+        return state.withLock { state in
+            var repository: UInt32?
+            if let name = node.blobName {
+                guard let known = state.repositoryNumbers[name.repository] else { return nil }
+                repository = known
+            }
+            return state.find(node, raw, repository).map { state.id(of: $0) }
         }
     }
 
@@ -114,14 +136,23 @@ extension InodeTable.State {
         return slot
     }
 
-    func find(_ node: Node, _ digest: RawDigest?) -> UInt32? {
-        if let digest { return blobs.find(digest, in: slots) }
+    func find(_ node: Node, _ digest: RawDigest?, _ repository: UInt32?) -> UInt32? {
+        if let digest, let repository { return blobs.find(digest, repository: repository, in: slots) }
         return others[node]
     }
 
     func node(of slot: UInt32) -> (Node, Digest?) {
         guard slots[slot].kind == .blob, let digest = slots[slot].digest?.digest else { return (otherNodes[slot]!, nil) }
-        return (.blob(digest), digest)
+        return (.blob(BlobName(repository: repositoryNames[Int(slots[slot].repository)], digest: digest)), digest)
+    }
+
+    /// The number of a repository name, given one on first use.
+    mutating func repositoryNumber(_ name: RepositoryName) -> UInt32 {
+        if let known = repositoryNumbers[name] { return known }
+        let number = UInt32(repositoryNames.count)
+        repositoryNames.append(name)
+        repositoryNumbers[name] = number
+        return number
     }
 
     func attributes(of slot: UInt32, digest: Digest?) -> NodeAttributes {
@@ -141,9 +172,10 @@ extension InodeTable.State {
     }
 
     /// A slot for `node` with no references yet: a freed one if any, else a new one.
-    mutating func allocate(_ node: Node, digest: RawDigest?) -> UInt32 {
+    mutating func allocate(_ node: Node, digest: RawDigest?, repository: UInt32 = 0) -> UInt32 {
         var fresh = InodeSlot()
         fresh.digest = digest
+        fresh.repository = repository
         fresh.kind = digest == nil ? .other : .blob
         let slot: UInt32
         if let reused = free.popLast() {
@@ -177,9 +209,9 @@ extension InodeTable.State {
 }
 
 extension Node {
-    /// A blob's digest; nil for every other node.
-    var blobDigest: Digest? {
-        if case .blob(let digest) = self { return digest }
+    /// A blob's name; nil for every other node.
+    var blobName: BlobName? {
+        if case .blob(let name) = self { return name }
         return nil
     }
 }

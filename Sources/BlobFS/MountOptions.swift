@@ -4,8 +4,10 @@ public struct MountOptions: Sendable {
     public var storageRoot: String
     /// Extra FUSE mount options (`allow_other`, `default_permissions`, …), without `-o`.
     public var fuseOptions: [String] = []
-    /// Entry and attribute timeout of blob files, in seconds: blobs never change for a digest.
-    public var blobTimeout: Double = 365 * 86400
+    /// Entry and attribute timeout of blob files, in seconds. A blob's bytes never change for its
+    /// name, but its repository may stop linking it: after this long the kernel asks again (an
+    /// open re-checks the link whatever this is).
+    public var blobTimeout: Double = 60
     /// Entry and attribute timeout of directories: a live registry adds blobs under our feet.
     public var directoryTimeout: Double = 1
     /// How long the kernel remembers that a name does not exist.

@@ -11,9 +11,9 @@ import StorageDriver
 struct Namespace: Sendable {
     let registry: Registry
     let logger: Logger
-    /// Attributes of blobs that already have an inode: a blob's data never changes, so a cached
-    /// descriptor and these answer a lookup with no system call at all.
-    let knownAttributes: @Sendable (Digest) -> NodeAttributes?
+    /// Attributes of blob names that already have an inode: once the link is confirmed to hold
+    /// the same blob, they answer a lookup without a stat of the data file.
+    let knownAttributes: @Sendable (BlobName) -> NodeAttributes?
 
     /// One name in a directory, resolved.
     struct Entry: Sendable {
@@ -26,13 +26,21 @@ struct Namespace: Sendable {
     func lookup(_ name: String, in path: String, directoryTime: Int64) throws -> Entry? {
         if name.contains(":") {
             guard let repository = repositoryBehind(path), let digest = try? Digest(parsing: name) else { return nil }
-            let descriptor: Descriptor
+            let blob = BlobName(repository: repository.name, digest: digest)
             do {
-                descriptor = try repository.blobs.stat(digest)
+                // Membership from the link on disk, never from a cache (a cache hit is not proof
+                // that this repository links the blob); size and time from the data file.
+                let target = try repository.blobs.linkTarget(digest)
+                if let known = knownAttributes(blob), known.descriptor?.digest == target {
+                    return Entry(name: name, node: .blob(blob), attributes: known)
+                }
+                let data = try repository.blobs.resolve(digest)
+                return Entry(
+                    name: name, node: .blob(blob),
+                    attributes: NodeAttributes(size: data.descriptor.size, modified: data.modified, descriptor: data.descriptor))
             } catch BlobError.unknown {
                 return nil
             }
-            return Entry(name: name, node: .blob(descriptor.digest), attributes: blobAttributes(descriptor))
         }
         let child = path.isEmpty ? name : path + "/" + name
         if name == "blobs", isRepository(path) {
@@ -73,18 +81,19 @@ struct Namespace: Sendable {
     /// A listed link as an entry: nil when it names no blob (empty, or dangling after a GC).
     private func blobEntry(_ link: RepositoryLink, in repository: Repository) -> Entry? {
         let name = link.digest.description
+        let blob = BlobName(repository: repository.name, digest: link.digest)
         do {
             guard let target = try link.target.get() else { return nil }
-            // A blob the kernel already holds: the link was just read and a digest's data never
-            // changes, so its attributes stand with no system call.
-            if let known = knownAttributes(target), known.descriptor != nil {
-                return Entry(name: name, node: .blob(target), attributes: known)
+            // A name the kernel already holds, whose link was just read and still holds the same
+            // blob: its attributes stand with no system call (an open checks the data file).
+            if let known = knownAttributes(blob), known.descriptor?.digest == target {
+                return Entry(name: name, node: .blob(blob), attributes: known)
             }
             // One stat for size and time, past the descriptor cache: an LRU smaller than the
             // listing would miss on every entry, and a listing is no access check to remember.
             let data = try registry.blobStore.dataFile(target)
             return Entry(
-                name: name, node: .blob(target),
+                name: name, node: .blob(blob),
                 attributes: NodeAttributes(size: data.descriptor.size, modified: data.modified, descriptor: data.descriptor))
         } catch BlobError.unknown {
             return nil
@@ -131,11 +140,4 @@ struct Namespace: Sendable {
         return PathMapper.path(.repository(name))
     }
 
-    private func blobAttributes(_ descriptor: Descriptor) -> NodeAttributes {
-        if let known = knownAttributes(descriptor.digest), known.descriptor?.size == descriptor.size {
-            return NodeAttributes(size: descriptor.size, modified: known.modified, descriptor: descriptor)
-        }
-        let modified = (try? registry.driver.stat(PathMapper.path(.blobData(descriptor.digest))))?.modified ?? 0
-        return NodeAttributes(size: descriptor.size, modified: modified, descriptor: descriptor)
-    }
 }

@@ -8,11 +8,22 @@ enum Node: Hashable, Sendable {
     /// A directory under `repo/`: `path` is the name so far ("" is `repo/` itself, then
     /// `team`, `team/app`, `team/app/blobs`, …).
     case directory(path: String)
-    /// A blob file, identified by its canonical digest: every name of a blob (in any repository,
-    /// sha256 or an alias) is the same inode, so the page cache holds its bytes once.
-    case blob(Digest)
+    /// A blob file: a digest name in one repository. Each name is its own inode, so that an open
+    /// knows which repository's link to re-check (a blob removed from one repository must stop
+    /// being readable there) and which digest the bytes must hash to (an alias name is hashed
+    /// with its own algorithm). Verification is shared by every name of a data file version.
+    case blob(BlobName)
     /// A file being written (read-write mounts): an upload in progress, by its serial number.
     case upload(UInt64)
+}
+
+/// A blob file's name: the repository that links it and the digest it is named by (sha256, or
+/// an alias such as sha512 whose link holds the canonical sha256 digest).
+struct BlobName: Hashable, Sendable, CustomStringConvertible {
+    var repository: RepositoryName
+    var digest: Digest
+
+    var description: String { "\(repository)/blobs/\(digest)" }
 }
 
 /// The attributes the filesystem reports; blobs are read-only by definition.

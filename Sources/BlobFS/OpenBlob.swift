@@ -1,18 +1,25 @@
 import Distribution
 import Storage
+import StorageDriver
 import Synchronization
 
 /// One open blob file: its reader, whose size is already known. Passed to the kernel as the
 /// file handle.
 final class OpenBlob: Sendable {
     let inode: UInt64
+    let name: BlobName
     let reader: DataFileReader
+    /// The data file's version when it was opened (nil with `--no-verify`, or where the driver
+    /// cannot tell): only this version's bytes are served through this handle.
+    let version: FileVersion?
     /// Whether the blob must still be checked before its bytes are served.
     let needsCheck: Atomic<Bool>
 
-    init(inode: UInt64, reader: DataFileReader, needsCheck: Bool) {
+    init(inode: UInt64, name: BlobName, reader: DataFileReader, version: FileVersion?, needsCheck: Bool) {
         self.inode = inode
+        self.name = name
         self.reader = reader
+        self.version = version
         self.needsCheck = Atomic(needsCheck)
     }
 }

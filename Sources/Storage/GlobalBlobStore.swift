@@ -1,3 +1,4 @@
+import BlobCache
 import Distribution
 import Logging
 import StorageDriver
@@ -25,6 +26,17 @@ public struct GlobalBlobStore: Sendable {
     /// want its modification time.
     public func dataFile(_ digest: Digest) throws -> BlobDataFile {
         try GlobalBlobStatter(driver: driver, logger: logger).dataFile(digest)
+    }
+
+    /// The blob as storage has it now (one stat of its data file), with the media type the
+    /// descriptor cache holds for it when the cache agrees with the data file: what a mount
+    /// serves. A cache entry of another size or digest is dropped, never believed.
+    public func describe(_ digest: Digest) throws -> BlobDataFile {
+        var file = try dataFile(digest)
+        if let cached = statter as? CachedBlobStatter {
+            file.descriptor = cached.reconcile(digest, stored: file.descriptor)
+        }
+        return file
     }
 
     /// A reader for a descriptor already statted: no second stat.

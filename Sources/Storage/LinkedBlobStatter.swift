@@ -47,6 +47,10 @@ public struct LinkedBlobStatter: BlobDescriptorService {
     /// The digest a link file holds; nil when there is no link, or an empty one (a write in
     /// progress or a crash leftover). Anything else that is not exactly a digest is corrupt.
     func readLink(_ path: DriverPath) throws -> Digest? {
+        try Self.readLink(path, driver: driver)
+    }
+
+    static func readLink(_ path: DriverPath, driver: any StorageDriver) throws -> Digest? {
         let read: Result<[UInt8], StorageDriverError>
         do {
             read = .success(try driver.getContent(path, limit: Self.linkLimit))
@@ -56,6 +60,22 @@ public struct LinkedBlobStatter: BlobDescriptorService {
             read = .failure(error)
         }
         return try Self.target(ofLink: read, at: path)
+    }
+
+    /// Refuses a link that holds another blob than its name promises: the link of a sha256 name
+    /// must hold that very digest, and an alias's (sha384, sha512) a sha256 digest, where the
+    /// data lives. The registry would serve such a link's target under the name; a file named
+    /// by a digest must have that digest's bytes, so a mount treats it as corrupt.
+    static func checkTarget(_ target: Digest, of name: Digest, at path: DriverPath) throws(BlobError) {
+        if name.algorithm == .sha256 {
+            guard target == name else {
+                throw .corruptLink(path: path.value, reason: "holds \(target), another blob than its name \(name)")
+            }
+        } else {
+            guard target.algorithm == .sha256 else {
+                throw .corruptLink(path: path.value, reason: "holds \(target): an alias must hold a sha256 digest")
+            }
+        }
     }
 
     /// More than this is no link (one holds a digest: at most 135 bytes).

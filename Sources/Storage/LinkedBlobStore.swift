@@ -18,6 +18,30 @@ public struct LinkedBlobStore: BlobStore {
         try accessController.stat(digest)
     }
 
+    /// The canonical digest this repository's link for `name` holds, read from storage and never
+    /// from a cache: membership as the registry records it, so a poisoned or stale cache cannot
+    /// make a repository serve a blob it does not link. A sha256 name's link must hold the name
+    /// itself, an alias's a sha256 digest (`corruptLink` otherwise); no link, or an empty one,
+    /// is `unknown`.
+    public func linkTarget(_ name: Digest) throws -> Digest {
+        let path = linkSet.path(repository, name)
+        guard let target = try LinkedBlobStatter.readLink(path, driver: driver) else { throw BlobError.unknown(name) }
+        try LinkedBlobStatter.checkTarget(target, of: name, at: path)
+        return target
+    }
+
+    /// `name` as a mount serves it: its link read from storage (`linkTarget`), then its data file
+    /// statted (size and time are the data file's; a cache adds only the media type, and only
+    /// when it agrees). A link whose data is gone is `unknown`, as the registry answers.
+    public func resolve(_ name: Digest) throws -> BlobDataFile {
+        let target = try linkTarget(name)
+        do {
+            return try global.describe(target)
+        } catch BlobError.unknown {
+            throw BlobError.unknown(name)
+        }
+    }
+
     public func get(_ digest: Digest) throws -> [UInt8] {
         var stream = BlobStream(try open(digest))
         return try stream.readToEnd()
@@ -62,6 +86,7 @@ public struct LinkedBlobStore: BlobStore {
 
     /// Every link file of this repository with what it holds, sorted by algorithm and digest: one
     /// pass over `_layers/<alg>/` (what is not an algorithm we know, old tarsum trees, is skipped).
+    /// A link that holds another blob than its name promises is `corruptLink`, as in `linkTarget`.
     public func links() throws -> [RepositoryLink] {
         let root = linkSet.root(repository)
         var result: [RepositoryLink] = []
@@ -78,7 +103,11 @@ public struct LinkedBlobStore: BlobStore {
                     guard let digest = try? Digest(parsing: "\(algorithm.rawValue):\(member.child)") else { continue }
                     // Only for errors: a checked path per link is measurable in a large listing.
                     var path: DriverPath { (try? directory.appending(member.child).appending("link")) ?? directory }
-                    let target = Result { () throws(BlobError) in try LinkedBlobStatter.target(ofLink: member.content, at: path) }
+                    let target = Result { () throws(BlobError) -> Digest? in
+                        let target = try LinkedBlobStatter.target(ofLink: member.content, at: path)
+                        if let target { try LinkedBlobStatter.checkTarget(target, of: digest, at: path) }
+                        return target
+                    }
                     result.append(RepositoryLink(digest: digest, target: target))
                 }
             }

@@ -74,7 +74,7 @@ struct MountCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Seconds the kernel caches a blob file's entry and attributes. (default: 31536000, a year: blobs never change)",
+            "Seconds the kernel caches a blob file's entry and attributes; a repository may stop linking a blob, and an open checks the link in any case. (default: 60)",
             valueName: "seconds"))
     var blobTimeout: Double?
 
