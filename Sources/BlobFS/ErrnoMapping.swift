@@ -9,7 +9,7 @@ func errnoValue(for error: any Error) -> Int32 {
     case let error as BlobError:
         switch error {
         case .unknown, .invalidDigestString, .invalidRepositoryName, .uploadUnknown: ENOENT
-        case .invalidDigest, .invalidLength, .corruptLink, .dataMissing, .truncated, .corruptUpload, .invalidDescriptor, .changed: EIO
+        case .invalidDigest, .invalidLength, .corruptLink, .dataMissing, .truncated, .corruptUpload, .invalidDescriptor, .changed, .notRegularFile: EIO
         case .uploadClosed: EBADF
         case .unsupported: EPERM
         // A symbolic link planted in the store is refused, and reads as an I/O error, not as a

@@ -26,6 +26,8 @@ public enum BlobError: Error, Sendable, Hashable, CustomStringConvertible {
     case dataMissing(Digest, path: String)
     /// The data file is shorter than the blob's known size (it shrank or was replaced).
     case truncated(Digest, path: String, expected: Int64, actual: Int64)
+    /// The data file under a valid link is a directory, FIFO, device or socket: a damaged store.
+    case notRegularFile(Digest, path: String)
     /// The data file was written or replaced while it was verified or served: what was checked
     /// is not known to be what would be served.
     case changed(Digest, path: String)
@@ -48,6 +50,7 @@ public enum BlobError: Error, Sendable, Hashable, CustomStringConvertible {
         case .dataMissing(let d, let path): "data of blob \(d) is missing at \(path)"
         case .truncated(let d, let path, let expected, let actual):
             "data of blob \(d) at \(path) is \(actual) bytes, expected \(expected)"
+        case .notRegularFile(let d, let path): "data of blob \(d) at \(path) is not a regular file"
         case .changed(let d, let path): "data of blob \(d) at \(path) changed while it was verified or served"
         case .io(let operation, let path, let errno): "\(operation) \(path): \(errnoDescription(errno)) (errno \(errno))"
         }

@@ -8,11 +8,18 @@ public struct GlobalBlobStatter: BlobDescriptorService {
     let driver: any StorageDriver
     let logger: Logger
 
+    /// As the registry answers: a data file that is not a regular file is an unknown blob.
     public func stat(_ digest: Digest) throws -> Descriptor {
-        try dataFile(digest).descriptor
+        do {
+            return try dataFile(digest).descriptor
+        } catch BlobError.notRegularFile(_, let path) {
+            logger.warning("blob data is not a regular file: treating the blob as absent", metadata: ["path": "\(path)"])
+            throw BlobError.unknown(digest)
+        }
     }
 
-    /// The blob's data file as the disk has it now: its descriptor and modification time.
+    /// The blob's data file as the disk has it now: its descriptor and modification time;
+    /// `notRegularFile` for a directory, FIFO, device or socket.
     func dataFile(_ digest: Digest) throws -> BlobDataFile {
         let path = PathMapper.path(.blobData(digest))
         let info: FileInfo
@@ -23,10 +30,8 @@ public struct GlobalBlobStatter: BlobDescriptorService {
         } catch let error as StorageDriverError {
             throw error.blobError
         }
-        guard info.kind == .file else {
-            logger.warning("blob data is not a regular file: treating the blob as absent", metadata: ["path": "\(path)"])
-            throw BlobError.unknown(digest)
-        }
+        // A damaged store, which a mount reports (EIO, logged) rather than hides.
+        guard info.kind == .file else { throw BlobError.notRegularFile(digest, path: path.value) }
         return BlobDataFile(descriptor: Descriptor(digest: digest, size: info.size), modified: info.modified)
     }
 

@@ -146,6 +146,36 @@ import TestSupport
     }
 }
 
+extension BytesMatchTheirNameTests {
+    /// A data file that is a FIFO or a directory is a damaged store: EIO with a log line saying
+    /// so, never a hang and never a silent absence (F13, case 9 of the hostile-input run).
+    @Test func aDataFileThatIsNotARegularFileIsReportedNotHidden() throws {
+        let workspace = try Workspace("notregular")
+        defer { workspace.remove() }
+        let root = workspace.root
+        let blobs = try writeStore(root: root, [
+            ("odd/app", seededBytes(count: 4000, seed: 940)),
+            ("odd/app", seededBytes(count: 4001, seed: 941)),
+            ("odd/app", seededBytes(count: 4002, seed: 942)),
+        ])
+        let (fifo, directory, fine) = (blobs[0], blobs[1], blobs[2])
+        #expect(unlink(dataPath(root: root, fifo.canonical)) == 0 && mkfifo(dataPath(root: root, fifo.canonical), 0o644) == 0)
+        #expect(unlink(dataPath(root: root, directory.canonical)) == 0 && mkdir(dataPath(root: root, directory.canonical), 0o755) == 0)
+        try BlobfsMount.withMount(root: root, mountpoint: workspace.mountpoint) { (mount: BlobfsMount) throws -> Void in
+            for blob in [fifo, directory] {
+                #expect(Posix.stat(mount.path(blob.relativePath)).failure == .EIO, "\(blob)")
+            }
+            let listing = try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/odd/app/blobs"))
+            #expect(listing == [fine.digest.description], "only the readable blob is listed: \(listing)")
+            #expect(try sha256sum(mount.path(fine.relativePath)) == fine.canonical.hex)
+            let log = mount.log
+            for blob in [fifo, directory] {
+                #expect(log.contains("\(blob.canonical.hex)/data is not a regular file"), "\(blob) in the log:\n\(log.tail(3000))")
+            }
+        }
+    }
+}
+
 extension Result {
     /// The error, for expectations on failures.
     var failure: Failure? {
