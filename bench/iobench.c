@@ -4,6 +4,7 @@
  *
  *   iobench randread <file> <count> <seed>   <count> 4 KiB preads at offsets drawn from <seed>
  *   iobench stat <directory> <names-file>    stat(2) of <directory>/<name> for each line
+ *   iobench open <directory> <names-file>    open(2) + close(2) of <directory>/<name> for each line
  *
  * The offsets depend only on <seed> and the file's size, so every contender reads the same list.
  */
@@ -57,6 +58,40 @@ static int randread(const char *path, long count, uint64_t seed) {
     return 0;
 }
 
+/* Reads <directory>/<name> for each line of namesFile into a list. */
+static char **readpaths(const char *directory, const char *namesFile, size_t *countOut) {
+    FILE *names = fopen(namesFile, "r");
+    if (!names) { fprintf(stderr, "iobench: %s: %s\n", namesFile, strerror(errno)); return NULL; }
+    size_t capacity = 1024, count = 0;
+    char **paths = malloc(sizeof(char *) * capacity);
+    char line[4096];
+    while (fgets(line, sizeof line, names)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!*line) continue;
+        if (count == capacity) paths = realloc(paths, sizeof(char *) * (capacity *= 2));
+        if (asprintf(&paths[count++], "%s/%s", directory, line) < 0) return NULL;
+    }
+    fclose(names);
+    *countOut = count;
+    return paths;
+}
+
+/* open(2) and close(2) of each file: what an open costs where the names are already known. */
+static int openall(const char *directory, const char *namesFile) {
+    size_t count = 0;
+    char **paths = readpaths(directory, namesFile, &count);
+    if (!paths) return 1;
+    double start = now();
+    for (size_t i = 0; i < count; i++) {
+        int fd = open(paths[i], O_RDONLY);
+        if (fd < 0) { fprintf(stderr, "iobench: open %s: %s\n", paths[i], strerror(errno)); return 1; }
+        close(fd);
+    }
+    double elapsed = now() - start;
+    printf("%.6f\n", elapsed);
+    return 0;
+}
+
 static int statall(const char *directory, const char *namesFile) {
     FILE *names = fopen(namesFile, "r");
     if (!names) { fprintf(stderr, "iobench: %s: %s\n", namesFile, strerror(errno)); return 1; }
@@ -83,6 +118,7 @@ static int statall(const char *directory, const char *namesFile) {
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "randread") == 0) return randread(argv[2], atol(argv[3]), strtoull(argv[4], NULL, 0));
     if (argc == 4 && strcmp(argv[1], "stat") == 0) return statall(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "open") == 0) return openall(argv[2], argv[3]);
     fprintf(stderr, "usage: iobench randread <file> <count> <seed> | iobench stat <directory> <names-file>\n");
     return 2;
 }

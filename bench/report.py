@@ -112,6 +112,7 @@ def figure_table(res):
         ("3a", f"3a stat(2) of each of {n_repo:,} blobs of one repository: first pass",
          "host dentry/inode caches warm; fresh mount", ("ops", n_repo)),
         ("3b", "3b the same, second pass", "same mount", ("ops", n_repo)),
+        ("3g", "3g open(2) + close(2) of each of them", "same mount, names held", ("ops", n_repo)),
         ("3c", f"3c `ls -l` of that {n_repo:,}-blob listing: first", "fresh mount", ("time", None)),
         ("3d", "3d `ls -l` again", "same mount", ("time", None)),
         ("3e", f"3e `find | wc -l` over all {n_all:,} blobs", "host caches warm; fresh mount", ("time", None)),
@@ -372,7 +373,7 @@ def chart(res, path):
     figures = [(f, label.split(":")[0] if ":" in label else label) for f, label, _, _ in figure_table(res)]
     short = {
         "1a": "1a seq. read, first", "1b": "1b seq. read, second", "1c": "1c seq. read, cold",
-        "2a": "2a random 4K, first", "2b": "2b random 4K, warm", "3a": "3a stat, first", "3b": "3b stat, second",
+        "2a": "2a random 4K, first", "2b": "2b random 4K, warm", "3a": "3a stat, first", "3b": "3b stat, second", "3g": "3g open+close",
         "3c": "3c ls -l, first", "3d": "3d ls -l, second", "3e": "3e find | wc -l", "3f": "3f stat all blobs", "4": "4 write the large file\n(native: cp+sha256sum)",
         "6a": "6a verify large blob", "6b": "6b verify 10k blobs",
     }
