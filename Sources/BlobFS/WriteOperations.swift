@@ -54,7 +54,7 @@ extension BlobFileSystem {
             fi.pointee.direct_io = 1  // nothing of an upload belongs in the page cache
             if fuse_reply_create(req, &entry, fi) != 0 {
                 handle.release()
-                upload.cancel()
+                upload.cancel(.notCreated)
                 uploads.remove(upload)
                 inodes.forget(ino, count: 1)
             }
@@ -126,10 +126,7 @@ extension BlobFileSystem {
         guard case .upload(let upload) = handle.target else { return }
         switch upload.phase {
         case .writing where upload.digest != nil:
-            logger.error("upload not committed: its content never matched its digest", metadata: [
-                "file": "\(upload.directory)/\(upload.name)", "bytes": "\(upload.size)",
-            ])
-            upload.cancel()
+            upload.cancel(.lastCloseWithoutMatch)
             uploads.remove(upload)
         case .writing:
             break
@@ -176,7 +173,7 @@ extension BlobFileSystem {
         guard options.readWrite else { return reply(req, errno: EROFS) }
         guard case .directory(let path)? = inodes[parent]?.node else { return reply(req, errno: ENOENT) }
         if let upload = uploads.named(name, in: path) {
-            upload.cancel()
+            upload.cancel(.unlinked)
             uploads.remove(upload)
             return reply(req, errno: 0)
         }
