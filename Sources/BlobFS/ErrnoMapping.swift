@@ -16,6 +16,8 @@ func errnoValue(for error: any Error) -> Int32 {
         // confusing "too many levels of symbolic links".
         case .io(_, _, let code): code == ELOOP ? EIO : code
         }
+    // A name that can never become a blob: refused before anything is written (UploadName).
+    case is UploadName.Refusal: EINVAL
     case let error as StorageDriverError:
         switch error {
         case .pathNotFound: ENOENT

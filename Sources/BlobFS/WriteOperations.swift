@@ -8,58 +8,50 @@ import Storage
 /// The operations of read-write mounts (design §5). On a read-only mount the kernel refuses
 /// every mutation with EROFS before it reaches us; these check again all the same.
 extension BlobFileSystem {
-    /// What a new file's name says it is.
-    enum NewFileName {
-        case digest(Digest)
-        /// A temporary name (rsync's `.name.XXXXXX`): an upload until renamed to a digest.
-        case temporary
-        case invalid(String)
-    }
-
-    func classify(_ name: String) -> NewFileName {
-        if let digest = try? Digest(parsing: name) { return .digest(digest) }
-        // Something that tries to be a digest and is not one is a mistake worth an error;
-        // anything else (a leading dot, no colon) is a temporary name.
-        if name.contains(":") && !name.hasPrefix(".") {
-            do { _ = try Digest(parsing: name) } catch { return .invalid(error.description) }
-        }
-        return .temporary
-    }
-
     func create(_ req: fuse_req_t, parent: UInt64, name: String, fi: UnsafeMutablePointer<fuse_file_info>) {
         guard options.readWrite else { return reply(req, errno: EROFS) }
+        guard let upload = startUpload(req, parent: parent, name: name) else { return }
+        let ino = inodes.reference(.upload(upload.serial), attributes: uploadAttributes(upload))
+        var entry = entryParameters(ino, .upload(upload.serial), uploadAttributes(upload))
+        let handle = Unmanaged.passRetained(OpenWrite(.upload(upload)))
+        fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
+        fi.pointee.direct_io = 1  // nothing of an upload belongs in the page cache
+        if fuse_reply_create(req, &entry, fi) != 0 {
+            handle.release()
+            upload.cancel(.notCreated)
+            uploads.remove(upload)
+            inodes.forget(ino, count: 1)
+        }
+    }
+
+    /// The upload behind a new file `name` in `parent`, registered in the upload table; or nil,
+    /// after replying why not: EPERM outside a repository's `blobs/`, EINVAL for a name that can
+    /// never become a blob (UploadName), so that nothing is accepted only to be thrown away.
+    private func startUpload(_ req: fuse_req_t, parent: UInt64, name: String) -> PendingUpload? {
         guard let parentEntry = inodes[parent], case .directory(let path) = parentEntry.node,
             let repository = namespace.repositoryOwningBlobs(path)
         else {
             logger.error("files can only be created in a repository's blobs directory", metadata: ["name": "\(name)"])
-            return reply(req, errno: EPERM)
+            reply(req, errno: EPERM)
+            return nil
         }
         let digest: Digest?
-        switch classify(name) {
+        switch UploadName.classify(name) {
         case .digest(let d): digest = d
         case .temporary: digest = nil
-        case .invalid(let reason):
-            logger.error("refusing to create a blob with an invalid digest name: \(reason)", metadata: ["directory": "\(path)"])
-            return reply(req, errno: EINVAL)
+        case .refused(let refusal):
+            reply(req, error: refusal, context: "refusing a new file in \(path)")
+            return nil
         }
         do {
             let upload = try PendingUpload(
                 serial: uploads.nextSerial(), repository: repository, parent: parent, directory: path, name: name, digest: digest,
                 logger: logger)
             uploads.add(upload)
-            let ino = inodes.reference(.upload(upload.serial), attributes: uploadAttributes(upload))
-            var entry = entryParameters(ino, .upload(upload.serial), uploadAttributes(upload))
-            let handle = Unmanaged.passRetained(OpenWrite(.upload(upload)))
-            fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
-            fi.pointee.direct_io = 1  // nothing of an upload belongs in the page cache
-            if fuse_reply_create(req, &entry, fi) != 0 {
-                handle.release()
-                upload.cancel(.notCreated)
-                uploads.remove(upload)
-                inodes.forget(ino, count: 1)
-            }
+            return upload
         } catch {
             reply(req, error: error, context: "create \(path)/\(name)")
+            return nil
         }
     }
 
@@ -148,7 +140,7 @@ extension BlobFileSystem {
         }
         // A digest is only meaningful in the repository the upload belongs to.
         guard newPath == path else { return reply(req, errno: EXDEV) }
-        switch classify(newName) {
+        switch UploadName.classify(newName) {
         case .digest(let digest):
             do {
                 try commit(upload, as: digest)
@@ -163,9 +155,8 @@ extension BlobFileSystem {
         case .temporary:
             logger.error("a file being written can only be renamed to its digest", metadata: ["name": "\(newName)"])
             reply(req, errno: EINVAL)
-        case .invalid(let reason):
-            logger.error("refusing an invalid digest name: \(reason)", metadata: ["name": "\(newName)"])
-            reply(req, errno: EINVAL)
+        case .refused(let refusal):
+            reply(req, error: refusal, context: "refusing to rename \(name.debugDescription) in \(path)")
         }
     }
 
@@ -177,7 +168,7 @@ extension BlobFileSystem {
             uploads.remove(upload)
             return reply(req, errno: 0)
         }
-        guard let repository = namespace.repositoryOwningBlobs(path), case .digest(let digest) = classify(name) else {
+        guard let repository = namespace.repositoryOwningBlobs(path), case .digest(let digest) = UploadName.classify(name) else {
             return reply(req, errno: namespaceHas(name, in: path) ? EPERM : ENOENT)
         }
         guard options.allowDelete else {

@@ -274,7 +274,7 @@ import TestSupport
             }
 
             // rename onto a digest the bytes do not have: EIO, nothing visible.
-            let badTemporary = "\(blobs)/.\(badClaim).Yz9"
+            let badTemporary = "\(blobs)/.\(badClaim).Yz9AbC"
             let badWrite = writeThroughSyscalls(badTemporary, bad, flags: O_RDWR | O_CREAT | O_EXCL)
             #expect(badWrite.succeeded, "\(badWrite)")
             let badRename = syscallOutcome { Int(Glibc.rename(badTemporary, "\(blobs)/\(badClaim)")) }
@@ -284,7 +284,7 @@ import TestSupport
             #expect(removed == .succeeded || removed == .failed(.ENOENT), "unlink of the temporary after a failed rename: \(removed)")
 
             // unlink of an upload in progress (still open, half written) cancels it.
-            let cancelled = "\(blobs)/.cancel-me.AbCdEf"
+            let cancelled = "\(blobs)/.\(Digester.digest(of: seededBytes(count: 100_000, seed: 2104))).AbCdEf"
             let fd = try Posix.open(cancelled, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600).get()
             let half = seededBytes(count: 100_000, seed: 2104)
             let n = half.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, half.count) }
@@ -294,7 +294,7 @@ import TestSupport
             let closedAfterUnlink = syscallOutcome { Int(Glibc.close(fd)) }
             #expect([.succeeded, .failed(.EIO), .failed(.ENOENT)].contains(closedAfterUnlink), "close after unlink: \(closedAfterUnlink)")
             // And a closed one.
-            let closedTemporary = "\(blobs)/.closed.QwErTy"
+            let closedTemporary = "\(blobs)/.\(Digester.digest(of: half)).QwErTy"
             #expect(writeThroughSyscalls(closedTemporary, half, flags: O_RDWR | O_CREAT | O_EXCL).succeeded)
             #expect(syscallOutcome { Int(Glibc.unlink(closedTemporary)) } == .succeeded)
 
