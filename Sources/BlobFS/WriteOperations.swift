@@ -24,6 +24,47 @@ extension BlobFileSystem {
         }
     }
 
+    /// mknod(2): a regular file is a create followed by its last close (an empty file: committed
+    /// now under the empty digest, refused with EIO under any other digest; a temporary name stays
+    /// an upload for the open that follows). FIFOs, devices and sockets cannot become blobs: EPERM.
+    func mknod(_ req: fuse_req_t, parent: UInt64, name: String, mode: mode_t) {
+        guard options.readWrite else { return reply(req, errno: EROFS) }
+        guard mode & S_IFMT == S_IFREG || mode & S_IFMT == 0 else {
+            return reply(req, error: WriteRefusal.specialFile(name: name, mode: mode), context: "mknod in \(directoryName(parent))")
+        }
+        guard let upload = startUpload(req, parent: parent, name: name) else { return }
+        guard let digest = upload.digest else {
+            let ino = inodes.reference(.upload(upload.serial), attributes: uploadAttributes(upload))
+            var entry = entryParameters(ino, .upload(upload.serial), uploadAttributes(upload))
+            if fuse_reply_entry(req, &entry) != 0 {
+                upload.cancel(.notCreated)
+                uploads.remove(upload)
+                inodes.forget(ino, count: 1)
+            }
+            return
+        }
+        defer { uploads.remove(upload) }
+        do {
+            try upload.commitIfComplete(as: digest)
+            invalidate(parent: parent, name: name)
+            guard let found = try namespace.lookup(name, in: upload.directory, directoryTime: mountTime) else {
+                return reply(req, errno: EIO)
+            }
+            let ino = inodes.reference(found.node, attributes: found.attributes)
+            var entry = entryParameters(ino, found.node, found.attributes)
+            if fuse_reply_entry(req, &entry) != 0 { inodes.forget(ino, count: 1) }
+        } catch {
+            upload.cancel(.lastCloseWithoutMatch)
+            reply(req, error: error, context: "mknod \(upload.directory)/\(name)")
+        }
+    }
+
+    /// `ln -s`: a store holds no symbolic links.
+    func symlink(_ req: fuse_req_t, parent: UInt64, name: String) {
+        guard options.readWrite else { return reply(req, errno: EROFS) }
+        reply(req, error: WriteRefusal.symbolicLink(name: name), context: "symlink in \(directoryName(parent))")
+    }
+
     /// The upload behind a new file `name` in `parent`, registered in the upload table; or nil,
     /// after replying why not: EPERM outside a repository's `blobs/`, EINVAL for a name that can
     /// never become a blob (UploadName), so that nothing is accepted only to be thrown away.
@@ -138,8 +179,9 @@ extension BlobFileSystem {
             logger.error("only a file being written can be renamed: blobs and directories are fixed", metadata: ["name": "\(name)"])
             return reply(req, errno: namespaceHas(name, in: path) ? EPERM : ENOENT)
         }
-        // A digest is only meaningful in the repository the upload belongs to.
-        guard newPath == path else { return reply(req, errno: EXDEV) }
+        guard newPath == path else {
+            return reply(req, error: WriteRefusal.renameOutOfItsDirectory(name: name, from: path, to: newPath), context: "rename")
+        }
         switch UploadName.classify(newName) {
         case .digest(let digest):
             do {
@@ -153,8 +195,7 @@ extension BlobFileSystem {
                 reply(req, error: error, context: "rename \(path)/\(name) to \(newName)")
             }
         case .temporary:
-            logger.error("a file being written can only be renamed to its digest", metadata: ["name": "\(newName)"])
-            reply(req, errno: EINVAL)
+            reply(req, error: WriteRefusal.renameToTemporaryName(from: name, to: newName), context: "rename in \(path)")
         case .refused(let refusal):
             reply(req, error: refusal, context: "refusing to rename \(name.debugDescription) in \(path)")
         }
@@ -254,6 +295,12 @@ extension BlobFileSystem {
         DispatchQueue.global().async {
             _ = name.withCString { fuse_lowlevel_notify_inval_entry(session.pointer, parent, $0, strlen($0)) }
         }
+    }
+
+    /// A directory inode's path, for log lines ("?" for an inode that is not a directory).
+    func directoryName(_ ino: UInt64) -> String {
+        guard case .directory(let path)? = inodes[ino]?.node else { return "?" }
+        return path.isEmpty ? "repo" : path
     }
 
     func namespaceHas(_ name: String, in path: String) -> Bool {

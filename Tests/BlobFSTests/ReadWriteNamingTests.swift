@@ -4,10 +4,11 @@ import Glibc
 import Testing
 import TestSupport
 
-/// What a read-write mount accepts as a new file in `blobs/`, with real tools (finding F6): a
-/// name that can never become a blob is refused at create with EINVAL and a log line, so cp,
-/// rsync and tar fail instead of "succeeding" into a file that unmount throws away. (The warnings
-/// for uploads thrown away: DiscardedUploadTests.)
+/// What a read-write mount accepts as a new file in `blobs/`, with real tools (findings F6, F13):
+/// a name that can never become a blob is refused at create with EINVAL and a log line, so cp,
+/// rsync and tar fail instead of "succeeding" into a file that unmount throws away; symbolic
+/// links, FIFOs and devices are EPERM; an upload renames only onto its digest in its own
+/// directory. (The warnings for uploads thrown away: DiscardedUploadTests.)
 @Suite struct ReadWriteNamingTests {
     static func blob(_ repository: String, _ bytes: [UInt8]) -> StoredBlob {
         StoredBlob(repository: repository, bytes: bytes, digest: Digester.digest(of: bytes))
@@ -125,5 +126,96 @@ import TestSupport
         #expect(uploadEntries(root: root).isEmpty, "uploads left: \(uploadEntries(root: root))")
         let verify = try runBlobfs(["verify", root])
         #expect(verify.status == 0, "\(verify)")
+    }
+
+    // MARK: - F13: symbolic links, FIFOs, devices
+
+    @Test func symlinksFifosAndDevicesAreRefusedWithEPERMAndARegularMknodIsACreate() throws {
+        let workspace = try Workspace("rw-special")
+        defer { workspace.remove() }
+        let root = workspace.root
+        let existing = try writeStore(root: root, [("special/app", seededBytes(count: 1000, seed: 12_200))])[0]
+        let content = seededBytes(count: 2000, seed: 12_201)
+        let digest = Digester.digest(of: content)
+        let other = Digester.digest(of: seededBytes(count: 10, seed: 12_202))
+
+        try BlobfsMount.withMount(root: root, mountpoint: workspace.mountpoint, options: readWriteOptions) { mount in
+            let blobs = mount.path("repo/special/app/blobs")
+            // The tools: ln -s and mkfifo say "Operation not permitted" (not "Function not implemented").
+            for (tool, arguments) in [("ln", ["-s", "/etc/passwd", "\(blobs)/x"]), ("ln", ["-s", "x", mount.path("repo/special/link")]), ("mkfifo", ["\(blobs)/\(digest)"])] {
+                let result = try Command.run(tool, arguments)
+                #expect(result.status != 0 && result.stderrText.contains("Operation not permitted"), "\(tool) \(arguments): \(result)")
+            }
+            // The system calls, for every kind of special file.
+            #expect(syscallOutcome { Int(Glibc.symlink("x", "\(blobs)/\(digest)")) } == .failed(.EPERM))
+            for (kind, mode) in [("FIFO", S_IFIFO), ("character device", S_IFCHR), ("block device", S_IFBLK), ("socket", S_IFSOCK)] {
+                let made = syscallOutcome { Int(Glibc.mknod("\(blobs)/\(digest)", mode | 0o644, 0)) }
+                #expect(made == .failed(.EPERM), "mknod of a \(kind): \(made)")
+            }
+            #expect(try listing(blobs) == [existing.digest.description])
+            #expect(mount.log.contains("refusing a symbolic link") && mount.log.contains("refusing to make a FIFO")
+                && mount.log.contains("refusing to make a character device"), "the refusals are logged:\n\(mount.log.tail(3000))")
+
+            // mknod of a regular file is a create and a close: the empty blob commits, another
+            // digest cannot be empty (EIO), a temporary name is an upload to write and rename.
+            #expect(syscallOutcome { Int(Glibc.mknod("\(blobs)/\(Digest.emptySHA256)", S_IFREG | 0o644, 0)) } == .succeeded)
+            #expect(syscallOutcome { Int(Glibc.mknod("\(blobs)/\(other)", S_IFREG | 0o644, 0)) } == .failed(.EIO))
+            let temporary = "\(blobs)/.\(digest).q1W2e3"
+            #expect(syscallOutcome { Int(Glibc.mknod(temporary, S_IFREG | 0o600, 0)) } == .succeeded)
+            #expect(writeThroughSyscalls(temporary, content, flags: O_WRONLY).succeeded, "write of a mknod'ed temporary name")
+            #expect(syscallOutcome { Int(Glibc.rename(temporary, "\(blobs)/\(digest)")) } == .succeeded)
+            #expect(try listing(blobs) == [existing.digest.description, Digest.emptySHA256.description, digest.description])
+        }
+        expectCommitted(root: root, StoredBlob(repository: "special/app", bytes: [], digest: Digest.emptySHA256))
+        expectCommitted(root: root, StoredBlob(repository: "special/app", bytes: content, digest: digest))
+        #expect(!fileExists(linkPath(root: root, repository: "special/app", other)))
+        #expect(uploadEntries(root: root).isEmpty, "uploads left: \(uploadEntries(root: root))")
+    }
+
+    // MARK: - F13: renames of uploads
+
+    /// An upload renames onto its digest in its own `blobs/` only: to another temporary name or
+    /// onto one, EPERM (no tool we support does it); into another repository, EPERM (not EXDEV:
+    /// mv would fall back to copying, and an upload cannot be read); onto a name that is no
+    /// digest, EINVAL. Each leaves the upload as it was.
+    @Test func anUploadRenamesOnlyOntoItsDigestInItsOwnDirectory() throws {
+        let workspace = try Workspace("rw-rename")
+        defer { workspace.remove() }
+        let root = workspace.root
+        try writeStore(root: root, [("ren/a", seededBytes(count: 100, seed: 12_300)), ("ren/b", seededBytes(count: 100, seed: 12_301))])
+        let content = seededBytes(count: 50_000, seed: 12_302)
+        let digest = Digester.digest(of: content)
+
+        try BlobfsMount.withMount(root: root, mountpoint: workspace.mountpoint, options: readWriteOptions) { mount in
+            let blobs = mount.path("repo/ren/a/blobs")
+            let first = "\(blobs)/.\(digest).Tmp003"
+            let second = "\(blobs)/.\(digest).Tmp004"
+            #expect(writeThroughSyscalls(first, content, flags: O_RDWR | O_CREAT | O_EXCL).succeeded)
+            let before = try listing(blobs)
+
+            #expect(syscallOutcome { Int(Glibc.rename(first, second)) } == .failed(.EPERM), "temporary to temporary")
+            #expect(writeThroughSyscalls(second, content, flags: O_RDWR | O_CREAT | O_EXCL).succeeded)
+            #expect(syscallOutcome { Int(Glibc.rename(first, second)) } == .failed(.EPERM), "temporary onto an existing temporary")
+            let mv = try Command.run("mv", [first, second])
+            #expect(mv.status != 0 && mv.stderrText.contains("Operation not permitted"), "mv temporary onto temporary: \(mv)")
+            let other = mount.path("repo/ren/b/blobs/\(digest)")
+            #expect(syscallOutcome { Int(Glibc.rename(first, other)) } == .failed(.EPERM), "into another repository")
+            let mvAcross = try Command.run("mv", [first, other])
+            #expect(mvAcross.status != 0 && mvAcross.stderrText.contains("Operation not permitted") && !mvAcross.stderrText.contains("Permission denied"),
+                "mv into another repository: \(mvAcross)")
+            #expect(Posix.stat(other).errno == .ENOENT)
+            #expect(try listing(blobs) == before.union([".\(digest).Tmp004"]), "the uploads are where they were")
+            #expect(mount.log.contains("can only be renamed to the digest of its content") && mount.log.contains("in the blobs/ directory it was created in"),
+                "the refusals are logged:\n\(mount.log.tail(3000))")
+
+            // Both still commit by a rename onto the digest (the second one finds the blob there).
+            for temporary in [first, second] {
+                #expect(syscallOutcome { Int(Glibc.rename(temporary, "\(blobs)/\(digest)")) } == .succeeded, "\(temporary)\n\(mount.log.tail(2000))")
+            }
+            #expect(try listing(blobs).filter { $0.hasPrefix(".") }.isEmpty)
+        }
+        expectCommitted(root: root, StoredBlob(repository: "ren/a", bytes: content, digest: digest))
+        #expect(!fileExists(linkPath(root: root, repository: "ren/b", digest)))
+        #expect(uploadEntries(root: root).isEmpty, "uploads left: \(uploadEntries(root: root))")
     }
 }
