@@ -8,7 +8,7 @@ import Distribution
 ///
 /// The temporary names accepted are the ones our restore tools really use, measured with
 /// `strace -f -e trace=openat,rename,renameat2,linkat,mknodat` into a plain directory
-/// (GNU coreutils 9.1, GNU tar 1.34, rsync 3.2/3.5; docs/architecture.md has the table):
+/// (GNU coreutils 9.1, GNU tar 1.34, rsync 3.5.0; docs/architecture.md has the table):
 /// - `cp`, `cp -a`, `cp --backup`: create the final name (O_CREAT|O_EXCL), or open an existing
 ///   one with O_TRUNC; never a temporary name. `--backup` first renames the existing file to
 ///   `<name>~` (or `<name>.~1~`), a rename of a blob, which is EPERM here.
@@ -20,6 +20,8 @@ import Distribution
 /// - `rsync -a --inplace`: creates or opens the final name itself (O_WRONLY|O_CREAT).
 /// - `rsync --temp-dir=DIR`: `<name>.XXXXXX` inside DIR, then a rename to the destination;
 ///   across filesystems that rename is EXDEV and rsync copies into the final name instead.
+/// - `rsync --delay-updates` renames through a `.~tmp~` directory, which `blobs/` cannot hold:
+///   not supported (rsync discards the file and, alas, still exits 0).
 enum UploadName: Equatable, Sendable {
     /// `<algorithm>:<hex>`: an upload committed at close, or the target of a rename.
     case digest(Digest)
