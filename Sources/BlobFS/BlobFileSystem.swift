@@ -48,7 +48,7 @@ public final class BlobFileSystem: Sendable {
     /// Cancels every upload still in progress: at unmount nothing half-written stays behind.
     func cancelUploads() {
         for upload in uploads.all() {
-            upload.cancel()
+            upload.cancel(.unmount)
             uploads.remove(upload)
         }
     }

@@ -16,6 +16,10 @@ func errnoValue(for error: any Error) -> Int32 {
         // confusing "too many levels of symbolic links".
         case .io(_, _, let code): code == ELOOP ? EIO : code
         }
+    // A name that can never become a blob, and an operation a store cannot hold: refused before
+    // anything is written (UploadName, WriteRefusal).
+    case is UploadName.Refusal: EINVAL
+    case is WriteRefusal: EPERM
     case let error as StorageDriverError:
         switch error {
         case .pathNotFound: ENOENT

@@ -63,6 +63,14 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
     ops.create = { req, parent, name, _, fi in
         fileSystem(req).create(req!, parent: parent, name: String(cString: name!), fi: fi!)
     }
+    // Without these two the kernel answers ENOSYS ("Function not implemented") for `mkfifo` and
+    // `ln -s`; a regular-file mknod (Python's os.mknod) is a create.
+    ops.mknod = { req, parent, name, mode, _ in
+        fileSystem(req).mknod(req!, parent: parent, name: String(cString: name!), mode: mode)
+    }
+    ops.symlink = { req, _, parent, name in
+        fileSystem(req).symlink(req!, parent: parent, name: String(cString: name!))
+    }
     ops.write = { req, _, buffer, size, offset, fi in
         fileSystem(req).write(req!, bytes: UnsafeRawBufferPointer(start: buffer, count: size), offset: Int64(offset), fi: fi!)
     }

@@ -141,10 +141,25 @@ final class PendingUpload: Sendable {
         }
     }
 
-    /// Abandons the upload (unlink, release without commit, unmount); idempotent.
-    func cancel() {
-        state.withLock { state in
-            guard case .writing = state.phase else { return }
+    /// Why an upload is abandoned: it decides whether the bytes thrown away deserve a warning.
+    enum CancelReason: Sendable {
+        /// unlink of a temporary name: what the writer asked for (rsync, after a failed transfer).
+        case unlinked
+        /// The kernel could not be told about the new file (an interrupted create): nothing written.
+        case notCreated
+        /// The last close of a file named by a digest its content never matched.
+        case lastCloseWithoutMatch
+        /// Unmount or a stop signal while the upload was still being written, or a temporary
+        /// name never renamed to its digest.
+        case unmount
+    }
+
+    /// Abandons the upload; idempotent. Bytes thrown away without the writer asking for it are
+    /// logged at warning level, with the name, the repository and the size, so that a restore
+    /// that lost data always leaves a line in the log (an empty upload loses nothing).
+    func cancel(_ reason: CancelReason) {
+        let discarded: Int64? = state.withLock { state in
+            guard case .writing = state.phase else { return nil }
             state.phase = .ended(ENOENT)
             if let writer = state.writer {
                 do { try writer.cancel() } catch {
@@ -152,7 +167,19 @@ final class PendingUpload: Sendable {
                 }
             }
             state.writer = nil
+            return state.size
         }
+        guard let discarded, discarded > 0 else { return }
+        let why: String
+        switch reason {
+        case .unlinked, .notCreated: return
+        case .lastCloseWithoutMatch: why = "at its last close: its content never matched the digest in its name"
+        case .unmount where digest == nil: why = "at unmount: it was never renamed to its digest"
+        case .unmount: why = "at unmount: it was still being written"
+        }
+        logger.warning("upload discarded \(why); nothing was stored", metadata: [
+            "name": "\(name)", "repository": "\(repository.name)", "bytes": "\(discarded)",
+        ])
     }
 
     private func writer(of state: State) -> String { state.writer?.id ?? "\(directory)/\(name)" }

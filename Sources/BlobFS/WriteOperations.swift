@@ -8,58 +8,91 @@ import Storage
 /// The operations of read-write mounts (design §5). On a read-only mount the kernel refuses
 /// every mutation with EROFS before it reaches us; these check again all the same.
 extension BlobFileSystem {
-    /// What a new file's name says it is.
-    enum NewFileName {
-        case digest(Digest)
-        /// A temporary name (rsync's `.name.XXXXXX`): an upload until renamed to a digest.
-        case temporary
-        case invalid(String)
-    }
-
-    func classify(_ name: String) -> NewFileName {
-        if let digest = try? Digest(parsing: name) { return .digest(digest) }
-        // Something that tries to be a digest and is not one is a mistake worth an error;
-        // anything else (a leading dot, no colon) is a temporary name.
-        if name.contains(":") && !name.hasPrefix(".") {
-            do { _ = try Digest(parsing: name) } catch { return .invalid(error.description) }
-        }
-        return .temporary
-    }
-
     func create(_ req: fuse_req_t, parent: UInt64, name: String, fi: UnsafeMutablePointer<fuse_file_info>) {
         guard options.readWrite else { return reply(req, errno: EROFS) }
+        guard let upload = startUpload(req, parent: parent, name: name) else { return }
+        let ino = inodes.reference(.upload(upload.serial), attributes: uploadAttributes(upload))
+        var entry = entryParameters(ino, .upload(upload.serial), uploadAttributes(upload))
+        let handle = Unmanaged.passRetained(OpenWrite(.upload(upload)))
+        fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
+        fi.pointee.direct_io = 1  // nothing of an upload belongs in the page cache
+        if fuse_reply_create(req, &entry, fi) != 0 {
+            handle.release()
+            upload.cancel(.notCreated)
+            uploads.remove(upload)
+            inodes.forget(ino, count: 1)
+        }
+    }
+
+    /// mknod(2): a regular file is a create followed by its last close (an empty file: committed
+    /// now under the empty digest, refused with EIO under any other digest; a temporary name stays
+    /// an upload for the open that follows). FIFOs, devices and sockets cannot become blobs: EPERM.
+    func mknod(_ req: fuse_req_t, parent: UInt64, name: String, mode: mode_t) {
+        guard options.readWrite else { return reply(req, errno: EROFS) }
+        guard mode & S_IFMT == S_IFREG || mode & S_IFMT == 0 else {
+            return reply(req, error: WriteRefusal.specialFile(name: name, mode: mode), context: "mknod in \(directoryName(parent))")
+        }
+        guard let upload = startUpload(req, parent: parent, name: name) else { return }
+        guard let digest = upload.digest else {
+            let ino = inodes.reference(.upload(upload.serial), attributes: uploadAttributes(upload))
+            var entry = entryParameters(ino, .upload(upload.serial), uploadAttributes(upload))
+            if fuse_reply_entry(req, &entry) != 0 {
+                upload.cancel(.notCreated)
+                uploads.remove(upload)
+                inodes.forget(ino, count: 1)
+            }
+            return
+        }
+        defer { uploads.remove(upload) }
+        do {
+            try upload.commitIfComplete(as: digest)
+            invalidate(parent: parent, name: name)
+            guard let found = try namespace.lookup(name, in: upload.directory, directoryTime: mountTime) else {
+                return reply(req, errno: EIO)
+            }
+            let ino = inodes.reference(found.node, attributes: found.attributes)
+            var entry = entryParameters(ino, found.node, found.attributes)
+            if fuse_reply_entry(req, &entry) != 0 { inodes.forget(ino, count: 1) }
+        } catch {
+            upload.cancel(.lastCloseWithoutMatch)
+            reply(req, error: error, context: "mknod \(upload.directory)/\(name)")
+        }
+    }
+
+    /// `ln -s`: a store holds no symbolic links.
+    func symlink(_ req: fuse_req_t, parent: UInt64, name: String) {
+        guard options.readWrite else { return reply(req, errno: EROFS) }
+        reply(req, error: WriteRefusal.symbolicLink(name: name), context: "symlink in \(directoryName(parent))")
+    }
+
+    /// The upload behind a new file `name` in `parent`, registered in the upload table; or nil,
+    /// after replying why not: EPERM outside a repository's `blobs/`, EINVAL for a name that can
+    /// never become a blob (UploadName), so that nothing is accepted only to be thrown away.
+    private func startUpload(_ req: fuse_req_t, parent: UInt64, name: String) -> PendingUpload? {
         guard let parentEntry = inodes[parent], case .directory(let path) = parentEntry.node,
             let repository = namespace.repositoryOwningBlobs(path)
         else {
             logger.error("files can only be created in a repository's blobs directory", metadata: ["name": "\(name)"])
-            return reply(req, errno: EPERM)
+            reply(req, errno: EPERM)
+            return nil
         }
         let digest: Digest?
-        switch classify(name) {
+        switch UploadName.classify(name) {
         case .digest(let d): digest = d
         case .temporary: digest = nil
-        case .invalid(let reason):
-            logger.error("refusing to create a blob with an invalid digest name: \(reason)", metadata: ["directory": "\(path)"])
-            return reply(req, errno: EINVAL)
+        case .refused(let refusal):
+            reply(req, error: refusal, context: "refusing a new file in \(path)")
+            return nil
         }
         do {
             let upload = try PendingUpload(
                 serial: uploads.nextSerial(), repository: repository, parent: parent, directory: path, name: name, digest: digest,
                 logger: logger)
             uploads.add(upload)
-            let ino = inodes.reference(.upload(upload.serial), attributes: uploadAttributes(upload))
-            var entry = entryParameters(ino, .upload(upload.serial), uploadAttributes(upload))
-            let handle = Unmanaged.passRetained(OpenWrite(.upload(upload)))
-            fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
-            fi.pointee.direct_io = 1  // nothing of an upload belongs in the page cache
-            if fuse_reply_create(req, &entry, fi) != 0 {
-                handle.release()
-                upload.cancel()
-                uploads.remove(upload)
-                inodes.forget(ino, count: 1)
-            }
+            return upload
         } catch {
             reply(req, error: error, context: "create \(path)/\(name)")
+            return nil
         }
     }
 
@@ -126,10 +159,7 @@ extension BlobFileSystem {
         guard case .upload(let upload) = handle.target else { return }
         switch upload.phase {
         case .writing where upload.digest != nil:
-            logger.error("upload not committed: its content never matched its digest", metadata: [
-                "file": "\(upload.directory)/\(upload.name)", "bytes": "\(upload.size)",
-            ])
-            upload.cancel()
+            upload.cancel(.lastCloseWithoutMatch)
             uploads.remove(upload)
         case .writing:
             break
@@ -149,9 +179,10 @@ extension BlobFileSystem {
             logger.error("only a file being written can be renamed: blobs and directories are fixed", metadata: ["name": "\(name)"])
             return reply(req, errno: namespaceHas(name, in: path) ? EPERM : ENOENT)
         }
-        // A digest is only meaningful in the repository the upload belongs to.
-        guard newPath == path else { return reply(req, errno: EXDEV) }
-        switch classify(newName) {
+        guard newPath == path else {
+            return reply(req, error: WriteRefusal.renameOutOfItsDirectory(name: name, from: path, to: newPath), context: "rename")
+        }
+        switch UploadName.classify(newName) {
         case .digest(let digest):
             do {
                 try commit(upload, as: digest)
@@ -164,11 +195,9 @@ extension BlobFileSystem {
                 reply(req, error: error, context: "rename \(path)/\(name) to \(newName)")
             }
         case .temporary:
-            logger.error("a file being written can only be renamed to its digest", metadata: ["name": "\(newName)"])
-            reply(req, errno: EINVAL)
-        case .invalid(let reason):
-            logger.error("refusing an invalid digest name: \(reason)", metadata: ["name": "\(newName)"])
-            reply(req, errno: EINVAL)
+            reply(req, error: WriteRefusal.renameToTemporaryName(from: name, to: newName), context: "rename in \(path)")
+        case .refused(let refusal):
+            reply(req, error: refusal, context: "refusing to rename \(name.debugDescription) in \(path)")
         }
     }
 
@@ -176,11 +205,11 @@ extension BlobFileSystem {
         guard options.readWrite else { return reply(req, errno: EROFS) }
         guard case .directory(let path)? = inodes[parent]?.node else { return reply(req, errno: ENOENT) }
         if let upload = uploads.named(name, in: path) {
-            upload.cancel()
+            upload.cancel(.unlinked)
             uploads.remove(upload)
             return reply(req, errno: 0)
         }
-        guard let repository = namespace.repositoryOwningBlobs(path), case .digest(let digest) = classify(name) else {
+        guard let repository = namespace.repositoryOwningBlobs(path), case .digest(let digest) = UploadName.classify(name) else {
             return reply(req, errno: namespaceHas(name, in: path) ? EPERM : ENOENT)
         }
         guard options.allowDelete else {
@@ -266,6 +295,12 @@ extension BlobFileSystem {
         DispatchQueue.global().async {
             _ = name.withCString { fuse_lowlevel_notify_inval_entry(session.pointer, parent, $0, strlen($0)) }
         }
+    }
+
+    /// A directory inode's path, for log lines ("?" for an inode that is not a directory).
+    func directoryName(_ ino: UInt64) -> String {
+        guard case .directory(let path)? = inodes[ino]?.node else { return "?" }
+        return path.isEmpty ? "repo" : path
     }
 
     func namespaceHas(_ name: String, in path: String) -> Bool {

@@ -274,7 +274,7 @@ import TestSupport
             }
 
             // rename onto a digest the bytes do not have: EIO, nothing visible.
-            let badTemporary = "\(blobs)/.\(badClaim).Yz9"
+            let badTemporary = "\(blobs)/.\(badClaim).Yz9AbC"
             let badWrite = writeThroughSyscalls(badTemporary, bad, flags: O_RDWR | O_CREAT | O_EXCL)
             #expect(badWrite.succeeded, "\(badWrite)")
             let badRename = syscallOutcome { Int(Glibc.rename(badTemporary, "\(blobs)/\(badClaim)")) }
@@ -284,7 +284,7 @@ import TestSupport
             #expect(removed == .succeeded || removed == .failed(.ENOENT), "unlink of the temporary after a failed rename: \(removed)")
 
             // unlink of an upload in progress (still open, half written) cancels it.
-            let cancelled = "\(blobs)/.cancel-me.AbCdEf"
+            let cancelled = "\(blobs)/.\(Digester.digest(of: seededBytes(count: 100_000, seed: 2104))).AbCdEf"
             let fd = try Posix.open(cancelled, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600).get()
             let half = seededBytes(count: 100_000, seed: 2104)
             let n = half.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, half.count) }
@@ -294,7 +294,7 @@ import TestSupport
             let closedAfterUnlink = syscallOutcome { Int(Glibc.close(fd)) }
             #expect([.succeeded, .failed(.EIO), .failed(.ENOENT)].contains(closedAfterUnlink), "close after unlink: \(closedAfterUnlink)")
             // And a closed one.
-            let closedTemporary = "\(blobs)/.closed.QwErTy"
+            let closedTemporary = "\(blobs)/.\(Digester.digest(of: half)).QwErTy"
             #expect(writeThroughSyscalls(closedTemporary, half, flags: O_RDWR | O_CREAT | O_EXCL).succeeded)
             #expect(syscallOutcome { Int(Glibc.unlink(closedTemporary)) } == .succeeded)
 
@@ -671,7 +671,8 @@ import TestSupport
         defer { mount.stop() }
         let blobs = mount.path("repo/term/app/blobs")
         // A temporary name and a digest name, each half written and kept open.
-        let temporary = try Posix.open("\(blobs)/.sha256:partial.AbC123", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600).get()
+        let temporaryName = ".\(Digester.digest(of: part)).AbC123"  // rsync's name for it
+        let temporary = try Posix.open("\(blobs)/\(temporaryName)", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600).get()
         defer { close(temporary) }
         let named = try Posix.open(mount.path(pending.relativePath), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC).get()
         defer { close(named) }
@@ -687,7 +688,7 @@ import TestSupport
         let reader = Posix.open(mount.path(pending.relativePath), O_RDONLY | O_CLOEXEC)
         if case .success(let fd) = reader { close(fd) }
         #expect(reader.errno == .ENOENT, "open O_RDONLY of a digest name being written: \(reader)")
-        #expect(try listing(blobs) == [existing.digest.description, ".sha256:partial.AbC123"])
+        #expect(try listing(blobs) == [existing.digest.description, temporaryName])
 
         // And a cp that is writing (64 MiB, caught past 8 MiB on disk) when SIGTERM comes.
         let big = Self.blob("term/busy", seededBytes(count: 64 << 20, seed: 7003))
@@ -718,6 +719,13 @@ import TestSupport
         #expect(stopped.mountGoneAtExit, "the mount outlived the daemon: \(stopped)")
         #expect(!MountTable.isMounted(workspace.mountpoint))
         Self.expectNoUploads(root, "after SIGTERM")
+        // Each upload thrown away with data in it leaves a warning with its name, repository and size.
+        for (name, why) in [(temporaryName, "never renamed to its digest"), (pending.digest.description, "still being written")] {
+            let warned = discardWarnings(in: mount.log).contains {
+                $0.contains(why) && $0.contains("name=\(name)") && $0.contains("repository=term/app") && $0.contains("bytes=\(1 << 20)")
+            }
+            #expect(warned, "no warning for \(name), discarded at SIGTERM:\n\(mount.log.tail(3000))")
+        }
         expectNotCommitted(root: root, repository: "term/app", named: pending.digest, canonical: pending.canonical)
         expectCommitted(root: root, existing)
         try Self.expectVerifies(root)

@@ -305,3 +305,14 @@ final class RegistryAsUser {
 
     deinit { stop() }
 }
+
+/// The daemon's warning lines about uploads it threw away with data in them (one per upload:
+/// `… warning blobfs.fs: upload discarded … bytes=N name=… repository=…`).
+func discardWarnings(in log: String) -> [Substring] {
+    log.split(separator: "\n").filter { $0.contains(" warning ") && $0.contains("upload discarded") }
+}
+
+/// The daemon's log lines that mention `text`.
+func logLines(_ log: String, mentioning text: String) -> [Substring] {
+    log.split(separator: "\n").filter { $0.contains(text) }
+}
