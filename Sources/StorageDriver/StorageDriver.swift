@@ -36,11 +36,13 @@ extension StorageDriver {
     /// The regular files named `member` in `path`'s child directories, with their content (up to
     /// `limit` bytes), sorted by child: a repository's `_layers/<alg>/*/link` in one pass. Each is
     /// opened relative to `path` held open, and the children are spread over the CPUs: a listing
-    /// of thousands is that many opens, and its caller waits for all of them.
+    /// of thousands is that many opens, and its caller waits for all of them. A child or member
+    /// that is a symbolic link (or another non-directory child) is reported as a failure, not left
+    /// out: a listing says what it skipped, as a lookup of the same name fails.
     public func members(named member: String, in path: DriverPath, limit: Int) throws -> [ChildMember] {
         precondition(!member.isEmpty && !member.contains("/"), "a member is one path component")
         let directory = try directory(path)
-        let children = try directory.entries().filter { $0.kind == .directory }.map(\.name)
+        let children = try directory.entries().filter { $0.kind != .file }.map(\.name)
         return children.concurrentMap { child in
             do {
                 let opened = try directory.open(child + "/" + member)
@@ -50,8 +52,8 @@ extension StorageDriver {
                 }
                 let content = try reader.readAll(expected: opened.size, limit: limit, path: "\(path.value)/\(child)/\(member)")
                 return ChildMember(child: child, content: .success(content))
-            } catch StorageDriverError.pathNotFound, StorageDriverError.symlinkRefused {
-                return nil  // absent, removed meanwhile, or behind a link
+            } catch StorageDriverError.pathNotFound {
+                return nil  // absent, or removed meanwhile
             } catch let error as StorageDriverError {
                 return ChildMember(child: child, content: .failure(error))
             } catch {

@@ -148,7 +148,9 @@ import TestSupport
 
 extension BytesMatchTheirNameTests {
     /// A data file that is a FIFO or a directory is a damaged store: EIO with a log line saying
-    /// so, never a hang and never a silent absence (F13, case 9 of the hostile-input run).
+    /// so, never a hang and never a silent absence (F13, case 9 of the hostile-input run). So is
+    /// a link directory or link file that is a symbolic link: refused on lookup, and left out of
+    /// listings with a log line rather than in silence (F15).
     @Test func aDataFileThatIsNotARegularFileIsReportedNotHidden() throws {
         let workspace = try Workspace("notregular")
         defer { workspace.remove() }
@@ -157,12 +159,22 @@ extension BytesMatchTheirNameTests {
             ("odd/app", seededBytes(count: 4000, seed: 940)),
             ("odd/app", seededBytes(count: 4001, seed: 941)),
             ("odd/app", seededBytes(count: 4002, seed: 942)),
+            ("odd/app", seededBytes(count: 4003, seed: 943)),
+            ("odd/app", seededBytes(count: 4004, seed: 944)),
         ])
-        let (fifo, directory, fine) = (blobs[0], blobs[1], blobs[2])
+        let (fifo, directory, fine, symlinkedDirectory, symlinkedLink) = (blobs[0], blobs[1], blobs[2], blobs[3], blobs[4])
+        // The <hex> directory of one link, and the link file of another, moved aside and
+        // replaced by symbolic links to them (what a hostile store plants).
+        for (blob, isDirectory) in [(symlinkedDirectory, true), (symlinkedLink, false)] {
+            let link = linkPath(root: root, "odd/app", blob.digest)
+            let planted = isDirectory ? (link as NSString).deletingLastPathComponent : link
+            let aside = workspace.path("aside-\(blob.digest.hex.prefix(8))")
+            #expect(rename(planted, aside) == 0 && symlink(aside, planted) == 0)
+        }
         #expect(unlink(dataPath(root: root, fifo.canonical)) == 0 && mkfifo(dataPath(root: root, fifo.canonical), 0o644) == 0)
         #expect(unlink(dataPath(root: root, directory.canonical)) == 0 && mkdir(dataPath(root: root, directory.canonical), 0o755) == 0)
         try BlobfsMount.withMount(root: root, mountpoint: workspace.mountpoint) { (mount: BlobfsMount) throws -> Void in
-            for blob in [fifo, directory] {
+            for blob in [fifo, directory, symlinkedDirectory, symlinkedLink] {
                 #expect(Posix.stat(mount.path(blob.relativePath)).failure == .EIO, "\(blob)")
             }
             let listing = try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/odd/app/blobs"))
@@ -171,6 +183,9 @@ extension BytesMatchTheirNameTests {
             let log = mount.log
             for blob in [fifo, directory] {
                 #expect(log.contains("\(blob.canonical.hex)/data is not a regular file"), "\(blob) in the log:\n\(log.tail(3000))")
+            }
+            for blob in [symlinkedDirectory, symlinkedLink] {
+                #expect(log.contains("skipping a blob that cannot be read") && log.contains("digest=\(blob.digest)"), "\(blob) in the log:\n\(log.tail(3000))")
             }
         }
     }
