@@ -8,6 +8,10 @@ import Distribution
 /// - `repository::<name>::blobs::<digest>`: hash `mediatype`, the repository's media type.
 /// v3 rules: a missing repository hash field is a miss; a repository clear revokes membership,
 /// the repository hash and the global fields in one MULTI/EXEC.
+///
+/// Every call is one pipelined round trip (an alias's `setDescriptor` is two), each over within
+/// `ioTimeout` or failed; a timeout or a broken connection marks Redis down for `retryInterval`
+/// (see `RedisConnectionPool`), and callers fall back to storage.
 public final class RedisCacheProvider: BlobDescriptorCacheProvider {
     private let pool: RedisConnectionPool
 
@@ -16,6 +20,9 @@ public final class RedisCacheProvider: BlobDescriptorCacheProvider {
     }
 
     public var configuration: RedisConfiguration { pool.configuration }
+
+    /// Connects, round trips, failures, and calls skipped while Redis was marked down.
+    public var statistics: RedisStatistics { pool.statistics }
 
     public func stat(_ digest: Digest) throws -> Descriptor {
         let reply = try pool.withConnection { connection throws(RedisError) in

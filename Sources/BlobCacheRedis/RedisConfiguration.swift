@@ -4,14 +4,15 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var port: Int
     public var database: Int = 0
     public var password: String?
-    /// Seconds to wait for a connection.
+    /// Seconds for a connection, in all: the TCP connect, AUTH and SELECT.
     public var connectTimeout: Double = 0.5
-    /// Seconds to wait for a reply.
+    /// Seconds for a command, in all: its write and every reply (of a pipeline: all of them).
+    /// A deadline for the whole exchange, not for each read: a trickling reply still times out.
     public var ioTimeout: Double = 0.5
     /// Idle connections kept for reuse.
     public var maximumIdleConnections = 16
-    /// After a failed connection, seconds during which calls fail at once instead of trying again:
-    /// a dead Redis must not slow every read down by a connect timeout.
+    /// After a timeout or a failed connection, seconds during which calls fail at once instead of
+    /// trying again: a dead, stopped or silent Redis must not slow every read down by a timeout.
     public var retryInterval: Double = 1
 
     /// Parses `host:port` (a missing port is 6379; `[v6]:port` works).

@@ -226,7 +226,12 @@ extension BlobFileSystem {
                     if added > remaining { break }
                 } else {
                     let entry = directory.entries[index - 2]
-                    let child = inodes.reference(entry.node, attributes: entry.attributes, countLookup: false)
+                    // A readdirplus entry counts its lookup in the same step that finds or makes
+                    // the inode, and takes back only its own count if it does not fit. (Counting
+                    // after the entry was added left a moment when a listing of another
+                    // directory linking the same blob, or a parallel listing of this one, could
+                    // free the uncounted inode.) A plain entry only borrows the number.
+                    let child = inodes.reference(entry.node, attributes: entry.attributes, countLookup: plus)
                     if plus {
                         var parameters = entryParameters(child, entry.node, entry.attributes)
                         added = fuse_add_direntry_plus(req, base + used, remaining, entry.name, &parameters, next)
@@ -234,11 +239,9 @@ extension BlobFileSystem {
                         var st = entry.attributes.stat(ino: child, node: entry.node, owner: owner)
                         added = fuse_add_direntry(req, base + used, remaining, entry.name, &st, next)
                     }
-                    if added > remaining {
-                        inodes.releaseIfUnreferenced(child)
-                        break
-                    }
-                    if plus { inodes.addLookup(child) } else { inodes.releaseIfUnreferenced(child) }
+                    if plus && added > remaining { inodes.forget(child, count: 1) }
+                    if !plus { inodes.releaseIfUnreferenced(child) }
+                    if added > remaining { break }
                 }
                 used += added
                 index += 1

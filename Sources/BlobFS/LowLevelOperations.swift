@@ -100,7 +100,7 @@ private func fileSystem(_ req: fuse_req_t?) -> BlobFileSystem {
 
 extension BlobFileSystem {
     /// Negotiates capabilities: no data invalidation on attribute changes (blobs are immutable),
-    /// readdirplus when the kernel has it.
+    /// readdirplus and parallel directory operations when the kernel has them.
     func configure(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
         conn.pointee.want &= ~UInt32(bitPattern: FUSE_CAP_AUTO_INVAL_DATA)
         if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_READDIRPLUS) != 0 {
@@ -109,6 +109,20 @@ extension BlobFileSystem {
         // O_TRUNC arrives with open instead of as a separate truncation of the blob.
         if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_ATOMIC_O_TRUNC) != 0 {
             conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_ATOMIC_O_TRUNC)
+        }
+        // Parallel lookups and listings in one directory, so that one slow lookup (a slow disk,
+        // a Redis answering within its deadline) does not queue every other name of `blobs/`
+        // behind it. Safe here: the kernel only drops its per-directory lock around LOOKUP and
+        // READDIR, and ours only read the disk and take Mutex-guarded state (the inode table,
+        // the upload table, the verifier); a listing's snapshot belongs to its open handle.
+        // create, rename, unlink and mkdir still hold the directory's VFS lock exclusively, so
+        // no lookup or listing of that directory runs beside them; and lookups already ran
+        // unlocked beside anything when the kernel revalidated a cached name. readdirplus
+        // counts its inode references atomically (see readdir).
+        // libfuse before 3.17 never passes this flag on to the kernel (libfuse#861): with
+        // Debian 12's 3.14 lookups stay serialised per directory until libfuse is upgraded.
+        if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_PARALLEL_DIROPS) != 0 {
+            conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_PARALLEL_DIROPS)
         }
         if let kib = options.readAheadKiB {
             conn.pointee.max_readahead = UInt32(kib * 1024)

@@ -117,6 +117,13 @@ struct MountCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A file whose first line is the Redis password.", valueName: "file"))
     var redisPasswordFile: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds Redis is left alone after a timeout or a failed connection: lookups read from storage "
+                + "meanwhile, then one tries Redis again. (default: 1)",
+            valueName: "seconds"))
+    var redisRetryInterval: Double?
+
     @Flag(
         help: ArgumentHelp(
             "Accept writes: files written to repo/<name>/blobs/<digest> are verified against the digest and committed "
@@ -282,9 +289,13 @@ struct MountCommand: ParsableCommand {
             }
             if let seconds = configuredRedis?.dialTimeout { parsed.connectTimeout = seconds }
             if let seconds = configuredRedis?.readTimeout { parsed.ioTimeout = seconds }
+            if let seconds = redisRetryInterval { parsed.retryInterval = seconds }
             redisConfiguration = parsed
         }
         guard (redisDb ?? 0) >= 0 else { throw .usage("--redis-db must be 0 or more") }
+        if let seconds = redisRetryInterval, !(seconds.isFinite && seconds >= 0) {
+            throw .usage("--redis-retry-interval must be a number of seconds, 0 or more")
+        }
         let settings = Settings(
             cacheEntries: self.cacheEntries ?? list.cacheEntries ?? cacheEntries,
             blobTimeout: blobTimeout ?? list.blobTimeout ?? defaults.blobTimeout,

@@ -48,11 +48,18 @@ public final class RedisServer: @unchecked Sendable {
         return output.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Sends `number` to the server (SIGSTOP and SIGCONT: a Redis that accepts connections, since
+    /// the kernel completes them, and never answers). A no-op once it is stopped.
+    public func signal(_ number: Int32) {
+        process.withLock { $0?.signal(number) }
+    }
+
     /// Stops the server (SIGTERM, then SIGKILL after 10 s) and reaps it; idempotent.
     public func stop() {
         process.withLock { process in
             guard let child = process else { return }
             process = nil
+            child.signal(SIGCONT)  // a stopped server would not act on SIGTERM
             child.signal(SIGTERM)
             if child.wait(timeout: 10) == nil {
                 child.signal(SIGKILL)
