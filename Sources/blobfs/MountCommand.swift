@@ -180,13 +180,14 @@ struct MountCommand: ParsableCommand {
         let defaultNote = "\(configPath ?? "the configuration") sets no storage.filesystem.rootdirectory: \(rootPath) is the registry's default"
         let store: Preflight.Store
         do {
-            store = try Preflight.store(rootPath)
+            store = try Preflight.store(rootPath, acceptsEmpty: readWrite)
         } catch {
             throw defaultedRoot ? CommandFailure("\(error.message) (\(defaultNote))", exitCode: error.exitCode) : error
         }
         if defaultedRoot { logger.notice("\(defaultNote)") }
         let mountpoint = try Preflight.mountpoint(mountpointArgument, store: store)
         try Preflight.fuseDevice()
+        if store.isFresh { try Preflight.create(store, logger: logger) }
         // Opened now so that a bad path fails before the mount; used once the mount is up, so that
         // until then every error still reaches the terminal (or the parent, in the background).
         let logFD = try list.logFile.map { try Self.openLog($0) } ?? (readiness != nil ? Self.openLog("/dev/null") : nil)
