@@ -96,4 +96,24 @@ import TestSupport
         let quoted = try refusedMount(workspace, ["--config", config], root: [])
         expectOneLine(quoted, mentioning: ["\(config): redis.db \"3\" is not an integer from 0 to 2147483647"])
     }
+
+    /// F15: blobfs reads only docker/registry/v2, so a mountpoint beside docker/ in the storage
+    /// root is accepted (README says so); one inside docker/ is still refused.
+    @Test func aMountpointInsideTheStoreRootButOutsideDockerIsAccepted() throws {
+        let workspace = try Workspace("inside-root")
+        defer { workspace.remove() }
+        let blob = try writeStore(root: workspace.root, [("a/b", seededBytes(count: 1000, seed: 92))])[0]
+        let inside = workspace.root + "/mnt_inside"
+        try Posix.makeDirectory(inside)
+        defer { if MountTable.isMounted(inside) { MountTable.forceUnmount(inside) } }
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: inside) { mount in
+            let sum = try sha256Hex(ofFile: mount.path(blob.relativePath))
+            #expect(sum == blob.canonical.hex)
+        }
+        let inDocker = workspace.root + "/docker/mnt"
+        try Posix.makeDirectory(inDocker)
+        let refused = try Command.run(try BlobfsExecutable.path(), ["mount", workspace.root, inDocker], timeout: 30)
+        if MountTable.isMounted(inDocker) { MountTable.forceUnmount(inDocker) }
+        #expect(refused.status == 1 && refused.stderrText.contains("is inside the store"), "\(refused)")
+    }
 }
