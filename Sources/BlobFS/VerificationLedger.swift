@@ -50,9 +50,11 @@ public final class VerificationLedger: Sendable {
     }
 
     /// Opens the ledger at `path`, creating it (mode 0600) if needed. It must be a regular file
-    /// of the current user that nobody else can write: whoever can write it can make a mount
-    /// serve unverified bytes.
+    /// of the current user that nobody else can write, in a directory where nobody else can
+    /// replace it: whoever can write it can make a mount serve unverified bytes.
     public init(path: String) throws(Failure) {
+        // Before the open, which may create it: nothing is left behind in a directory refused.
+        if let problem = PrivateFile.directoryProblem(containing: path) { throw .unsafe(path: path, reason: problem) }
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw errno == ELOOP ? .unsafe(path: path, reason: "it is a symbolic link") : .unusable(path: path, errno: errno)
@@ -63,17 +65,8 @@ public final class VerificationLedger: Sendable {
             Glibc.close(fd)
             throw .unusable(path: path, errno: code)
         }
-        let problem: String? =
-            if st.st_mode & S_IFMT != S_IFREG {
-                "it is not a regular file"
-            } else if st.st_uid != geteuid() {
-                "it belongs to uid \(st.st_uid), not to the daemon's uid \(geteuid())"
-            } else if st.st_mode & 0o022 != 0 {
-                "others can write it (mode \(String(st.st_mode & 0o777, radix: 8)); chmod go-w)"
-            } else {
-                nil
-            }
-        if let problem {
+        // Others may read it (it holds only digests and inode numbers), never write or replace it.
+        if let problem = PrivateFile.problem(st, forbidden: 0o022) {
             Glibc.close(fd)
             throw .unsafe(path: path, reason: problem)
         }
@@ -87,7 +80,13 @@ public final class VerificationLedger: Sendable {
         self.path = path
         self.fd = fd
         records = Mutex(Self.replay(text))
-        if text.isEmpty { append(Self.header) }
+        if text.isEmpty {
+            append(Self.header)
+        } else if text.utf8.last != UInt8(ascii: "\n") {
+            // A last line cut short (a full disk, a truncated copy): end it, or the next record
+            // would be glued onto it and lost with it.
+            append("\n")
+        }
     }
 
     deinit { Glibc.close(fd) }

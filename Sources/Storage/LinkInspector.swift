@@ -15,7 +15,7 @@ struct LinkEntry: Sendable {
 enum LinkFinding: Sendable {
     /// No `link` file in the directory: nothing to check, nothing counted.
     case absent
-    /// The link directory cannot be opened: the verification fails, as the directory walk did.
+    /// The link directory cannot be entered: reported as unreachable, the check goes on.
     case failed(StorageDriverError)
     /// The link file itself is wrong.
     case problem(StoreProblem.Kind, String)
@@ -31,7 +31,8 @@ enum DataFinding: Sendable {
     case deleted
     case symlink
     case unexaminable(String)
-    case notAFile
+    /// A directory, or a FIFO, socket or device (`other`).
+    case notAFile(FileKind)
     /// A regular file, hashed where the outcome was not known yet (canonical) and for an alias.
     case file(canonical: HashResult?, alias: HashResult?)
 }
@@ -136,7 +137,7 @@ struct LinkInspector: Sendable {
             }
             openError = error
         }
-        guard kind == .file else { return .notAFile }
+        guard kind == .file else { return .notAFile(kind) }
         guard hashesCanonical || hashesAlias else { return .file(canonical: nil, alias: nil) }
 
         let algorithms = (hashesCanonical ? [DigestAlgorithm.canonical] : []) + (hashesAlias ? [alias!] : [])

@@ -7,8 +7,11 @@ public struct StoreProblem: Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         /// A blob's data does not hash to the digest it is stored under.
         case corruptData = "corrupt data"
-        /// A link whose blob directory is there but whose data file is missing or not a regular file.
+        /// A link whose blob directory is there but whose data file is missing.
         case missingData = "missing data"
+        /// A link whose data file is there but is a symbolic link, a directory, a FIFO, a device or a
+        /// socket: the mount never serves it.
+        case notARegularFile = "not a regular file"
         /// A data or link file that cannot be read (an I/O error).
         case unreadable = "unreadable"
         /// A link file whose content is not a sha256 digest, or that is not a regular file.
@@ -20,22 +23,28 @@ public struct StoreProblem: Sendable, Hashable, CustomStringConvertible {
         /// A link whose whole blob directory is gone. A registry 2.x garbage collection leaves these
         /// by design; the registry and blobfs show such a blob as absent.
         case linkToDeletedBlob = "link to a deleted blob"
+        /// A directory of the store that the scrub could not enter: a symbolic link (never
+        /// followed), something that is not a directory, or one it cannot open or list. Nothing
+        /// below it was checked, so the store cannot be called intact.
+        case unreachable = "unreachable"
     }
 
     public var kind: Kind
-    /// The file at fault: a blob's `data` file or a repository's `link` file.
+    /// The file at fault: a blob's `data` file, a repository's `link` file, or a directory that
+    /// could not be entered.
     public var path: DriverPath
     /// The repository of a link problem.
     public var repository: RepositoryName?
-    /// The digest the file is stored under: the content address of data, the name of a link.
-    public var digest: Digest
+    /// The digest the file is stored under: the content address of data, the name of a link; nil
+    /// for a directory above any one digest (`_layers`, `blobs/sha256`).
+    public var digest: Digest?
     /// What is wrong, with the digests involved.
     public var detail: String
     /// The data file a link problem is about (missing data), printed after the detail.
     public var dataPath: DriverPath?
 
     public init(
-        kind: Kind, path: DriverPath, repository: RepositoryName? = nil, digest: Digest, detail: String,
+        kind: Kind, path: DriverPath, repository: RepositoryName? = nil, digest: Digest?, detail: String,
         dataPath: DriverPath? = nil
     ) {
         self.kind = kind

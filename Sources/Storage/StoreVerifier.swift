@@ -35,20 +35,24 @@ public struct StoreVerifier: Sendable {
     private func verify(_ run: VerificationRun, _ repository: RepositoryName?) throws -> StoreVerificationReport {
         let names: [RepositoryName]
         if let repository {
-            guard (try? registry.driver.stat(PathMapper.path(.layers(repository))))?.isDirectory == true else {
+            // Only an absent `_layers` means no such repository: one that is a symbolic link, or
+            // cannot be reached, is this repository's problem to report, never "intact".
+            do {
+                _ = try registry.driver.stat(PathMapper.path(.layers(repository)))
+            } catch StorageDriverError.pathNotFound {
                 throw StoreVerificationError.repositoryNotFound(repository)
-            }
+            } catch {}
             names = [repository]
         } else {
-            try run.checkAllBlobs()
-            names = try registry.repositories()
+            run.checkAllBlobs()
+            names = RepositorySurvey.names(driver: registry.driver, logger: registry.logger, unreachable: run.record)
         }
         run.progress.phase = .links
         run.progress.repositoriesTotal = names.count
         for name in names {
             run.progress.repository = name
             run.onProgress(run.progress)
-            try run.checkLinks(of: name)
+            run.checkLinks(of: name)
             run.report.repositoriesChecked += 1
             run.progress.repositoriesChecked += 1
         }
@@ -156,17 +160,19 @@ private final class VerificationRun {
     // MARK: - Blobs
 
     /// Re-hashes every data file under `blobs/`, in path order (sequential on disk).
-    func checkAllBlobs() throws {
+    func checkAllBlobs() {
+        let path = PathMapper.path(.blobs)
         let blobs: any DriverDirectory
-        let files: [BlobFile]
         do {
-            blobs = try driver.directory(PathMapper.path(.blobs))
-            files = try BlobSurvey.files(in: blobs)
+            blobs = try driver.directory(path)
         } catch StorageDriverError.pathNotFound {
             return  // no blob yet: an empty store
-        } catch let error as StorageDriverError {
-            throw error.blobError
+        } catch {
+            record(UnreachableDirectory.problem(
+                path, reason: UnreachableDirectory.reason(error), unchecked: "no blob was re-hashed but those links name"))
+            return
         }
+        let files = BlobSurvey.files(in: blobs, unreachable: record)
         blobsDirectory = blobs
         progress.blobsTotal = files.count
         progress.bytesTotal = files.reduce(0) { $0 + $1.size }
@@ -197,49 +203,81 @@ private final class VerificationRun {
 
     // MARK: - Links
 
-    /// Checks every `_layers/<alg>/<hex>/link` of one repository, in path order.
-    func checkLinks(of name: RepositoryName) throws {
+    /// Checks every `_layers/<alg>/<hex>/link` of one repository, in path order. A directory on
+    /// the way that cannot be entered is one problem, and the check goes on with the next.
+    func checkLinks(of name: RepositoryName) {
+        let layersPath = PathMapper.path(.layers(name))
+        func unreachable(_ path: DriverPath, digest: Digest? = nil, _ reason: String, _ unchecked: String) {
+            record(UnreachableDirectory.problem(path, repository: name, digest: digest, reason: reason, unchecked: unchecked))
+        }
+        let layers: any DriverDirectory
+        let algorithmEntries: [DirectoryEntry]
+        do {
+            layers = try driver.directory(layersPath)
+            algorithmEntries = try layers.entries()
+        } catch StorageDriverError.pathNotFound where (try? driver.stat(layersPath)) == nil {
+            return  // removed since the repositories were listed
+        } catch {
+            unreachable(layersPath, UnreachableDirectory.reason(error), "the repository's links were not checked")
+            return
+        }
         var directories: [any DriverDirectory] = []
         var entries: [LinkEntry] = []
-        do {
-            let layers = try driver.directory(PathMapper.path(.layers(name)))
-            // Skip what is not an algorithm (old tarsum trees), as the registry does.
-            for algorithmEntry in try layers.entries() where algorithmEntry.kind == .directory {
-                guard let algorithm = DigestAlgorithm(rawValue: algorithmEntry.name) else { continue }
-                let directory: any DriverDirectory
-                do {
-                    directory = try layers.directory(algorithmEntry.name)
-                } catch StorageDriverError.pathNotFound {
+        // Skip what is not an algorithm (old tarsum trees), as the registry does.
+        for algorithmEntry in algorithmEntries {
+            guard let algorithm = DigestAlgorithm(rawValue: algorithmEntry.name),
+                let path = try? layersPath.appending(algorithmEntry.name)
+            else { continue }
+            let unchecked = "the repository's \(algorithm.rawValue) links were not checked"
+            guard algorithmEntry.kind == .directory else {
+                unreachable(path, UnreachableDirectory.reason(ofEntry: algorithmEntry.name, kind: algorithmEntry.kind, in: layers), unchecked)
+                continue
+            }
+            let directory: any DriverDirectory
+            let linkEntries: [DirectoryEntry]
+            do {
+                directory = try layers.directory(algorithmEntry.name)
+                linkEntries = try directory.entries()
+            } catch StorageDriverError.pathNotFound where (try? layers.stat(algorithmEntry.name)) == nil {
+                continue
+            } catch {
+                unreachable(path, UnreachableDirectory.reason(error), unchecked)
+                continue
+            }
+            // A link directory whose name is not a digest can never be asked for: skip it.
+            for linkEntry in linkEntries {
+                guard let digest = try? Digest(parsing: "\(algorithm.rawValue):\(linkEntry.name)") else { continue }
+                guard linkEntry.kind == .directory else {
+                    let reason = UnreachableDirectory.reason(ofEntry: linkEntry.name, kind: linkEntry.kind, in: directory)
+                    unreachable(
+                        PathMapper.path(.layerLink(name, digest)).parent!, digest: digest, reason, "the link for \(digest) was not checked")
                     continue
                 }
-                // A link directory whose name is not a digest can never be asked for: skip it.
-                for linkEntry in try directory.entries() where linkEntry.kind == .directory {
-                    guard let digest = try? Digest(parsing: "\(algorithm.rawValue):\(linkEntry.name)") else { continue }
-                    entries.append(LinkEntry(digest: digest, directory: directories.count))
-                }
-                directories.append(directory)
+                entries.append(LinkEntry(digest: digest, directory: directories.count))
             }
-        } catch StorageDriverError.pathNotFound {
-            return
-        } catch let error as StorageDriverError {
-            throw error.blobError
+            directories.append(directory)
         }
         let inspector = LinkInspector(repository: name, directories: directories, blobs: blobs(), known: outcomes)
         let links = entries
-        try inOrder(links.count, { hasher, index in inspector.inspect(links[index], hasher) }) { index, finding in
-            try settle(finding, links[index].digest, in: name)
+        inOrder(links.count, { hasher, index in inspector.inspect(links[index], hasher) }) { index, finding in
+            settle(finding, links[index].digest, in: name)
         }
     }
 
     /// Counts and reports one link as a worker found it.
-    func settle(_ finding: LinkFinding, _ digest: Digest, in name: RepositoryName) throws {
+    func settle(_ finding: LinkFinding, _ digest: Digest, in name: RepositoryName) {
         func problem(_ kind: StoreProblem.Kind, _ detail: String, dataPath: DriverPath? = nil) {
             let path = PathMapper.path(.layerLink(name, digest))
             record(StoreProblem(kind: kind, path: path, repository: name, digest: digest, detail: detail, dataPath: dataPath))
         }
         switch finding {
         case .absent: return
-        case .failed(let error): throw error.blobError
+        case .failed(let error):
+            // The link's own directory cannot be entered: nothing about the link is known.
+            record(UnreachableDirectory.problem(
+                PathMapper.path(.layerLink(name, digest)).parent!, repository: name, digest: digest,
+                reason: UnreachableDirectory.reason(error), unchecked: "the link for \(digest) was not checked"))
+            return
         case .problem, .blob: break
         }
         report.linksChecked += 1
@@ -259,11 +297,14 @@ private final class VerificationRun {
                     + "(registry 2.x garbage collection leaves such links; the blob reads as absent)"
             )
         case .symlink:
-            problem(.missingData, "holds \(target), but its data file is a symbolic link (never followed)", dataPath: dataPath)
+            problem(
+                .notARegularFile, "holds \(target), but its data file is a symbolic link or lies behind one (never followed)",
+                dataPath: dataPath)
         case .unexaminable(let error):
             problem(.unreadable, "holds \(target), but its data file cannot be examined: \(error)")
-        case .notAFile:
-            problem(.missingData, "holds \(target), but its data file is not a regular file", dataPath: dataPath)
+        case .notAFile(let kind):
+            let what = kind == .directory ? "a directory" : "a FIFO, socket or device"
+            problem(.notARegularFile, "holds \(target), but its data file is \(what), not a regular file", dataPath: dataPath)
         case .file(let canonical, let alias):
             // The first link to name a blob settles it; the workers hashed it (again) only when
             // it was not known when this repository's check began.

@@ -111,10 +111,14 @@ struct MountCommand: ParsableCommand {
             valueName: "host:port"))
     var redis: String?
 
-    @Option(help: ArgumentHelp("The Redis database number. (default: 0, or redis.db)", valueName: "n"))
+    @Option(help: ArgumentHelp("The Redis database number, 0 to 2147483647. (default: 0, or redis.db)", valueName: "n"))
     var redisDb: Int?
 
-    @Option(help: ArgumentHelp("A file whose first line is the Redis password.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "A file whose first line is the Redis password: a regular file of the daemon's user that nobody else can "
+                + "read or write, at most 4096 bytes. Needs a Redis cache (--redis or --config).",
+            valueName: "file"))
     var redisPasswordFile: String?
 
     @Option(
@@ -177,9 +181,20 @@ struct MountCommand: ParsableCommand {
         }
         let settings = try resolveSettings(list, registryConfiguration, logger)
 
-        let store = try Preflight.store(rootPath)
+        // A configuration without rootdirectory means the registry's default, which may well not
+        // be where the store is: say so, and say it again if that directory is no store.
+        let defaultedRoot = rootArgument == nil && registryConfiguration?.rootDirectoryIsDefault == true
+        let defaultNote = "\(configPath ?? "the configuration") sets no storage.filesystem.rootdirectory: \(rootPath) is the registry's default"
+        let store: Preflight.Store
+        do {
+            store = try Preflight.store(rootPath, acceptsEmpty: readWrite)
+        } catch {
+            throw defaultedRoot ? CommandFailure("\(error.message) (\(defaultNote))", exitCode: error.exitCode) : error
+        }
+        if defaultedRoot { logger.notice("\(defaultNote)") }
         let mountpoint = try Preflight.mountpoint(mountpointArgument, store: store)
         try Preflight.fuseDevice()
+        if store.isFresh { try Preflight.create(store, logger: logger) }
         // Opened now so that a bad path fails before the mount; used once the mount is up, so that
         // until then every error still reaches the terminal (or the parent, in the background).
         let logFD = try list.logFile.map { try Self.openLog($0) } ?? (readiness != nil ? Self.openLog("/dev/null") : nil)
@@ -280,19 +295,21 @@ struct MountCommand: ParsableCommand {
             do { parsed = try RedisConfiguration(address: address) } catch { throw .usage("--redis: \(error)") }
             parsed.database = redisDb ?? configuredRedis?.database ?? 0
             parsed.password = configuredRedis?.password
-            if let file = redisPasswordFile {
-                let text: String
-                do { text = try readTextFile(file) } catch {
-                    throw CommandFailure("cannot read the Redis password file \(file): \(systemError(error.code))")
-                }
-                parsed.password = String(text.prefix { $0 != "\n" && $0 != "\r" })
-            }
+            if let file = redisPasswordFile { parsed.password = try RedisPasswordFile.read(file) }
             if let seconds = configuredRedis?.dialTimeout { parsed.connectTimeout = seconds }
             if let seconds = configuredRedis?.readTimeout { parsed.ioTimeout = seconds }
             if let seconds = redisRetryInterval { parsed.retryInterval = seconds }
             redisConfiguration = parsed
         }
-        guard (redisDb ?? 0) >= 0 else { throw .usage("--redis-db must be 0 or more") }
+        guard redisConfiguration != nil || redisPasswordFile == nil else {
+            // Silently ignoring a secret would hide a mount that was meant to use Redis.
+            throw .usage(
+                "--redis-password-file needs a Redis cache: --redis <host:port>, or --config with "
+                    + "storage.cache.blobdescriptor: redis and redis.addr")
+        }
+        guard (0...RegistryConfiguration.maxRedisDatabase).contains(redisDb ?? 0) else {
+            throw .usage("--redis-db must be a database number from 0 to \(RegistryConfiguration.maxRedisDatabase)")
+        }
         if let seconds = redisRetryInterval, !(seconds.isFinite && seconds >= 0) {
             throw .usage("--redis-retry-interval must be a number of seconds, 0 or more")
         }
@@ -316,9 +333,17 @@ struct MountCommand: ParsableCommand {
     }
 
     /// `log=<file>`, opened for appending; it becomes standard error once the mount is up.
+    /// A symbolic link is refused, as for the ledger: a daemon running as root must not append
+    /// to whatever file a link in a shared directory points to.
     private static func openLog(_ path: String) throws(CommandFailure) -> Int32 {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw CommandFailure("cannot open the log file \(path): \(systemError(errno))") }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            let code = errno
+            throw CommandFailure(
+                code == ELOOP
+                    ? "refusing the log file \(path): it is a symbolic link (give the file it points to)"
+                    : "cannot open the log file \(path): \(systemError(code))")
+        }
         return fd
     }
 }

@@ -1,5 +1,6 @@
 import BlobFS
 import Glibc
+import Logging
 import Storage
 import StorageDriver
 
@@ -9,11 +10,16 @@ enum Preflight {
     struct Store {
         let root: String
         let driver: FilesystemDriver
+        /// An empty directory accepted for a read-write mount: `docker/registry/v2` is still to
+        /// be created (`create(_:)`), once every other check has passed.
+        var isFresh = false
     }
 
     /// The store at `path`: an existing directory with `docker/registry/v2` beneath it (an empty
-    /// store with nothing but that directory is fine).
-    static func store(_ path: String) throws(CommandFailure) -> Store {
+    /// store with nothing but that directory is fine). With `acceptsEmpty` (a read-write mount),
+    /// an empty directory is a fresh store for a restore; a directory with other things in it and
+    /// no `docker/registry/v2` is still refused: it is most likely the wrong directory.
+    static func store(_ path: String, acceptsEmpty: Bool = false) throws(CommandFailure) -> Store {
         var info = Glibc.stat()
         guard stat(path, &info) == 0 else {
             let code = errno
@@ -33,12 +39,13 @@ enum Preflight {
             return CommandFailure(
                 "\(path) is not a registry store: it has no docker/registry/v2 directory"
                     + (empty
-                        ? " (it is empty: a registry creates that directory when it first stores a blob)" : suggestion(for: root))
+                        ? " (it is empty: a registry creates that directory when it first stores a blob, and so does a --read-write mount, to restore into)" : suggestion(for: root))
             )
         }
         do {
             guard try driver.stat(DriverPath(PathMapper.rootPrefix)).isDirectory else { throw notAStore() }
         } catch StorageDriverError.pathNotFound {
+            if acceptsEmpty, (try? isEmptyDirectory(root)) == true { return Store(root: root, driver: driver, isFresh: true) }
             throw notAStore()
         } catch StorageDriverError.symlinkRefused {
             throw CommandFailure(
@@ -49,6 +56,17 @@ enum Preflight {
             throw CommandFailure(error)
         }
         return Store(root: root, driver: driver)
+    }
+
+    /// Makes a fresh store a store: `docker/registry/v2`, owned as everything the driver creates
+    /// (by the owner of the directory it is created in), and one log line saying so.
+    static func create(_ store: Store, logger: Logger) throws(CommandFailure) {
+        do {
+            try store.driver.createDirectory(DriverPath(PathMapper.rootPrefix))
+        } catch {
+            throw CommandFailure("cannot create docker/registry/v2 in \(store.root): \(error)")
+        }
+        logger.info("\(store.root) was empty: created docker/registry/v2 in it, a new store to restore into")
     }
 
     /// The mountpoint, absolute with links resolved: an existing directory that is not a mount

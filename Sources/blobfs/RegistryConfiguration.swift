@@ -14,6 +14,9 @@ struct RegistryConfiguration: Equatable {
 
     /// `storage.filesystem.rootdirectory`, or the registry's default.
     var rootDirectory: String
+    /// Whether the file sets no rootdirectory, so that `rootDirectory` is the registry's default:
+    /// worth saying, since a typo in the key silently moves the store.
+    var rootDirectoryIsDefault = false
     /// `storage.cache.blobdescriptor` and `blobdescriptorsize`; nil when there is no cache section.
     var cache: Cache?
     /// The top-level `redis` section (2.x shape): where the shared descriptor cache lives.
@@ -30,6 +33,10 @@ struct RegistryConfiguration: Equatable {
 
     /// The filesystem driver's root when the configuration names none (the registry's default).
     static let defaultRootDirectory = "/var/lib/registry"
+    /// The largest `redis.db`: Redis has 16 databases by default, but `databases` in redis.conf
+    /// can raise that, and SELECT takes any non-negative 32-bit number; Redis itself says whether
+    /// the one given exists.
+    static let maxRedisDatabase = Int(Int32.max)
     /// Keys of `storage` that are settings, not drivers (the registry's own list).
     static let storageSettings: Set<String> = ["cache", "delete", "redirect", "maintenance", "tag"]
 
@@ -64,26 +71,54 @@ struct RegistryConfiguration: Equatable {
                         + "blobfs reads only the filesystem driver's stores"
             )
         }
-        let directory = storage["filesystem"]?["rootdirectory"]?.string ?? ""
+        let directory = try scalarText(storage["filesystem"]?["rootdirectory"], "storage.filesystem.rootdirectory", source) ?? ""
         var configuration = RegistryConfiguration(rootDirectory: directory.isEmpty ? defaultRootDirectory : directory)
-        if let cacheNode = storage["cache"], let kind = cacheNode["blobdescriptor"]?.string {
-            let size = cacheNode["blobdescriptorsize"]?.int
+        configuration.rootDirectoryIsDefault = directory.isEmpty
+        if let cacheNode = storage["cache"], let kind = try scalarText(cacheNode["blobdescriptor"], "storage.cache.blobdescriptor", source) {
+            // 0 is the registry's "default size", as a missing key is.
+            let size = try integer(cacheNode["blobdescriptorsize"], "storage.cache.blobdescriptorsize", source, in: 0...Int.max)
             configuration.cache =
                 switch kind {
-                case "inmemory": .inMemory(size: size)
-                case "redis": .redis(size: size)
+                case "inmemory": .inMemory(size: size == 0 ? nil : size)
+                case "redis": .redis(size: size == 0 ? nil : size)
                 default: .other(kind)
                 }
         }
-        if let redis = root?["redis"], let address = redis["addr"]?.string, !address.isEmpty {
+        if let redis = root?["redis"], let address = try scalarText(redis["addr"], "redis.addr", source), !address.isEmpty {
             var section = RedisSection(
-                address: address, password: redis["password"]?.string.flatMap { $0.isEmpty ? nil : $0 },
-                database: redis["db"]?.int ?? 0)
-            if let text = redis["dialtimeout"]?.string { section.dialTimeout = try goDuration(text, "redis.dialtimeout", source) }
-            if let text = redis["readtimeout"]?.string { section.readTimeout = try goDuration(text, "redis.readtimeout", source) }
+                address: address, password: try scalarText(redis["password"], "redis.password", source).flatMap { $0.isEmpty ? nil : $0 },
+                database: try integer(redis["db"], "redis.db", source, in: 0...maxRedisDatabase) ?? 0)
+            if let duration = try scalarText(redis["dialtimeout"], "redis.dialtimeout", source) {
+                section.dialTimeout = try goDuration(duration, "redis.dialtimeout", source)
+            }
+            if let duration = try scalarText(redis["readtimeout"], "redis.readtimeout", source) {
+                section.readTimeout = try goDuration(duration, "redis.readtimeout", source)
+            }
             configuration.redis = section
         }
         return configuration
+    }
+
+    /// A scalar's text, nil when the key is absent (or null); a mapping or a list where a value
+    /// belongs is an error naming the key, never a silent default.
+    static func scalarText(_ node: Node?, _ key: String, _ source: String) throws(CommandFailure) -> String? {
+        guard let node, node.tag.rawValue != Tag.Name.null.rawValue else { return nil }
+        guard case .scalar(let scalar) = node else {
+            throw CommandFailure("\(source): \(key) must be a single value, not a \(node.mapping != nil ? "mapping" : "list")")
+        }
+        return scalar.string
+    }
+
+    /// A YAML integer in `range`, nil when the key is absent. A quoted number, a fraction or a word
+    /// is an error naming the key, as the registry refuses them, rather than a silent 0.
+    static func integer(_ node: Node?, _ key: String, _ source: String, in range: ClosedRange<Int>) throws(CommandFailure) -> Int? {
+        guard let written = try scalarText(node, key, source) else { return nil }
+        guard node?.tag.rawValue == Tag.Name.int.rawValue, let value = node?.int, range.contains(value) else {
+            let bounds = range.upperBound == Int.max ? "\(range.lowerBound) or more" : "from \(range.lowerBound) to \(range.upperBound)"
+            let quoted = Int(written) != nil && node?.scalar?.style != .plain ? " (a YAML integer is written without quotes)" : ""
+            throw CommandFailure("\(source): \(key) \(written.debugDescription) is not an integer \(bounds)\(quoted)")
+        }
+        return value
     }
 
     /// Seconds from a Go duration as the registry's configuration writes them (`2s`, `500ms`, `1m30s`).

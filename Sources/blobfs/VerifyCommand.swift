@@ -17,6 +17,8 @@ struct VerifyCommand: ParsableCommand {
               corrupt data            a blob's data does not hash to its digest
               missing data            a link's blob directory is there, its data
                                       file is not
+              not a regular file      a link's data file is a symbolic link, a
+                                      directory, a FIFO, a socket or a device
               unreadable              a data or link file that cannot be read
               garbage link            a link file that holds no sha256 digest
               empty link              an empty link file (an interrupted write)
@@ -24,6 +26,9 @@ struct VerifyCommand: ParsableCommand {
               link to a deleted blob  a link whose blob is gone: registry 2.x
                                       garbage collection leaves these by design;
                                       the blob reads as absent
+              unreachable             a directory that is a symbolic link (never
+                                      followed) or cannot be opened or listed:
+                                      nothing below it was checked
             Exits 0 when the store is intact and 1 when anything is wrong; with \
             --ignore-deleted-blob-links, links to deleted blobs are still printed \
             but do not fail. Shows progress on standard error when it is a \
@@ -87,7 +92,7 @@ struct VerifyCommand: ParsableCommand {
         if let ledger {
             // Bit rot leaves a data file's version as it was: only a hash finds it, and then the
             // ledger must stop vouching for the blob.
-            let corrupt = Set(report.problems.filter { $0.kind == .corruptData }.map(\.digest))
+            let corrupt = Set(report.problems.filter { $0.kind == .corruptData }.compactMap(\.digest))
             let dropped = ledger.forget(corrupt)
             if dropped > 0 { writeStandardOutput("taken out of the verification ledger \(ledger.path): \(dropped) corrupt blob(s)\n") }
         }

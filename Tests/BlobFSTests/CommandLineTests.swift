@@ -51,6 +51,43 @@ import Testing
         }
     }
 
+    /// F11: a value of the wrong type or out of range is an error naming the key, never a default.
+    @Test(arguments: [
+        ("redis: {addr: x, db: \"3\"}", "redis.db \"3\""),
+        ("redis: {addr: x, db: 3.7}", "redis.db \"3.7\""),
+        ("redis: {addr: x, db: notanumber}", "redis.db \"notanumber\""),
+        ("redis: {addr: x, db: -1}", "redis.db \"-1\""),
+        ("redis: {addr: x, db: 2147483648}", "redis.db \"2147483648\""),
+        ("redis: {addr: x, db: [3]}", "redis.db must be a single value"),
+        ("redis: {addr: [x]}", "redis.addr must be a single value"),
+        ("redis: {addr: x, password: {a: b}}", "redis.password must be a single value"),
+        ("redis: {addr: x, readtimeout: banana}", "redis.readtimeout \"banana\""),
+        ("storage: {filesystem: {}, cache: {blobdescriptor: inmemory, blobdescriptorsize: -5}}", "storage.cache.blobdescriptorsize \"-5\""),
+        ("storage: {filesystem: {}, cache: {blobdescriptor: inmemory, blobdescriptorsize: lots}}", "storage.cache.blobdescriptorsize \"lots\""),
+        ("storage: {filesystem: {}, cache: {blobdescriptor: [redis]}}", "storage.cache.blobdescriptor must be a single value"),
+        ("storage: {filesystem: {rootdirectory: {a: b}}}", "storage.filesystem.rootdirectory must be a single value"),
+    ]) func refusesAWrongValueNamingTheKey(yaml: String, mentions: String) {
+        let text = yaml.hasPrefix("storage:") ? yaml : "storage: {filesystem: {rootdirectory: /srv}}\n" + yaml
+        do {
+            let parsed = try RegistryConfiguration.parse(text, source: "c.yml")
+            Issue.record("\(text) was accepted: \(parsed)")
+        } catch {
+            #expect(error.message.hasPrefix("c.yml: ") && error.message.contains(mentions), "\(text): \(error.message)")
+            #expect(!error.message.contains("\n"))
+        }
+    }
+
+    @Test func acceptsEveryDatabaseRedisCanSelectAndNotesADefaultRoot() throws {
+        let top = try RegistryConfiguration.parse(
+            "storage: {filesystem: {rootdirectory: /srv}, cache: {blobdescriptor: redis, blobdescriptorsize: 0}}\n"
+                + "redis: {addr: x, db: 2147483647}", source: "c")
+        #expect(top.redis?.database == 2_147_483_647)
+        #expect(top.cache == .redis(size: nil), "0 is the registry's default size")
+        #expect(!top.rootDirectoryIsDefault)
+        let defaulted = try RegistryConfiguration.parse("storage: {filesystem: {}}", source: "c")
+        #expect(defaulted.rootDirectory == "/var/lib/registry" && defaulted.rootDirectoryIsDefault)
+    }
+
     @Test func sortsMountOptions() throws {
         let list = try MountOptionList(parsing: ["ro,allow_other,noauto,cache_entries=5", "no_verify,x-systemd.automount"])
         #expect(!list.readWrite)

@@ -84,7 +84,7 @@ import Testing
 
         // One repository: its corrupt blobs are found through its links, in link order.
         let (a, _) = try verify(store, "many/a", workers: 4)
-        #expect(a.problems.filter { $0.kind == .corruptData }.map(\.digest) == corrupted.sorted { $0.hex < $1.hex })
+        #expect(a.problems.filter { $0.kind == .corruptData }.compactMap(\.digest) == corrupted.sorted { $0.hex < $1.hex })
         #expect(a.problems.filter { $0.kind != .corruptData }.map(\.kind) == [.missingData])
     }
 
