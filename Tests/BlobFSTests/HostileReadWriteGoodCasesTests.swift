@@ -143,13 +143,13 @@ import TestSupport
             #expect(empty.status == 0, ": > blob: \(empty)")
 
             // Case 31: a temporary upload renamed onto an existing digest with other bytes: EIO.
-            let temporary = "\(appBlobs)/.wrong.AbC"
+            let temporary = "\(appBlobs)/.\((path as NSString).lastPathComponent).AbC123"  // rsync's temporary name
             #expect(writeThroughSyscalls(temporary, Array("wrong".utf8), flags: O_WRONLY | O_CREAT | O_EXCL).succeeded)
             #expect(syscallOutcome { Int(Glibc.rename(temporary, path)) } == .failed(.EIO), "a wrong temporary onto an existing blob")
             _ = unlink(temporary)
 
             // A temporary renamed while its writer still has it open: later writes EBADF.
-            let openTemporary = "\(otherBlobs)/.open.XyZ"
+            let openTemporary = "\(otherBlobs)/.\(renamedWhileOpen.digest).XyZ123"  // rsync's temporary name
             let fd = try Posix.open(openTemporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC).get()
             #expect(renamedWhileOpen.bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, renamedWhileOpen.bytes.count) } == renamedWhileOpen.bytes.count)
             #expect(syscallOutcome { Int(Glibc.rename(openTemporary, mount.path(renamedWhileOpen.relativePath))) } == .succeeded)
