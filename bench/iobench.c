@@ -93,18 +93,9 @@ static int openall(const char *directory, const char *namesFile) {
 }
 
 static int statall(const char *directory, const char *namesFile) {
-    FILE *names = fopen(namesFile, "r");
-    if (!names) { fprintf(stderr, "iobench: %s: %s\n", namesFile, strerror(errno)); return 1; }
-    size_t capacity = 1024, count = 0;
-    char **paths = malloc(sizeof(char *) * capacity);
-    char line[4096];
-    while (fgets(line, sizeof line, names)) {
-        line[strcspn(line, "\n")] = 0;
-        if (!*line) continue;
-        if (count == capacity) paths = realloc(paths, sizeof(char *) * (capacity *= 2));
-        if (asprintf(&paths[count++], "%s/%s", directory, line) < 0) return 1;
-    }
-    fclose(names);
+    size_t count = 0;
+    char **paths = readpaths(directory, namesFile, &count);
+    if (!paths) return 1;
     struct stat st;
     double start = now();
     for (size_t i = 0; i < count; i++) {
