@@ -1,7 +1,7 @@
 import Distribution
 import StorageDriver
 
-/// Every path of the registry's storage layout (storage-spec §1.2), built only from validated
+/// Every path of the registry's storage layout (docs/architecture.md, "What is on disk"), built only from validated
 /// names, digests, tags and upload ids, so no user input can reach outside the tree.
 public enum PathSpec: Sendable, Hashable {
     case blobs
@@ -71,7 +71,7 @@ public enum PathMapper {
         return try! DriverPath(components)
     }
 
-    /// The digest of a blob store `data` path (the GC's reverse mapping, storage-spec §1.3):
+    /// The digest of a blob store `data` path (the GC's reverse mapping, docs/architecture.md, "What is on disk"):
     /// `…/blobs/sha256/99/9943…/data` → `sha256:9943…`.
     public static func digest(fromBlobDataPath path: DriverPath) throws(BlobError) -> Digest {
         let blobsPrefix = Self.path(.blobs).value + "/"

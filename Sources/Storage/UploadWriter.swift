@@ -5,7 +5,7 @@ import StorageDriver
 import Synchronization
 
 /// An upload under `_uploads/<uuid>/` laid out as the registry lays it out (`startedat`, `data`),
-/// committed in the registry's order (storage-spec §4.5): verify, move unless present, link,
+/// committed in the registry's order (docs/architecture.md, "What is on disk"): verify, move unless present, link,
 /// remove the upload, record in the cache. No hash states are written; a resumed upload is
 /// re-hashed at commit, so no foreign hash state is ever trusted.
 public final class UploadWriter: BlobWriter {

@@ -199,7 +199,8 @@ struct MountCommand: ParsableCommand {
         // until then every error still reaches the terminal (or the parent, in the background).
         let logFD = try list.logFile.map { try Self.openLog($0) } ?? (readiness != nil ? Self.openLog("/dev/null") : nil)
         // A shell starts `blobfs mount … &` with SIGINT ignored; libfuse only installs its
-        // handlers where the disposition is the default (swift-libfuse-notes, traps).
+        // handlers where the disposition is the default (fuse_set_signal_handlers), so SIGINT and
+        // SIGTERM are reset first (docs/architecture.md, "What is on disk" and signals).
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
         signal(SIGPIPE, SIG_IGN)  // a closed log pipe is EPIPE, not death
