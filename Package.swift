@@ -78,6 +78,8 @@ let package = Package(
         ]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "TestSupport"]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
+        // The FUSE operations called directly on an in-memory store: no kernel, no mount.
+        .testTarget(name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.
         .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "BlobFS", "Storage", "StorageDriver", "Distribution", "TestSupport"]),
     ],

@@ -21,13 +21,11 @@ public final class BlobFileSystem: Sendable {
     let verifier: BlobVerifier
     /// Files being written (read-write mounts).
     let uploads = UploadTable()
-    /// The libfuse session, for cache invalidation notices; set once mounted.
-    let session = Mutex<SessionPointer?>(nil)
-
-    /// A `fuse_session *` that may cross threads: libfuse's notify calls are thread-safe.
-    struct SessionPointer: @unchecked Sendable {
-        let pointer: OpaquePointer
-    }
+    /// Open files and directories, by the handle number the kernel holds.
+    let handles = HandleTable()
+    /// Where notices to the kernel go: the mounted session's, set once mounted (a recorder in
+    /// unit tests); nil before and after, when there is no kernel to tell.
+    let notices = Mutex<(any KernelNotices)?>(nil)
 
     /// `ledger`: blobs verified by earlier mounts, trusted while their data file is unchanged.
     public init(

@@ -6,6 +6,11 @@ final class BufferPool: Sendable {
     /// A buffer owned by whoever took it from the pool.
     struct Buffer: @unchecked Sendable {
         let memory: UnsafeMutableRawBufferPointer
+        /// How much of `memory` the taker asked for.
+        var size: Int
+
+        /// The bytes asked for.
+        var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: memory[..<size]) }
     }
 
     let bufferSize: Int
@@ -21,17 +26,21 @@ final class BufferPool: Sendable {
         }
     }
 
-    /// Runs `body` with a buffer of at least `size` bytes.
-    func withBuffer<T>(size: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> T) rethrows -> T {
+    /// A buffer of at least `size` bytes, whose first `size` bytes are `bytes`; hand it back with
+    /// `give`. (Taken and given rather than lent to a closure, so that a request, which cannot be
+    /// copied, can be answered with the bytes and consumed in the same scope.)
+    func take(size: Int) -> Buffer {
         guard size <= bufferSize else {
-            let oversized = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 4096)
-            defer { oversized.deallocate() }
-            return try body(oversized)
+            return Buffer(memory: .allocate(byteCount: size, alignment: 4096), size: size)
         }
-        let buffer =
-            free.withLock { $0.popLast() }
-            ?? Buffer(memory: .allocate(byteCount: bufferSize, alignment: 4096))
-        defer { free.withLock { $0.append(buffer) } }
-        return try body(UnsafeMutableRawBufferPointer(rebasing: buffer.memory[..<size]))
+        var buffer = free.withLock { $0.popLast() } ?? Buffer(memory: .allocate(byteCount: bufferSize, alignment: 4096), size: 0)
+        buffer.size = size
+        return buffer
+    }
+
+    /// Returns a buffer from `take` to the pool (an oversized one is freed).
+    func give(_ buffer: Buffer) {
+        guard buffer.memory.count == bufferSize else { return buffer.memory.deallocate() }
+        free.withLock { $0.append(buffer) }
     }
 }

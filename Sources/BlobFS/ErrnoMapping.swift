@@ -2,24 +2,53 @@ import Distribution
 import Glibc
 import StorageDriver
 
-/// The one place where errors become errno values (design §6). Errors that mean "something is
-/// wrong with the store" are EIO, so that cp, rsync and tar fail instead of copying garbage.
-func errnoValue(for error: any Error) -> Int32 {
+/// The one place where errors become errno values (docs/architecture.md, "Errors"). Errors that
+/// mean "something is wrong with the store" are EIO, so that cp, rsync and tar fail instead of
+/// copying garbage. Every case has a test (Tests/BlobFSOperationTests/ErrnoTableTests.swift).
+func errnoValue(for error: FileSystemError) -> Int32 {
+    switch error {
+    case .noEntry: ENOENT
+    case .notADirectory: ENOTDIR
+    case .isADirectory: EISDIR
+    case .readOnlyMount: EROFS
+    case .notPermitted: EPERM
+    case .exists: EEXIST
+    case .invalidArgument: EINVAL
+    case .badHandle: EBADF
+    case .staleName: ESTALE
+    case .uploadNotReadable: EACCES
+    case .bufferTooSmall: ERANGE
+    case .noSuchAttribute: ENODATA
+    // "Not supported" (not "no such attribute") makes `ls -l` stop asking for ACLs and SELinux
+    // labels: one round trip per file instead of two.
+    case .attributeNotSupported: EOPNOTSUPP
+    case .blobRefused: EIO
+    case .vanishedAfterWrite: EIO
+    case .notAnswered: EIO
+    case .storage(let error, _): errnoValue(forStorage: error)
+    // A name that can never become a blob, refused before anything is written (UploadName).
+    case .refusedName: EINVAL
+    // An operation whose result a store cannot hold (WriteRefusal): "not permitted here".
+    case .refusedWrite: EPERM
+    case .system(let code, _): code
+    }
+}
+
+/// What storage threw, as errno.
+func errnoValue(forStorage error: any Error) -> Int32 {
     switch error {
     case let error as BlobError:
         switch error {
         case .unknown, .invalidDigestString, .invalidRepositoryName, .uploadUnknown: ENOENT
-        case .invalidDigest, .invalidLength, .corruptLink, .dataMissing, .truncated, .corruptUpload, .invalidDescriptor, .changed, .notRegularFile: EIO
+        case .invalidDigest, .invalidLength, .corruptLink, .dataMissing, .truncated, .corruptUpload, .invalidDescriptor, .changed,
+            .notRegularFile:
+            EIO
         case .uploadClosed: EBADF
         case .unsupported: EPERM
         // A symbolic link planted in the store is refused, and reads as an I/O error, not as a
         // confusing "too many levels of symbolic links".
         case .io(_, _, let code): code == ELOOP ? EIO : code
         }
-    // A name that can never become a blob, and an operation a store cannot hold: refused before
-    // anything is written (UploadName, WriteRefusal).
-    case is UploadName.Refusal: EINVAL
-    case is WriteRefusal: EPERM
     case let error as StorageDriverError:
         switch error {
         case .pathNotFound: ENOENT

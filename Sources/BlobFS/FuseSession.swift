@@ -41,11 +41,11 @@ public final class FuseSession {
             throw MountError.mountFailed(self.mountpoint)
         }
         self.session = session
-        fileSystem.session.withLock { $0 = BlobFileSystem.SessionPointer(pointer: session) }
+        fileSystem.notices.withLock { $0 = SessionNotices(session: session) }
     }
 
     deinit {
-        fileSystem.session.withLock { $0 = nil }
+        fileSystem.notices.withLock { $0 = nil }
         if mounted { fuse_session_unmount(session) }
         fuse_session_destroy(session)
     }

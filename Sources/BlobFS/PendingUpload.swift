@@ -79,7 +79,7 @@ final class PendingUpload: Sendable {
             } catch {
                 // A full disk or an I/O error: the upload cannot become the blob any more, so it
                 // goes now (freeing its space), and close reports the same error.
-                state.phase = .ended(errnoValue(for: error))
+                state.phase = .ended(errnoValue(forStorage: error))
                 state.writer = nil
                 try? writer.cancel()
                 logger.error("upload abandoned: \(error)", metadata: ["file": "\(directory)/\(name)"])
@@ -134,7 +134,7 @@ final class PendingUpload: Sendable {
                 state.phase = .committed(descriptor)
                 return descriptor
             } catch {
-                state.phase = .ended(errnoValue(for: error))
+                state.phase = .ended(errnoValue(forStorage: error))
                 logger.error("upload not committed: \(error)", metadata: ["file": "\(directory)/\(name)", "digest": "\(digest)"])
                 throw error
             }

@@ -1,143 +1,118 @@
-import CFuse
 import Distribution
-import Dispatch
 import Glibc
 import Logging
 import Storage
 
-/// The operations of read-write mounts (design §5). On a read-only mount the kernel refuses
-/// every mutation with EROFS before it reaches us; these check again all the same.
+/// The operations of read-write mounts (docs/architecture.md, "Writes"). On a read-only mount
+/// the kernel refuses every mutation with EROFS before it reaches us; these check again all the
+/// same.
 extension BlobFileSystem {
-    func create(_ req: fuse_req_t, parent: UInt64, name: String, fi: UnsafeMutablePointer<fuse_file_info>) {
-        guard options.readWrite else { return reply(req, errno: EROFS) }
-        guard let upload = startUpload(req, parent: parent, name: name) else { return }
-        let ino = inodes.reference(.upload(upload.serial), attributes: uploadAttributes(upload))
-        var entry = entryParameters(ino, .upload(upload.serial), uploadAttributes(upload))
-        let handle = Unmanaged.passRetained(OpenWrite(.upload(upload)))
-        fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
-        fi.pointee.direct_io = 1  // nothing of an upload belongs in the page cache
-        if fuse_reply_create(req, &entry, fi) != 0 {
-            handle.release()
+    /// A new file in a repository's `blobs/`: an upload, open for writing, committed at its
+    /// close (a digest name) or its rename onto a digest (a temporary name).
+    func create(parent: UInt64, name: String) throws(FileSystemError) -> CreateReply {
+        guard options.readWrite else { throw .readOnlyMount }
+        let upload = try startUpload(parent: parent, name: name)
+        let node = Node.upload(upload.serial)
+        let attributes = uploadAttributes(upload)
+        let ino = inodes.reference(node, attributes: attributes)
+        let handle = handles.insert(.write(OpenWrite(.upload(upload))))
+        // Nothing of an upload belongs in the page cache.
+        return CreateReply(entry: EntryReply(ino: ino, node: node, attributes: attributes), open: OpenReply(handle: handle, directIO: true))
+    }
+
+    /// Takes back a create the kernel never received: its handle, its upload (nothing written
+    /// yet) and its lookup.
+    func createNotDelivered(_ reply: CreateReply) {
+        if case .write(let write)? = handles.remove(reply.open.handle), case .upload(let upload) = write.target {
             upload.cancel(.notCreated)
             uploads.remove(upload)
-            inodes.forget(ino, count: 1)
         }
+        inodes.forget(reply.entry.ino, count: 1)
     }
 
     /// mknod(2): a regular file is a create followed by its last close (an empty file: committed
     /// now under the empty digest, refused with EIO under any other digest; a temporary name stays
     /// an upload for the open that follows). FIFOs, devices and sockets cannot become blobs: EPERM.
-    func mknod(_ req: fuse_req_t, parent: UInt64, name: String, mode: mode_t) {
-        guard options.readWrite else { return reply(req, errno: EROFS) }
+    func mknod(parent: UInt64, name: String, mode: mode_t) throws(FileSystemError) -> EntryReply {
+        guard options.readWrite else { throw .readOnlyMount }
         guard mode & S_IFMT == S_IFREG || mode & S_IFMT == 0 else {
-            return reply(req, error: WriteRefusal.specialFile(name: name, mode: mode), context: "mknod in \(directoryName(parent))")
+            throw .refusedWrite(.specialFile(name: name, mode: mode), operation: "mknod in \(directoryName(parent))")
         }
-        guard let upload = startUpload(req, parent: parent, name: name) else { return }
+        let upload = try startUpload(parent: parent, name: name)
         guard let digest = upload.digest else {
-            let ino = inodes.reference(.upload(upload.serial), attributes: uploadAttributes(upload))
-            var entry = entryParameters(ino, .upload(upload.serial), uploadAttributes(upload))
-            if fuse_reply_entry(req, &entry) != 0 {
-                upload.cancel(.notCreated)
-                uploads.remove(upload)
-                inodes.forget(ino, count: 1)
-            }
-            return
+            let node = Node.upload(upload.serial)
+            let attributes = uploadAttributes(upload)
+            return EntryReply(ino: inodes.reference(node, attributes: attributes), node: node, attributes: attributes)
         }
         defer { uploads.remove(upload) }
         do {
             try upload.commitIfComplete(as: digest)
             invalidate(parent: parent, name: name)
             guard let found = try namespace.lookup(name, in: upload.directory, directoryTime: mountTime) else {
-                return reply(req, errno: EIO)
+                throw FileSystemError.vanishedAfterWrite(operation: "mknod \(upload.directory)/\(name)")
             }
-            let ino = inodes.reference(found.node, attributes: found.attributes)
-            var entry = entryParameters(ino, found.node, found.attributes)
-            if fuse_reply_entry(req, &entry) != 0 { inodes.forget(ino, count: 1) }
+            return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
+        } catch let error as FileSystemError {
+            throw error
         } catch {
             upload.cancel(.lastCloseWithoutMatch)
-            reply(req, error: error, context: "mknod \(upload.directory)/\(name)")
+            throw .storage(error, operation: "mknod \(upload.directory)/\(name)")
         }
+    }
+
+    /// Takes back a mknod the kernel never received: the upload of a temporary name, and the lookup.
+    func mknodNotDelivered(_ entry: EntryReply) {
+        if case .upload(let serial) = entry.node, let upload = uploads[serial] {
+            upload.cancel(.notCreated)
+            uploads.remove(upload)
+        }
+        inodes.forget(entry.ino, count: 1)
     }
 
     /// `ln -s`: a store holds no symbolic links.
-    func symlink(_ req: fuse_req_t, parent: UInt64, name: String) {
-        guard options.readWrite else { return reply(req, errno: EROFS) }
-        reply(req, error: WriteRefusal.symbolicLink(name: name), context: "symlink in \(directoryName(parent))")
-    }
-
-    /// The upload behind a new file `name` in `parent`, registered in the upload table; or nil,
-    /// after replying why not: EPERM outside a repository's `blobs/`, EINVAL for a name that can
-    /// never become a blob (UploadName), so that nothing is accepted only to be thrown away.
-    private func startUpload(_ req: fuse_req_t, parent: UInt64, name: String) -> PendingUpload? {
-        guard let parentEntry = inodes[parent], case .directory(let path) = parentEntry.node,
-            let repository = namespace.repositoryOwningBlobs(path)
-        else {
-            logger.error("files can only be created in a repository's blobs directory", metadata: ["name": "\(name)"])
-            reply(req, errno: EPERM)
-            return nil
-        }
-        let digest: Digest?
-        switch UploadName.classify(name) {
-        case .digest(let d): digest = d
-        case .temporary: digest = nil
-        case .refused(let refusal):
-            reply(req, error: refusal, context: "refusing a new file in \(path)")
-            return nil
-        }
-        do {
-            let upload = try PendingUpload(
-                serial: uploads.nextSerial(), repository: repository, parent: parent, directory: path, name: name, digest: digest,
-                logger: logger)
-            uploads.add(upload)
-            return upload
-        } catch {
-            reply(req, error: error, context: "create \(path)/\(name)")
-            return nil
-        }
+    func symlink(parent: UInt64, name: String) throws(FileSystemError) -> EntryReply {
+        guard options.readWrite else { throw .readOnlyMount }
+        throw .refusedWrite(.symbolicLink(name: name), operation: "symlink in \(directoryName(parent))")
     }
 
     /// Writing to an existing file: continuing an upload of this mount, or — with O_TRUNC — a
     /// rewrite of a blob, which can only be the same bytes again.
-    func openForWriting(_ req: fuse_req_t, entry: InodeTable.Entry, fi: UnsafeMutablePointer<fuse_file_info>) {
-        guard options.readWrite else { return reply(req, errno: EROFS) }
+    func openForWriting(_ entry: InodeTable.Entry, truncating: Bool) throws(FileSystemError) -> OpenReply {
+        guard options.readWrite else { throw .readOnlyMount }
         let target: OpenWrite.Target
         switch entry.node {
         case .upload(let serial):
-            guard let upload = uploads[serial], case .writing = upload.phase else { return reply(req, errno: ENOENT) }
+            guard let upload = uploads[serial], case .writing = upload.phase else { throw .noEntry }
             target = .upload(upload)
         case .blob:
-            guard fi.pointee.flags & O_TRUNC != 0, let descriptor = entry.attributes.descriptor else {
+            guard truncating, let descriptor = entry.attributes.descriptor else {
                 logger.error("blobs never change: open them for writing only with O_TRUNC, to write the same bytes")
-                return reply(req, errno: EPERM)
+                throw .notPermitted
             }
             target = .rewrite(IdenticalRewrite(descriptor: descriptor))
         case .root, .directory:
-            return reply(req, errno: EISDIR)
+            throw .isADirectory
         }
-        let handle = Unmanaged.passRetained(OpenWrite(target))
-        fi.pointee.fh = UInt64(UInt(bitPattern: handle.toOpaque()))
-        fi.pointee.direct_io = 1
-        if fuse_reply_open(req, fi) != 0 { handle.release() }
+        return OpenReply(handle: handles.insert(.write(OpenWrite(target))), directIO: true)
     }
 
-    func write(_ req: fuse_req_t, bytes: UnsafeRawBufferPointer, offset: Int64, fi: UnsafeMutablePointer<fuse_file_info>) {
-        guard let handle = openFile(fi) as? OpenWrite else { return reply(req, errno: EBADF) }
-        do {
+    /// Appends `bytes` at `offset` of a file open for writing; returns how many were taken.
+    func write(handle number: UInt64, bytes: UnsafeRawBufferPointer, offset: Int64) throws(FileSystemError) -> Int {
+        guard case .write(let handle)? = handles[number] else { throw .badHandle }
+        try FileSystemError.storage("write at \(offset)") {
             switch handle.target {
             case .upload(let upload): try upload.write(bytes, at: offset)
             case .rewrite(let rewrite): try rewrite.write(bytes, at: offset)
             }
-            _ = fuse_reply_write(req, bytes.count)
-        } catch {
-            reply(req, error: error, context: "write at \(offset)")
         }
+        return bytes.count
     }
 
     /// close(2): a file created under a digest name is verified and committed here, so that a
     /// mismatch is what close reports (release's errors reach nobody).
-    func flush(_ req: fuse_req_t, fi: UnsafeMutablePointer<fuse_file_info>) {
-        guard let handle = openFile(fi) as? OpenWrite else { return reply(req, errno: 0) }
-        do {
+    func flush(handle number: UInt64) throws(FileSystemError) {
+        guard case .write(let handle)? = handles[number] else { return }
+        try FileSystemError.storage("close") {
             switch handle.target {
             case .upload(let upload):
                 if let digest = upload.digest {
@@ -147,9 +122,6 @@ extension BlobFileSystem {
             case .rewrite(let rewrite):
                 try rewrite.check()
             }
-            reply(req, errno: 0)
-        } catch {
-            reply(req, error: error, context: "close")
         }
     }
 
@@ -168,133 +140,143 @@ extension BlobFileSystem {
         }
     }
 
-    func rename(_ req: fuse_req_t, parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) {
-        guard options.readWrite else { return reply(req, errno: EROFS) }
+    /// rename(2) of an upload's temporary name onto its digest commits it; nothing else can be
+    /// renamed (blobs and directories are fixed).
+    func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) throws(FileSystemError) {
+        guard options.readWrite else { throw .readOnlyMount }
         let renameExchange: UInt32 = 1 << 1  // RENAME_EXCHANGE, from <linux/fs.h>
-        guard flags & renameExchange == 0 else { return reply(req, errno: EINVAL) }
+        guard flags & renameExchange == 0 else { throw .invalidArgument }
         guard case .directory(let path)? = inodes[parent]?.node, case .directory(let newPath)? = inodes[newParent]?.node else {
-            return reply(req, errno: ENOENT)
+            throw .noEntry
         }
         guard let upload = uploads.named(name, in: path) else {
             logger.error("only a file being written can be renamed: blobs and directories are fixed", metadata: ["name": "\(name)"])
-            return reply(req, errno: namespaceHas(name, in: path) ? EPERM : ENOENT)
+            throw namespaceHas(name, in: path) ? .notPermitted : .noEntry
         }
         guard newPath == path else {
-            return reply(req, error: WriteRefusal.renameOutOfItsDirectory(name: name, from: path, to: newPath), context: "rename")
+            throw .refusedWrite(.renameOutOfItsDirectory(name: name, from: path, to: newPath), operation: "rename")
         }
         switch UploadName.classify(newName) {
         case .digest(let digest):
+            // Committed or not, the temporary name is gone.
+            defer { uploads.remove(upload) }
             do {
                 try commit(upload, as: digest)
-                uploads.remove(upload)
-                invalidate(parent: parent, name: name)
-                reply(req, errno: 0)
             } catch {
-                uploads.remove(upload)
                 invalidate(parent: parent, name: name)
-                reply(req, error: error, context: "rename \(path)/\(name) to \(newName)")
+                throw .storage(error, operation: "rename \(path)/\(name) to \(newName)")
             }
         case .temporary:
-            reply(req, error: WriteRefusal.renameToTemporaryName(from: name, to: newName), context: "rename in \(path)")
+            throw .refusedWrite(.renameToTemporaryName(from: name, to: newName), operation: "rename in \(path)")
         case .refused(let refusal):
-            reply(req, error: refusal, context: "refusing to rename \(name.debugDescription) in \(path)")
+            throw .refusedName(refusal, operation: "refusing to rename \(name.debugDescription) in \(path)")
         }
     }
 
-    func unlink(_ req: fuse_req_t, parent: UInt64, name: String) {
-        guard options.readWrite else { return reply(req, errno: EROFS) }
-        guard case .directory(let path)? = inodes[parent]?.node else { return reply(req, errno: ENOENT) }
+    /// unlink(2): of an upload, cancels it; of a blob (with `--allow-delete`), removes this
+    /// repository's link, as the registry deletes (the data stays for GC).
+    func unlink(parent: UInt64, name: String) throws(FileSystemError) {
+        guard options.readWrite else { throw .readOnlyMount }
+        guard case .directory(let path)? = inodes[parent]?.node else { throw .noEntry }
         if let upload = uploads.named(name, in: path) {
             upload.cancel(.unlinked)
             uploads.remove(upload)
-            return reply(req, errno: 0)
+            return
         }
         guard let repository = namespace.repositoryOwningBlobs(path), case .digest(let digest) = UploadName.classify(name) else {
-            return reply(req, errno: namespaceHas(name, in: path) ? EPERM : ENOENT)
+            throw namespaceHas(name, in: path) ? .notPermitted : .noEntry
         }
         guard options.allowDelete else {
             logger.error("deletes are disabled (mount with --allow-delete)", metadata: ["blob": "\(path)/\(name)"])
-            return reply(req, errno: EPERM)
+            throw .notPermitted
         }
-        do {
-            // The registry's semantics: this repository's link goes; the data stays for GC.
-            try repository.blobs.delete(digest)
-            reply(req, errno: 0)
-        } catch {
-            reply(req, error: error, context: "unlink \(path)/\(name)")
-        }
+        try FileSystemError.storage("unlink \(path)/\(name)") { try repository.blobs.delete(digest) }
     }
 
-    func mkdir(_ req: fuse_req_t, parent: UInt64, name: String) {
-        guard options.readWrite else { return reply(req, errno: EROFS) }
-        guard case .directory(let path)? = inodes[parent]?.node else { return reply(req, errno: EPERM) }
+    /// mkdir(2): `<name>/blobs` makes `<name>` a repository; any other valid component is a
+    /// name prefix (a directory that repositories go under).
+    func mkdir(parent: UInt64, name: String) throws(FileSystemError) -> EntryReply {
+        guard options.readWrite else { throw .readOnlyMount }
+        guard case .directory(let path)? = inodes[parent]?.node else { throw .notPermitted }
         let child = path.isEmpty ? name : path + "/" + name
-        do {
-            if name == "blobs", !path.isEmpty, let repository = try? RepositoryName(path) {
-                // `mkdir <name>/blobs` makes <name> a repository.
-                guard !namespace.isRepository(path) else { return reply(req, errno: EEXIST) }
-                try registry.createRepository(repository)
-            } else {
-                let prefix: RepositoryName
-                do { prefix = try RepositoryName(child) } catch {
-                    logger.error("refusing an invalid repository name: \(error)")
-                    return reply(req, errno: EINVAL)
-                }
-                guard !namespaceHas(name, in: path) else { return reply(req, errno: EEXIST) }
-                try registry.createNamePrefix(prefix)
+        if name == "blobs", !path.isEmpty, let repository = try? RepositoryName(path) {
+            guard !namespace.isRepository(path) else { throw .exists }
+            try FileSystemError.storage("mkdir \(child)") { try registry.createRepository(repository) }
+        } else {
+            let prefix: RepositoryName
+            do { prefix = try RepositoryName(child) } catch {
+                logger.error("refusing an invalid repository name: \(error)")
+                throw .invalidArgument
             }
-            guard let found = try namespace.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode) else {
-                return reply(req, errno: EIO)
-            }
-            let ino = inodes.reference(found.node, attributes: found.attributes)
-            var entry = entryParameters(ino, found.node, found.attributes)
-            if fuse_reply_entry(req, &entry) != 0 { inodes.forget(ino, count: 1) }
-        } catch {
-            reply(req, error: error, context: "mkdir \(child)")
+            guard !namespaceHas(name, in: path) else { throw .exists }
+            try FileSystemError.storage("mkdir \(child)") { try registry.createNamePrefix(prefix) }
         }
+        let found = try FileSystemError.storage("mkdir \(child)") {
+            try namespace.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
+        }
+        guard let found else { throw .vanishedAfterWrite(operation: "mkdir \(child)") }
+        return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
+    }
+
+    /// Repositories and name components are never removed through the mount.
+    func rmdir() throws(FileSystemError) {
+        throw options.readWrite ? .notPermitted : .readOnlyMount
     }
 
     /// Attribute changes have no effect (blobs are 0444 by definition; times and owners are the
-    /// store's), but succeed, so that `rsync -a`, `cp -a` and `tar -x` do not fail.
-    func setattr(_ req: fuse_req_t, ino: UInt64, attributes: UnsafeMutablePointer<stat>, toSet: Int32) {
-        guard options.readWrite else { return reply(req, errno: EROFS) }
-        guard let entry = inodes[ino] else { return reply(req, errno: ENOENT) }
-        if toSet & FUSE_SET_ATTR_SIZE != 0 && Int64(attributes.pointee.st_size) != currentAttributes(entry).size {
+    /// store's), but succeed, so that `rsync -a`, `cp -a` and `tar -x` do not fail. A new `size`
+    /// extends an upload (cp and rsync end a sparse file's trailing hole with ftruncate).
+    func setattr(ino: UInt64, size: Int64?) throws(FileSystemError) -> AttributesReply {
+        guard options.readWrite else { throw .readOnlyMount }
+        guard let entry = inodes[ino] else { throw .noEntry }
+        if let size, size != currentAttributes(entry).size {
             switch entry.node {
             case .upload(let serial):
-                // cp and rsync end a sparse file's trailing hole with ftruncate.
-                guard let upload = uploads[serial] else { return reply(req, errno: ENOENT) }
-                do { try upload.extend(to: Int64(attributes.pointee.st_size)) } catch {
-                    return reply(req, error: error, context: "truncate \(upload.directory)/\(upload.name)")
-                }
-            case .blob where attributes.pointee.st_size == 0:
+                guard let upload = uploads[serial] else { throw .noEntry }
+                try FileSystemError.storage("truncate \(upload.directory)/\(upload.name)") { try upload.extend(to: size) }
+            case .blob where size == 0:
                 // Truncating a blob before rewriting it (no atomic O_TRUNC): what is written next
                 // is checked against the blob's digest.
                 break
             default:
-                return reply(req, errno: EINVAL)
+                throw .invalidArgument
             }
         }
-        var st = currentAttributes(entry).stat(ino: ino, node: entry.node, owner: owner)
-        _ = fuse_reply_attr(req, &st, timeout(for: entry.node))
+        return AttributesReply(ino: ino, node: entry.node, attributes: currentAttributes(entry))
     }
 
     // MARK: - Helpers
+
+    /// The upload behind a new file `name` in `parent`, registered in the upload table. EPERM
+    /// outside a repository's `blobs/`; EINVAL for a name that can never become a blob
+    /// (UploadName), so that nothing is accepted only to be thrown away.
+    private func startUpload(parent: UInt64, name: String) throws(FileSystemError) -> PendingUpload {
+        guard let parentEntry = inodes[parent], case .directory(let path) = parentEntry.node,
+            let repository = namespace.repositoryOwningBlobs(path)
+        else {
+            logger.error("files can only be created in a repository's blobs directory", metadata: ["name": "\(name)"])
+            throw .notPermitted
+        }
+        let digest: Digest?
+        switch UploadName.classify(name) {
+        case .digest(let d): digest = d
+        case .temporary: digest = nil
+        case .refused(let refusal): throw .refusedName(refusal, operation: "refusing a new file in \(path)")
+        }
+        let upload = try FileSystemError.storage("create \(path)/\(name)") {
+            try PendingUpload(
+                serial: uploads.nextSerial(), repository: repository, parent: parent, directory: path, name: name, digest: digest,
+                logger: logger)
+        }
+        uploads.add(upload)
+        return upload
+    }
 
     /// Commits and, once the blob exists, makes the kernel forget the names it has cached.
     func commit(_ upload: PendingUpload, as digest: Digest) throws {
         _ = try upload.commit(as: digest)
         invalidate(parent: upload.parent, name: digest.description)
         invalidate(parent: upload.parent, name: upload.name)
-    }
-
-    /// Drops the kernel's cached entry for a name, off the request's thread (a notice sent while
-    /// the kernel waits for this request could deadlock).
-    func invalidate(parent: UInt64, name: String) {
-        guard let session = session.withLock({ $0 }) else { return }
-        DispatchQueue.global().async {
-            _ = name.withCString { fuse_lowlevel_notify_inval_entry(session.pointer, parent, $0, strlen($0)) }
-        }
     }
 
     /// A directory inode's path, for log lines ("?" for an inode that is not a directory).

@@ -49,7 +49,7 @@ import Testing
             #expect(refusal == .notADigest(name: name, suggestion: suggestion), "\(name)")
             #expect(refusal.description.contains(UploadName.Refusal.accepted), "\(refusal)")
             if let suggestion { #expect(refusal.description.contains("did you mean \(suggestion)?"), "\(refusal)") }
-            #expect(errnoValue(for: refusal) == EINVAL)
+            #expect(errnoValue(for: .refusedName(refusal, operation: "create")) == EINVAL)
         }
     }
 
@@ -90,7 +90,7 @@ import Testing
                 Issue.record("\(name) was accepted: \(UploadName.classify(name))")
                 continue
             }
-            #expect(errnoValue(for: refusal) == EINVAL, "\(name)")
+            #expect(errnoValue(for: .refusedName(refusal, operation: "create")) == EINVAL, "\(name)")
         }
         // cp --backup's names (`<digest>~`, `<digest>.~1~`) are refused too, as too long for a
         // digest (cp makes them by renaming the existing blob, which is EPERM anyway).

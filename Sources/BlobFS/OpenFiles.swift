@@ -3,8 +3,15 @@ import Storage
 import StorageDriver
 import Synchronization
 
-/// One open blob file: its reader, whose size is already known. Passed to the kernel as the
-/// file handle.
+/// What a file handle stands for: the kernel holds only its number (`fuse_file_info.fh`), an
+/// index into the HandleTable.
+enum OpenFile: Sendable {
+    case blob(OpenBlob)
+    case directory(OpenDirectory)
+    case write(OpenWrite)
+}
+
+/// One open blob file: its reader, whose size is already known. Held in the handle table.
 final class OpenBlob: Sendable {
     let inode: UInt64
     let name: BlobName

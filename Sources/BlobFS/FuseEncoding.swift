@@ -1,0 +1,52 @@
+import CFuse
+import Glibc
+
+/// The operations' answers in libfuse's structures: attributes with the mount's owner, and the
+/// timeouts each kind of node gets (docs/architecture.md, "Kernel caching").
+extension BlobFileSystem {
+    func entryParameters(_ entry: EntryReply) -> fuse_entry_param {
+        entryParameters(entry.ino, entry.node, entry.attributes)
+    }
+
+    func entryParameters(_ ino: UInt64, _ node: Node, _ attributes: NodeAttributes) -> fuse_entry_param {
+        var entry = fuse_entry_param()
+        entry.ino = ino
+        entry.attr = attributes.stat(ino: ino, node: node, owner: owner)
+        entry.attr_timeout = timeout(for: node)
+        entry.entry_timeout = timeout(for: node)
+        return entry
+    }
+
+    /// A readdirplus entry: "." and ".." carry no attributes (inode 0: no lookup counted).
+    func entryParameters(for entry: ListedEntry) -> fuse_entry_param {
+        guard let node = entry.node, let attributes = entry.attributes else {
+            var dot = fuse_entry_param()
+            dot.attr.st_ino = UInt(entry.ino)
+            dot.attr.st_mode = S_IFDIR
+            return dot
+        }
+        return entryParameters(entry.ino, node, attributes)
+    }
+
+    /// A readdir entry: only the inode number and the type are used.
+    func listingStat(for entry: ListedEntry) -> Glibc.stat {
+        guard let node = entry.node, let attributes = entry.attributes else {
+            var st = Glibc.stat()
+            st.st_ino = UInt(entry.ino)
+            st.st_mode = S_IFDIR
+            return st
+        }
+        return attributes.stat(ino: entry.ino, node: node, owner: owner)
+    }
+
+    func stat(_ reply: AttributesReply) -> Glibc.stat {
+        reply.attributes.stat(ino: reply.ino, node: reply.node, owner: owner)
+    }
+
+    /// An open's handle and caching flags, in the `fuse_file_info` libfuse replies with.
+    func fill(_ file: UnsafeMutablePointer<fuse_file_info>, with reply: OpenReply) {
+        file.pointee.fh = reply.handle
+        if reply.keepCache { file.pointee.keep_cache = 1 }
+        if reply.directIO { file.pointee.direct_io = 1 }
+    }
+}

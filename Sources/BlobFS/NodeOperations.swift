@@ -1,0 +1,112 @@
+import Distribution
+import Glibc
+
+/// Names and attributes: lookup, getattr, forget, statfs and extended attributes. Like every
+/// operation, each decides and returns, or throws why not; RequestShells.swift replies.
+extension BlobFileSystem {
+    /// The node `name` in the directory `parent`, with one lookup counted; nil when there is no
+    /// such name (a negative entry, which the kernel remembers for the negative timeout).
+    func lookup(parent: UInt64, name: String) throws(FileSystemError) -> EntryReply? {
+        guard let parentEntry = inodes[parent] else { throw .noEntry }
+        let found: Namespace.Entry?
+        switch parentEntry.node {
+        case .root:
+            found = name == "repo" ? Namespace.Entry(name: name, node: .directory(path: ""), attributes: directoryAttributes) : nil
+        case .directory(let path):
+            if let upload = uploads.named(name, in: path) {
+                found = Namespace.Entry(name: name, node: .upload(upload.serial), attributes: uploadAttributes(upload))
+            } else {
+                found = try FileSystemError.storage("lookup \(name)") {
+                    try namespace.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
+                }
+            }
+        case .blob, .upload:
+            throw .notADirectory
+        }
+        guard let found else { return nil }
+        return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
+    }
+
+    /// Takes back the lookup an entry counted, when the kernel never received it.
+    func entryNotDelivered(_ entry: EntryReply) {
+        inodes.forget(entry.ino, count: 1)
+    }
+
+    func getattr(ino: UInt64) throws(FileSystemError) -> AttributesReply {
+        guard let entry = inodes[ino] else { throw .noEntry }
+        return AttributesReply(ino: ino, node: entry.node, attributes: currentAttributes(entry))
+    }
+
+    func forget(_ ino: UInt64, count: UInt64) {
+        inodes.forget(ino, count: count)
+    }
+
+    /// The storage root's filesystem: what `df` shows for the mount.
+    func statfs() throws(FileSystemError) -> statvfs {
+        var info = statvfs()
+        guard statvfs(options.storageRoot, &info) == 0 else { throw .system(code: errno, operation: "statfs \(options.storageRoot)") }
+        return info
+    }
+
+    /// Only `user.*` attributes exist here: "not supported" for the others (ACLs, SELinux).
+    func getxattr(ino: UInt64, name: String, size: Int) throws(FileSystemError) -> AttributeReply {
+        guard let entry = inodes[ino] else { throw .noEntry }
+        guard name.hasPrefix("user.") else { throw .attributeNotSupported }
+        guard let value = extendedAttributes(entry).first(where: { $0.name == name })?.value else { throw .noSuchAttribute }
+        return try attributeReply(Array(value.utf8), size: size)
+    }
+
+    /// Never fails for a known inode, so `rsync -X` and `cp -a` work on every file.
+    func listxattr(ino: UInt64, size: Int) throws(FileSystemError) -> AttributeReply {
+        guard let entry = inodes[ino] else { throw .noEntry }
+        return try attributeReply(extendedAttributes(entry).flatMap { Array($0.name.utf8) + [0] }, size: size)
+    }
+
+    // MARK: - Helpers
+
+    var directoryAttributes: NodeAttributes { NodeAttributes(modified: mountTime, writableDirectories: options.readWrite) }
+
+    /// Attributes as they are now: an upload grows while it is written.
+    func currentAttributes(_ entry: InodeTable.Entry) -> NodeAttributes {
+        if case .upload(let serial) = entry.node, let upload = uploads[serial] { return uploadAttributes(upload) }
+        return entry.attributes
+    }
+
+    func uploadAttributes(_ upload: PendingUpload) -> NodeAttributes {
+        if case .committed(let descriptor) = upload.phase {
+            return NodeAttributes(size: descriptor.size, modified: upload.modified, descriptor: descriptor)
+        }
+        return NodeAttributes(size: upload.size, modified: upload.modified)
+    }
+
+    func withDirectoryMode(_ entry: Namespace.Entry) -> Namespace.Entry {
+        var entry = entry
+        entry.attributes.writableDirectories = options.readWrite
+        return entry
+    }
+
+    /// How long the kernel may keep a node's entry and attributes.
+    func timeout(for node: Node) -> Double {
+        switch node {
+        case .blob: options.blobTimeout
+        case .upload: 0  // it grows, and becomes a blob
+        case .root, .directory: options.directoryTimeout
+        }
+    }
+
+    /// A blob's digest, size and media type, as `user.blobfs.*` attributes; directories have none.
+    func extendedAttributes(_ entry: InodeTable.Entry) -> [(name: String, value: String)] {
+        guard let descriptor = entry.attributes.descriptor else { return [] }
+        return [
+            ("user.blobfs.digest", descriptor.digest.description),
+            ("user.blobfs.size", String(descriptor.size)),
+            ("user.blobfs.mediatype", descriptor.mediaType),
+        ]
+    }
+
+    private func attributeReply(_ value: [UInt8], size: Int) throws(FileSystemError) -> AttributeReply {
+        if size == 0 { return .size(value.count) }
+        guard size >= value.count else { throw .bufferTooSmall }
+        return .bytes(value)
+    }
+}

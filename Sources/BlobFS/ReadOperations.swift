@@ -1,0 +1,201 @@
+import Distribution
+import Glibc
+import Logging
+import Storage
+
+/// Opening and reading files and directories. A blob's bytes are served only once they are known
+/// to hash to its name in the data file version the handle has open (docs/architecture.md,
+/// "Verification").
+extension BlobFileSystem {
+    /// open(2) of a file: a read-only open of a blob here, anything that may write in
+    /// WriteOperations.swift.
+    func open(ino: UInt64, flags: Int32) throws(FileSystemError) -> OpenReply {
+        guard let entry = inodes[ino] else { throw .noEntry }
+        if flags & O_ACCMODE != O_RDONLY {
+            return try openForWriting(entry, truncating: flags & O_TRUNC != 0)
+        }
+        if case .upload = entry.node {
+            logger.error("an upload in progress cannot be read", metadata: ["inode": "\(ino)"])
+            throw .uploadNotReadable
+        }
+        guard case .blob(let name) = entry.node, let descriptor = entry.attributes.descriptor else { throw .isADirectory }
+        // An empty data file is only right for the empty digest.
+        if descriptor.size == 0 && name.digest != Digester(name.digest.algorithm).digest() {
+            logger.error("blob data is empty but its digest is not the empty digest", metadata: ["blob": "\(name)"])
+            throw .blobRefused
+        }
+        // Membership, as storage has it now: the kernel may hold this name longer than the
+        // repository links it (another mount or the registry removed it), and a removed blob
+        // must not stay readable there. ESTALE makes the kernel look the path up again,
+        // which then finds what the repository links now.
+        let target: Digest? = try FileSystemError.storage("open \(name)") {
+            do {
+                return try registry.repository(name.repository).blobs.linkTarget(name.digest)
+            } catch BlobError.unknown {
+                return nil
+            }
+        }
+        guard target == descriptor.digest else {
+            logger.info("a blob name the kernel held is no longer linked as it was", metadata: [
+                "blob": "\(name)", "was": "\(descriptor.digest)", "now": "\(target.map { "\($0)" } ?? "no link")",
+            ])
+            forgetName(name)
+            throw .staleName
+        }
+        let reader = try FileSystemError.storage("open \(name)") { try registry.blobStore.open(descriptor) }
+        // The version opened: what is verified, and what this handle serves. With --no-verify
+        // nothing is checked, and no fstat is spent.
+        let version = options.verifyReads ? try FileSystemError.storage("open \(name)") { try reader.version() } : nil
+        var needsCheck = false
+        if options.verifyReads {
+            switch verifier.known(name.digest, in: version) {
+            case .corrupt?:
+                logger.error("refusing a blob that failed verification in this version of its data file", metadata: ["blob": "\(name)"])
+                throw .blobRefused
+            case .intact?:
+                needsCheck = false
+            case nil:
+                needsCheck = descriptor.size > 0
+            }
+        }
+        let handle = handles.insert(.blob(OpenBlob(inode: ino, name: name, reader: reader, version: version, needsCheck: needsCheck)))
+        // Pages the kernel holds were verified (a corrupt version fails this open, and a handle
+        // serves only the version it verified), so they may stay across opens.
+        return OpenReply(handle: handle, keepCache: true)
+    }
+
+    /// Takes back the handle of an open the kernel never received.
+    func openNotDelivered(_ reply: OpenReply) {
+        _ = handles.remove(reply.handle)
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset` of an open blob into `buffer`.
+    func read(handle number: UInt64, offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
+        guard case .blob(let handle)? = handles[number] else { throw .badHandle }
+        // A handle that needs no check holds a verified version (each read confirms it is still
+        // that version) or reads with --no-verify: the hot path takes no lock for verification.
+        if handle.needsCheck.load(ordering: .acquiring) {
+            let outcome: BlobVerifier.Outcome
+            do {
+                outcome = try verifier.check(handle.reader, as: handle.name.digest, version: handle.version)
+            } catch {
+                dropPages(of: handle)
+                throw .storage(error, operation: "verify \(handle.name)")
+            }
+            if case .corrupt(let actual) = outcome {
+                blobFailedVerification(handle, actual: actual)
+                throw .blobRefused
+            }
+            handle.needsCheck.store(false, ordering: .releasing)
+        }
+        do {
+            let n = try handle.reader.read(into: buffer, at: offset)
+            // The bytes just read are the verified ones only if the file is still the version
+            // that was verified: a write moves its ctime before it changes a byte, so one fstat
+            // after the read catches an edit made while the file is open.
+            if let version = handle.version, try handle.reader.version() != version {
+                throw BlobError.changed(handle.name.digest, path: handle.reader.path.value)
+            }
+            return n
+        } catch {
+            if case BlobError.changed = error { dropPages(of: handle) }
+            throw .storage(error, operation: "read \(handle.name) at \(offset)")
+        }
+    }
+
+    /// The last close of a file handle (its errors reach nobody: close reported them at flush).
+    func release(handle number: UInt64) {
+        if case .write(let write)? = handles.remove(number) { finishRelease(write) }
+    }
+
+    /// A directory's listing, taken now and served by offset from the handle.
+    func opendir(ino: UInt64) throws(FileSystemError) -> OpenReply {
+        guard let entry = inodes[ino] else { throw .noEntry }
+        let entries: [Namespace.Entry]
+        switch entry.node {
+        case .root:
+            entries = [Namespace.Entry(name: "repo", node: .directory(path: ""), attributes: directoryAttributes)]
+        case .directory(let path):
+            entries =
+                try FileSystemError.storage("opendir \(entry.node)") {
+                    try namespace.entries(in: path, directoryTime: mountTime).map(withDirectoryMode)
+                }
+                + uploads.names(in: path).map {
+                    Namespace.Entry(name: $0.name, node: .upload($0.upload.serial), attributes: uploadAttributes($0.upload))
+                }
+        case .blob, .upload:
+            throw .notADirectory
+        }
+        return OpenReply(handle: handles.insert(.directory(OpenDirectory(inode: ino, entries: entries))))
+    }
+
+    /// The entries of an open listing from `offset` that fit in `size` bytes: "." and ".." first,
+    /// then the snapshot taken at opendir. With `plus`, each child entry counts one lookup of its
+    /// inode, in the same step that finds or makes the inode (counting later left a moment when
+    /// a listing of another directory linking the same blob, or a parallel listing of this one,
+    /// could free the uncounted inode). A plain entry only borrows its inode's number.
+    func readdir(handle number: UInt64, offset: Int64, size: Int, plus: Bool) throws(FileSystemError) -> [ListedEntry] {
+        guard case .directory(let directory)? = handles[number] else { throw .badHandle }
+        var listed: [ListedEntry] = []
+        var used = 0
+        var index = Int(max(0, offset))
+        while index < directory.entries.count + 2 {
+            let name = index == 0 ? "." : index == 1 ? ".." : directory.entries[index - 2].name
+            let length = DirectoryEntrySize.of(name, plus: plus)
+            guard used + length <= size else { break }
+            used += length
+            if index < 2 {
+                let ino = index == 0 ? directory.inode : InodeTable.rootID
+                listed.append(ListedEntry(name: name, ino: ino, node: nil, attributes: nil, nextOffset: Int64(index + 1), countsLookup: false))
+            } else {
+                let entry = directory.entries[index - 2]
+                let ino = inodes.reference(entry.node, attributes: entry.attributes, countLookup: plus)
+                if !plus { inodes.releaseIfUnreferenced(ino) }
+                listed.append(
+                    ListedEntry(
+                        name: name, ino: ino, node: entry.node, attributes: entry.attributes, nextOffset: Int64(index + 1),
+                        countsLookup: plus))
+            }
+            index += 1
+        }
+        return listed
+    }
+
+    /// Takes back the lookups of listed entries the kernel never received.
+    func listingNotDelivered(_ entries: ArraySlice<ListedEntry>) {
+        for entry in entries where entry.countsLookup { inodes.forget(entry.ino, count: 1) }
+    }
+
+    func releasedir(handle number: UInt64) {
+        _ = handles.remove(number)
+    }
+
+    // MARK: - Helpers
+
+    /// Makes the kernel forget a blob name it holds, so that its next use is a fresh lookup.
+    func forgetName(_ name: BlobName) {
+        guard let parent = inodes.inode(of: .directory(path: "\(name.repository)/blobs")) else { return }
+        invalidate(parent: parent, name: name.digest.description)
+    }
+
+    /// Logs the mismatch (the blob is refused from now on) and drops any cached pages of it.
+    func blobFailedVerification(_ handle: OpenBlob, actual: Digest) {
+        let descriptor = handle.reader.descriptor
+        logger.error("blob content does not match its name: reads fail with EIO", metadata: [
+            "blob": "\(handle.name)", "path": "\(options.storageRoot)\(handle.reader.path)",
+            "expected": "\(handle.name.digest)", "actual": "\(actual)", "canonical": "\(descriptor.digest)",
+        ])
+        dropPages(of: handle)
+    }
+
+    /// Drops the kernel's cached pages of a handle's inode: they may hold bytes of a version
+    /// that is no longer (or never was) verified.
+    func dropPages(of handle: OpenBlob) {
+        notices.withLock { $0 }?.dropPages(of: handle.inode)
+    }
+
+    /// Makes the kernel forget its cached entry for `name` in `parent`.
+    func invalidate(parent: UInt64, name: String) {
+        notices.withLock { $0 }?.forgetEntry(parent: parent, name: name)
+    }
+}

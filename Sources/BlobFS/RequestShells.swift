@@ -1,0 +1,285 @@
+import CFuse
+import Glibc
+
+/// The libfuse low-level operation table: for each request, a shell that unpacks libfuse's
+/// arguments, calls the operation (which decides, and knows nothing of libfuse), and answers
+/// once through `FuseRequest`. Errors become errno only in `ErrnoMapping.swift`; what the kernel
+/// did not receive is taken back by the operation's `…NotDelivered`. C callbacks cannot capture,
+/// so each finds the filesystem through the session's userdata pointer.
+func lowLevelOperations() -> fuse_lowlevel_ops {
+    var ops = fuse_lowlevel_ops()
+    ops.`init` = { userdata, conn in
+        guard let userdata, let conn else { return }
+        Unmanaged<BlobFileSystem>.fromOpaque(userdata).takeUnretainedValue().configure(conn)
+    }
+    ops.lookup = { req, parent, name in
+        let request = FuseRequest(req!, "lookup")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.lookup(parent: parent, name: String(cString: name!)) }) {
+        case .success(let entry?):
+            if !request.reply(entry: fs.entryParameters(entry)) { fs.entryNotDelivered(entry) }
+        case .success(nil):
+            var negative = fuse_entry_param()
+            negative.entry_timeout = fs.options.negativeTimeout
+            request.reply(entry: negative)
+        case .failure(let error):
+            fs.fail(request, error)
+        }
+    }
+    ops.forget = { req, ino, count in
+        let request = FuseRequest(req!, "forget")
+        request.fileSystem.forget(ino, count: count)
+        request.replyNone()
+    }
+    ops.forget_multi = { req, count, forgets in
+        let request = FuseRequest(req!, "forget_multi")
+        let fs = request.fileSystem
+        for i in 0..<count { fs.forget(forgets![i].ino, count: forgets![i].nlookup) }
+        request.replyNone()
+    }
+    ops.getattr = { req, ino, _ in
+        let request = FuseRequest(req!, "getattr")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.getattr(ino: ino) }) {
+        case .success(let reply): request.reply(attributes: fs.stat(reply), timeout: fs.timeout(for: reply.node))
+        case .failure(let error): fs.fail(request, error)
+        }
+    }
+    ops.setattr = { req, ino, attributes, toSet, _ in
+        let request = FuseRequest(req!, "setattr")
+        let fs = request.fileSystem
+        let size = toSet & FUSE_SET_ATTR_SIZE != 0 ? Int64(attributes!.pointee.st_size) : nil
+        switch Result(catching: { () throws(FileSystemError) in try fs.setattr(ino: ino, size: size) }) {
+        case .success(let reply): request.reply(attributes: fs.stat(reply), timeout: fs.timeout(for: reply.node))
+        case .failure(let error): fs.fail(request, error)
+        }
+    }
+    ops.open = { req, ino, fi in
+        let request = FuseRequest(req!, "open")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.open(ino: ino, flags: fi!.pointee.flags) }) {
+        case .success(let reply):
+            fs.fill(fi!, with: reply)
+            if !request.reply(open: fi!) { fs.openNotDelivered(reply) }
+        case .failure(let error):
+            fs.fail(request, error)
+        }
+    }
+    ops.read = { req, _, size, offset, fi in
+        let request = FuseRequest(req!, "read")
+        let fs = request.fileSystem
+        let buffer = fs.buffers.take(size: size)
+        defer { fs.buffers.give(buffer) }
+        let handle = fi!.pointee.fh
+        switch Result(catching: { () throws(FileSystemError) in try fs.read(handle: handle, offset: Int64(offset), into: buffer.bytes) }) {
+        case .success(let count): request.reply(bytes: UnsafeRawBufferPointer(rebasing: buffer.bytes[..<count]))
+        case .failure(let error): fs.fail(request, error)
+        }
+    }
+    ops.release = { req, _, fi in
+        let request = FuseRequest(req!, "release")
+        request.fileSystem.release(handle: fi!.pointee.fh)
+        request.replyOK()
+    }
+    ops.opendir = { req, ino, fi in
+        let request = FuseRequest(req!, "opendir")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.opendir(ino: ino) }) {
+        case .success(let reply):
+            fs.fill(fi!, with: reply)
+            if !request.reply(open: fi!) { fs.openNotDelivered(reply) }
+        case .failure(let error):
+            fs.fail(request, error)
+        }
+    }
+    ops.readdir = { req, _, size, offset, fi in
+        serveListing(FuseRequest(req!, "readdir"), handle: fi!.pointee.fh, size: size, offset: Int64(offset), plus: false)
+    }
+    ops.readdirplus = { req, _, size, offset, fi in
+        serveListing(FuseRequest(req!, "readdirplus"), handle: fi!.pointee.fh, size: size, offset: Int64(offset), plus: true)
+    }
+    ops.releasedir = { req, _, fi in
+        let request = FuseRequest(req!, "releasedir")
+        request.fileSystem.releasedir(handle: fi!.pointee.fh)
+        request.replyOK()
+    }
+    ops.statfs = { req, _ in
+        let request = FuseRequest(req!, "statfs")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.statfs() }) {
+        case .success(let info): request.reply(statfs: info)
+        case .failure(let error): fs.fail(request, error)
+        }
+    }
+    ops.getxattr = { req, ino, name, size in
+        let request = FuseRequest(req!, "getxattr")
+        let fs = request.fileSystem
+        let name = String(cString: name!)
+        serveAttribute(request, Result(catching: { () throws(FileSystemError) in try fs.getxattr(ino: ino, name: name, size: size) }))
+    }
+    ops.listxattr = { req, ino, size in
+        let request = FuseRequest(req!, "listxattr")
+        let fs = request.fileSystem
+        serveAttribute(request, Result(catching: { () throws(FileSystemError) in try fs.listxattr(ino: ino, size: size) }))
+    }
+    ops.flush = { req, _, fi in
+        let request = FuseRequest(req!, "flush")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.flush(handle: fi!.pointee.fh) }) {
+        case .success: request.replyOK()
+        case .failure(let error): fs.fail(request, error)
+        }
+    }
+    // Read-write mounts.
+    ops.create = { req, parent, name, _, fi in
+        let request = FuseRequest(req!, "create")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.create(parent: parent, name: String(cString: name!)) }) {
+        case .success(let reply):
+            fs.fill(fi!, with: reply.open)
+            if !request.reply(create: fs.entryParameters(reply.entry), file: fi!) { fs.createNotDelivered(reply) }
+        case .failure(let error):
+            fs.fail(request, error)
+        }
+    }
+    // Without mknod and symlink the kernel answers ENOSYS ("Function not implemented") for
+    // `mkfifo` and `ln -s`; a regular-file mknod (Python's os.mknod) is a create.
+    ops.mknod = { req, parent, name, mode, _ in
+        let request = FuseRequest(req!, "mknod")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.mknod(parent: parent, name: String(cString: name!), mode: mode) }) {
+        case .success(let entry):
+            if !request.reply(entry: fs.entryParameters(entry)) { fs.mknodNotDelivered(entry) }
+        case .failure(let error):
+            fs.fail(request, error)
+        }
+    }
+    ops.symlink = { req, _, parent, name in
+        let request = FuseRequest(req!, "symlink")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.symlink(parent: parent, name: String(cString: name!)) }) {
+        case .success(let entry):
+            if !request.reply(entry: fs.entryParameters(entry)) { fs.entryNotDelivered(entry) }
+        case .failure(let error):
+            fs.fail(request, error)
+        }
+    }
+    ops.write = { req, _, bytes, size, offset, fi in
+        let request = FuseRequest(req!, "write")
+        let fs = request.fileSystem
+        let bytes = UnsafeRawBufferPointer(start: bytes, count: size)
+        switch Result(catching: { () throws(FileSystemError) in try fs.write(handle: fi!.pointee.fh, bytes: bytes, offset: Int64(offset)) }) {
+        case .success(let count): request.reply(written: count)
+        case .failure(let error): fs.fail(request, error)
+        }
+    }
+    ops.rename = { req, parent, name, newParent, newName, flags in
+        let request = FuseRequest(req!, "rename")
+        let fs = request.fileSystem
+        let (name, newName) = (String(cString: name!), String(cString: newName!))
+        serveDone(request, Result(catching: { () throws(FileSystemError) in
+            try fs.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
+        }))
+    }
+    ops.unlink = { req, parent, name in
+        let request = FuseRequest(req!, "unlink")
+        let fs = request.fileSystem
+        let name = String(cString: name!)
+        serveDone(request, Result(catching: { () throws(FileSystemError) in try fs.unlink(parent: parent, name: name) }))
+    }
+    ops.mkdir = { req, parent, name, _ in
+        let request = FuseRequest(req!, "mkdir")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.mkdir(parent: parent, name: String(cString: name!)) }) {
+        case .success(let entry):
+            if !request.reply(entry: fs.entryParameters(entry)) { fs.entryNotDelivered(entry) }
+        case .failure(let error):
+            fs.fail(request, error)
+        }
+    }
+    ops.rmdir = { req, _, _ in
+        let request = FuseRequest(req!, "rmdir")
+        let fs = request.fileSystem
+        serveDone(request, Result(catching: { () throws(FileSystemError) in try fs.rmdir() }))
+    }
+    return ops
+}
+
+/// readdir and readdirplus: the entries that fit, laid out and sent; the lookups of those the
+/// kernel did not receive are taken back.
+private func serveListing(_ request: consuming FuseRequest, handle: UInt64, size: Int, offset: Int64, plus: Bool) {
+    let fs = request.fileSystem
+    let listed: [ListedEntry]
+    switch Result(catching: { () throws(FileSystemError) in try fs.readdir(handle: handle, offset: offset, size: size, plus: plus) }) {
+    case .success(let entries): listed = entries
+    case .failure(let error): return fs.fail(request, error)
+    }
+    let buffer = fs.buffers.take(size: size)
+    defer { fs.buffers.give(buffer) }
+    let (used, laidOut) = request.layOut(listed, plus: plus, into: buffer.bytes, fileSystem: fs)
+    let delivered = request.reply(bytes: UnsafeRawBufferPointer(rebasing: buffer.bytes[..<used]))
+    fs.listingNotDelivered(listed[(delivered ? laidOut : 0)...])
+}
+
+/// An extended attribute's value, its size, or why not.
+private func serveAttribute(_ request: consuming FuseRequest, _ result: Result<AttributeReply, FileSystemError>) {
+    switch result {
+    case .success(.size(let size)): request.reply(xattrSize: size)
+    case .success(.bytes(let bytes)):
+        let fs = request.fileSystem
+        let buffer = fs.buffers.take(size: bytes.count)
+        defer { fs.buffers.give(buffer) }
+        bytes.withUnsafeBytes { buffer.bytes.copyMemory(from: $0) }
+        request.reply(bytes: UnsafeRawBufferPointer(buffer.bytes))
+    case .failure(let error): request.fileSystem.fail(request, error)
+    }
+}
+
+/// Operations whose only answer is "done" or why not.
+private func serveDone(_ request: consuming FuseRequest, _ result: Result<Void, FileSystemError>) {
+    switch result {
+    case .success: request.replyOK()
+    case .failure(let error): request.fileSystem.fail(request, error)
+    }
+}
+
+extension BlobFileSystem {
+    /// Answers a failed request with its errno, after logging what deserves a line.
+    func fail(_ request: consuming FuseRequest, _ error: FileSystemError) {
+        let code = errnoValue(for: error)
+        if let line = error.logLine, isWorthLogging(code) {
+            logger.error("\(line)", metadata: ["errno": "\(code)"])
+        }
+        request.reply(errno: code)
+    }
+
+    /// Negotiates capabilities: no data invalidation on attribute changes (blobs are immutable),
+    /// readdirplus and parallel directory operations when the kernel has them.
+    func configure(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
+        conn.pointee.want &= ~UInt32(bitPattern: FUSE_CAP_AUTO_INVAL_DATA)
+        if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_READDIRPLUS) != 0 {
+            conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_READDIRPLUS)
+        }
+        // O_TRUNC arrives with open instead of as a separate truncation of the blob.
+        if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_ATOMIC_O_TRUNC) != 0 {
+            conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_ATOMIC_O_TRUNC)
+        }
+        // Parallel lookups and listings in one directory, so that one slow lookup (a slow disk,
+        // a Redis answering within its deadline) does not queue every other name of `blobs/`
+        // behind it. Safe here: the kernel only drops its per-directory lock around LOOKUP and
+        // READDIR, and ours only read the disk and take Mutex-guarded state (the inode table,
+        // the upload table, the verifier); a listing's snapshot belongs to its open handle.
+        // create, rename, unlink and mkdir still hold the directory's VFS lock exclusively, so
+        // no lookup or listing of that directory runs beside them; and lookups already ran
+        // unlocked beside anything when the kernel revalidated a cached name. readdirplus
+        // counts its inode references atomically (see readdir).
+        // libfuse before 3.17 never passes this flag on to the kernel (libfuse#861): with
+        // Debian 12's 3.14 lookups stay serialised per directory until libfuse is upgraded.
+        if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_PARALLEL_DIROPS) != 0 {
+            conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_PARALLEL_DIROPS)
+        }
+        if let kib = options.readAheadKiB {
+            conn.pointee.max_readahead = UInt32(kib * 1024)
+        }
+    }
+}
