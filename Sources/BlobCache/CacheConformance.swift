@@ -7,9 +7,9 @@ public struct CacheConformanceFailure: Error, CustomStringConvertible {
     public var description: String { "cache conformance \(check): \(detail)" }
 }
 
-/// The registry's shared cache suite (storage-spec §5.7, `cachecheck`), written once so that
-/// every provider (in-memory, Redis, …) runs the very same checks. Throws the first failure.
-/// The provider must start empty.
+/// The registry's shared cache suite (upstream's `cachecheck`; docs/storage-format.md, The
+/// descriptor cache), written once so that every provider (in-memory, Redis, …) runs the very
+/// same checks. Throws the first failure. The provider must start empty.
 public func checkBlobDescriptorCacheProvider(_ provider: any BlobDescriptorCacheProvider) throws {
     try CacheConformance(provider: provider).run()
 }

@@ -2,8 +2,9 @@ import Distribution
 import Logging
 import Synchronization
 
-/// A descriptor cache in front of a backend statter, with the registry's v3 rules (storage-spec
-/// §5.2): only a real miss writes back; a cache error falls back to the backend without writing.
+/// A descriptor cache in front of a backend statter, with the registry's v3 rules
+/// (docs/storage-format.md, The descriptor cache): only a real miss writes back; a cache error
+/// falls back to the backend without writing.
 public final class CachedBlobStatter: BlobDescriptorService {
     /// Counters, for logs, benchmarks and tests.
     public struct Statistics: Sendable, Hashable {

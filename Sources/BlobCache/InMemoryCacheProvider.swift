@@ -2,7 +2,7 @@ import Distribution
 import Synchronization
 
 /// The in-memory descriptor cache: one LRU keyed by (digest, repository), bounded by entry
-/// count, as the registry's v3 in-memory provider (storage-spec §5.3).
+/// count, as the registry's v3 in-memory provider (docs/storage-format.md, The descriptor cache).
 public final class InMemoryCacheProvider: BlobDescriptorCacheProvider {
     /// The registry's default `blobdescriptorsize`.
     public static let defaultCapacity = 10_000

@@ -1,8 +1,8 @@
 import BlobCache
 import Distribution
 
-/// The Redis descriptor cache, with the exact key schema of Debian's registry 2.8.2 (storage-spec
-/// §5.4), so that mounts and registries share one cache:
+/// The Redis descriptor cache, with the exact key schema of Debian's registry 2.8.2
+/// (docs/storage-format.md, Redis keys), so that mounts and registries share one cache:
 /// - `blobs::<digest>`: hash `digest`, `size`, `mediatype` (set if absent: first writer wins);
 /// - `repository::<name>::blobs`: set of the digests in the repository;
 /// - `repository::<name>::blobs::<digest>`: hash `mediatype`, the repository's media type.

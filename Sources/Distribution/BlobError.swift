@@ -14,9 +14,11 @@ public enum BlobError: Error, Sendable, Hashable, CustomStringConvertible {
     case uploadClosed(String)
     /// An upload directory that cannot be resumed (an unreadable `startedat`, a directory for `data`).
     case corruptUpload(id: String, reason: String)
-    /// A repository name outside the grammar of storage-spec §1.7.
+    /// A repository name outside the grammar `RepositoryName` accepts (docs/storage-format.md,
+    /// Repository names).
     case invalidRepositoryName(String, reason: String)
-    /// A descriptor the cache refuses (storage-spec §5.1).
+    /// A descriptor the cache refuses (`Descriptor.validate`: docs/storage-format.md, The
+    /// descriptor cache).
     case invalidDescriptor(String)
     /// The operation is disabled or not supported by this store.
     case unsupported(String)

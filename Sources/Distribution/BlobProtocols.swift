@@ -1,5 +1,6 @@
-// The blob service interfaces of the registry's design (storage-spec §2), synchronous and
-// thread-safe: the filesystem calls them from libfuse's worker threads.
+// The blob service interfaces of the registry's design (docs/storage-format.md, Blob services and
+// how the registry wires them), synchronous and thread-safe: the filesystem calls them from
+// libfuse's worker threads.
 
 /// Answers "which descriptor does this digest have here?"; may return a canonical digest
 /// other than the one asked for (an alias lookup).

@@ -1,6 +1,6 @@
-/// A seekable cursor over a `BlobReader`, with the registry's fileReader rules (storage-spec
-/// §3.3): offsets relative to the known size, seeking past the end allowed (reads then return
-/// 0), negative results refused with the offset unchanged.
+/// A seekable cursor over a `BlobReader`, with the registry's fileReader rules
+/// (docs/storage-format.md, Reading a blob): offsets relative to the known size, seeking past the
+/// end allowed (reads then return 0), negative results refused with the offset unchanged.
 public struct BlobStream {
     /// Where `seek` counts from.
     public enum Whence: Sendable { case start, current, end }

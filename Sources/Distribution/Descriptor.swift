@@ -13,7 +13,8 @@ public struct Descriptor: Sendable, Hashable, CustomStringConvertible {
         self.mediaType = mediaType
     }
 
-    /// The cache admission rule (storage-spec §5.1): size ≥ 0 and a media type.
+    /// The cache admission rule (docs/storage-format.md, The descriptor cache): size ≥ 0 and a
+    /// media type.
     public func validate() throws(BlobError) {
         guard size >= 0 else { throw .invalidDescriptor("negative size \(size) for \(digest)") }
         guard !mediaType.isEmpty else { throw .invalidDescriptor("empty media type for \(digest)") }

@@ -1,4 +1,5 @@
-/// Why a string is not a digest; the three cases go-digest distinguishes (storage-spec §1.8).
+/// Why a string is not a digest; the three cases go-digest distinguishes (docs/storage-format.md,
+/// Digests).
 public enum DigestError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidFormat(String)
     case unsupportedAlgorithm(String)

@@ -1,5 +1,6 @@
 /// A validated repository name: lowercase `component("/"component)*`, at most 255 characters,
-/// the subset of the registry's grammar that round-trips through driver paths (storage-spec §1.7).
+/// the subset of the registry's grammar that round-trips through driver paths
+/// (docs/storage-format.md, Repository names).
 public struct RepositoryName: Sendable, Hashable, Comparable, CustomStringConvertible {
     public static let maximumLength = 255
 

@@ -3,7 +3,8 @@ import Logging
 import StorageDriver
 
 /// One repository's blob store: only blobs linked in the repository are visible, and only it
-/// writes into the global store (storage-spec §2).
+/// writes into the global store (docs/storage-format.md, Blob services and how the registry wires
+/// them).
 public struct LinkedBlobStore: BlobStore {
     public let repository: RepositoryName
     let driver: any StorageDriver

@@ -4,7 +4,8 @@ import Logging
 import StorageDriver
 
 /// A registry's storage over a driver: repositories, the global blob store, the descriptor cache,
-/// and upload purging. Wired as the registry wires it (storage-spec §2).
+/// and upload purging. Wired as the registry wires it (docs/storage-format.md, Blob services and how
+/// the registry wires them).
 public final class Registry: Sendable {
     public let driver: any StorageDriver
     public let cache: (any BlobDescriptorCacheProvider)?
@@ -43,7 +44,7 @@ public final class Registry: Sendable {
     }
 
     /// Every repository, sorted: a directory under `repositories/` is one iff it holds `_layers`
-    /// (storage-spec §1.6). Names outside the grammar are skipped with a warning.
+    /// (docs/storage-format.md, Repositories). Names outside the grammar are skipped with a warning.
     public func repositories() throws -> [RepositoryName] {
         let root = PathMapper.path(.repositoriesRoot)
         var names: [RepositoryName] = []
@@ -71,7 +72,8 @@ public final class Registry: Sendable {
 
 extension Registry {
     /// Makes `name` a repository: its `_layers` directory, as the registry's catalog and GC
-    /// recognise repositories (storage-spec §1.6). Existing repositories are left as they are.
+    /// recognise repositories (docs/storage-format.md, Repositories). Existing repositories are left
+    /// as they are.
     public func createRepository(_ name: RepositoryName) throws {
         try driverCall { try driver.createDirectory(PathMapper.path(.layers(name))) }
     }

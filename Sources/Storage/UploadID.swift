@@ -1,7 +1,8 @@
 import Distribution
 
 /// An upload id: a canonical UUID (`8-4-4-4-12` hex), the only shape the registry's upload
-/// purging recognises (storage-spec §1.4). New ids are random version-4 UUIDs in lowercase.
+/// purging recognises (docs/storage-format.md, Uploads). New ids are random version-4 UUIDs in
+/// lowercase.
 public struct UploadID: Sendable, Hashable, CustomStringConvertible {
     public let value: String
 

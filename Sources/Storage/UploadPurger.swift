@@ -12,8 +12,8 @@ public struct PurgeReport: Sendable {
 }
 
 extension Registry {
-    /// Removes uploads started before `cutoff` (storage-spec §6.3): only UUID-named directories
-    /// under `_uploads`, and never one without a readable `startedat`.
+    /// Removes uploads started before `cutoff` (docs/storage-format.md, Purging uploads): only
+    /// UUID-named directories under `_uploads`, and never one without a readable `startedat`.
     public func purgeUploads(startedBefore cutoff: UploadTimestamp, dryRun: Bool = false) throws -> PurgeReport {
         var report = PurgeReport()
         let root = PathMapper.path(.repositoriesRoot)

@@ -1,4 +1,5 @@
-/// An absolute, `/`-separated driver path matching `^(/[A-Za-z0-9._-]+)+$` (storage-spec §1.1).
+/// An absolute, `/`-separated driver path matching `^(/[A-Za-z0-9._-]+)+$` (docs/storage-format.md,
+/// Driver paths).
 /// Components `.` and `..` are refused too, so a path can never leave the driver's root.
 public struct DriverPath: Sendable, Hashable, Comparable, CustomStringConvertible {
     public let value: String

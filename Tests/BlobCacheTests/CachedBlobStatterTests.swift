@@ -39,7 +39,8 @@ final class FakeService: BlobDescriptorService {
     var counts: (stats: Int, sets: Int, clears: Int) { state.withLock { ($0.stats, $0.sets, $0.clears) } }
 }
 
-/// The v3 rules of storage-spec §5.2 (TestCacheSet, TestCacheError).
+/// The registry's v3 rules for a cache in front of a statter (docs/storage-format.md, The descriptor
+/// cache; upstream's TestCacheSet and TestCacheError).
 @Suite struct CachedBlobStatterTests {
     let d = digest(0xabc)
 

@@ -428,7 +428,7 @@ import TestSupport
 
             // 4 MiB write(2)s: the kernel splits each into several FUSE writes, so the one that
             // does not fit ends a write(2) short, and the next write(2) reaches the upload that
-            // was abandoned: it must still say ENOSPC (design §6), never EBADF.
+            // was abandoned: it must still say ENOSPC (docs/architecture.md, Errors), never EBADF.
             let large = writeThroughSyscalls(mount.path(bigBySyscalls.relativePath), bigBySyscalls.bytes, chunk: 4 << 20)
             print("ENOSPC: open/write/close of 16 MiB in 4 MiB writes: \(large)")
             #expect(large.open == nil && large.write == Errno(ENOSPC), "4 MiB writes into a full store: \(large)\n\(mount.log.tail(2000))")
@@ -440,7 +440,7 @@ import TestSupport
             print("ENOSPC: open/write/close of 16 MiB in 1 MiB writes: \(outcome)")
             #expect(!outcome.succeeded, "16 MiB into an 8 MiB store: \(outcome)")
             #expect(outcome.open == nil, "the create itself failed: \(outcome)")
-            #expect(outcome.write == Errno(ENOSPC), "the failing write(2) reports ENOSPC (design §6): \(outcome)\n\(mount.log.tail(2000))")
+            #expect(outcome.write == Errno(ENOSPC), "the failing write(2) reports ENOSPC (docs/architecture.md, Errors): \(outcome)\n\(mount.log.tail(2000))")
             #expect(outcome.close == Errno(ENOSPC) || outcome.close == .EIO, "close after ENOSPC: \(outcome)")
             expectSpaceBack("open/write/close")
 

@@ -5,7 +5,7 @@ import StorageDriver
 import Testing
 import TestSupport
 
-/// Ports of the registry's blob_test.go (storage-spec §7) on both drivers.
+/// Ports of the registry's `registry/storage/blob_test.go` on both drivers.
 @Suite struct BlobUploadTests {
     @Test(arguments: StoreFixture.kinds) func simpleBlobUpload(kind: String) throws {
         let store = try StoreFixture.make(kind)
