@@ -14,10 +14,8 @@ public final class FuseSession {
     /// Creates the session and mounts it (read-only unless the options say otherwise); throws `MountError` with a one-line reason.
     public init(fileSystem: BlobFileSystem, mountpoint: String) throws {
         self.fileSystem = fileSystem
-        self.mountpoint = try Self.checkMountpoint(mountpoint)
-        // Only its absence is fatal here: without permission to open it, libfuse falls back to
-        // the setuid fusermount3 and says why if that fails too.
-        guard access("/dev/fuse", F_OK) == 0 else { throw MountError.noFuseDevice }
+        self.mountpoint = try Mountpoint.check(mountpoint, storageRoot: nil)
+        try Mountpoint.checkFuseDevice()
 
         var options = [
             fileSystem.options.readWrite ? "rw" : "ro", "fsname=\(Self.escapeOption(fileSystem.options.storageRoot))",
@@ -103,21 +101,6 @@ public final class FuseSession {
                 logger.debug("cannot raise readahead", metadata: ["path": "\(path)", "errno": "\(errno)"])
             }
         }
-    }
-
-    /// The absolute mountpoint, after checking that it exists, is a directory and is not
-    /// already a mountpoint.
-    private static func checkMountpoint(_ path: String) throws -> String {
-        guard let resolved = realpath(path, nil) else {
-            throw errno == ENOTDIR ? MountError.mountpointNotADirectory(path) : MountError.mountpointMissing(path)
-        }
-        let absolute = String(cString: resolved)
-        free(resolved)
-        var st = Glibc.stat()
-        guard fstatat(AT_FDCWD, absolute, &st, 0) == 0 else { throw MountError.mountpointMissing(path) }
-        guard st.st_mode & S_IFMT == S_IFDIR else { throw MountError.mountpointNotADirectory(path) }
-        if MountTable.isMountpoint(absolute) { throw MountError.mountpointBusy(path) }
-        return absolute
     }
 
     /// libfuse splits options on commas; a backslash escapes one.

@@ -198,12 +198,9 @@ struct MountCommand: ParsableCommand {
         // Opened now so that a bad path fails before the mount; used once the mount is up, so that
         // until then every error still reaches the terminal (or the parent, in the background).
         let logFD = try list.logFile.map { try Self.openLog($0) } ?? (readiness != nil ? Self.openLog("/dev/null") : nil)
-        // A shell starts `blobfs mount … &` with SIGINT ignored; libfuse only installs its
-        // handlers where the disposition is the default (fuse_set_signal_handlers), so SIGINT and
-        // SIGTERM are reset first (docs/architecture.md, "What is on disk" and signals).
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
-        signal(SIGPIPE, SIG_IGN)  // a closed log pipe is EPIPE, not death
+        // The stop signals are FuseSession.run's to set up (docs/architecture.md, "Mounting and
+        // signals"); SIGPIPE is the command's: a closed log pipe is EPIPE, not death.
+        signal(SIGPIPE, SIG_IGN)
 
         let cache: (any BlobDescriptorCacheProvider)?
         if let redis = settings.redis {

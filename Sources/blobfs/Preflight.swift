@@ -69,52 +69,18 @@ enum Preflight {
         logger.info("\(store.root) was empty: created docker/registry/v2 in it, a new store to restore into")
     }
 
-    /// The mountpoint, absolute with links resolved: an existing directory that is not a mount
-    /// point already, and neither inside the store nor above it.
+    /// The mountpoint, by the one rule of `Mountpoint.check`.
     static func mountpoint(_ path: String, store: Store) throws(CommandFailure) -> String {
-        var info = Glibc.stat()
-        guard stat(path, &info) == 0 else {
-            let code = errno
-            switch code {
-            case ENOENT: throw CommandFailure(MountError.mountpointMissing(path).description)
-            case ENOTCONN: throw deadMount(path)
-            default: throw CommandFailure("cannot use mountpoint \(path): \(systemError(code))")
-            }
+        do {
+            return try Mountpoint.check(path, storageRoot: store.root)
+        } catch {
+            throw CommandFailure(error.description)
         }
-        guard info.st_mode & S_IFMT == S_IFDIR else { throw CommandFailure(MountError.mountpointNotADirectory(path).description) }
-        let resolved = try resolve(path, what: "mountpoint")
-        if MountTable.isMountpoint(resolved) {
-            throw isDeadFuseMount(resolved) ? deadMount(path) : CommandFailure(MountError.mountpointBusy(path).description)
-        }
-        if resolved == store.root || store.root.hasPrefix(resolved == "/" ? "/" : resolved + "/") {
-            throw CommandFailure(
-                "mountpoint \(path) would hide the store \(store.root) (from the registry too): choose another directory")
-        }
-        if resolved.hasPrefix(store.root + "/docker/") || resolved == store.root + "/docker" {
-            throw CommandFailure("mountpoint \(path) is inside the store \(store.root): blobfs would read its own mount")
-        }
-        return resolved
     }
 
-    /// A FUSE mount whose daemon is gone: stat may still answer, but reading the directory fails.
-    private static func isDeadFuseMount(_ path: String) -> Bool {
-        guard let directory = opendir(path) else { return errno == ENOTCONN }
-        closedir(directory)
-        return false
-    }
-
-    private static func deadMount(_ path: String) -> CommandFailure {
-        CommandFailure(
-            "mountpoint \(path) is a dead FUSE mount (transport endpoint is not connected): "
-                + "unmount it with fusermount3 -u \(path)")
-    }
-
-    /// The FUSE device must exist (the `fuse` module is loaded, or the container passes it in).
+    /// /dev/fuse, by `Mountpoint.checkFuseDevice`.
     static func fuseDevice() throws(CommandFailure) {
-        var info = Glibc.stat()
-        guard stat("/dev/fuse", &info) == 0, info.st_mode & S_IFMT == S_IFCHR else {
-            throw CommandFailure(MountError.noFuseDevice.description)
-        }
+        do { try Mountpoint.checkFuseDevice() } catch { throw CommandFailure(error.description) }
     }
 
     /// Whether a directory has no entries besides `.` and `..`.
