@@ -39,11 +39,13 @@ let package = Package(
         .target(name: "Distribution", dependencies: ["CCrypto"]),
         // Bytes at driver paths; knows nothing of blobs.
         .target(name: "StorageDriver", dependencies: ["CLinux"]),
-        // Descriptor caches (in-memory LRU, cachedBlobStatter, the shared conformance suite).
+        // Descriptor caches (in-memory LRU, cachedBlobStatter).
         .target(name: "BlobCache", dependencies: [
             "Distribution",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The shared cache conformance suite every provider's tests run (upstream's cache/cachecheck).
+        .target(name: "BlobCacheTesting", dependencies: ["BlobCache", "Distribution"]),
         // The Redis descriptor cache, shared with the registry; the only target that links hiredis.
         .target(name: "BlobCacheRedis", dependencies: [
             "CHiredis", "BlobCache", "Distribution",
@@ -72,9 +74,9 @@ let package = Package(
 
         .testTarget(name: "DistributionTests", dependencies: ["Distribution", "TestSupport"]),
         .testTarget(name: "StorageDriverTests", dependencies: ["StorageDriver", "TestSupport"]),
-        .testTarget(name: "BlobCacheTests", dependencies: ["BlobCache", "Distribution"]),
+        .testTarget(name: "BlobCacheTests", dependencies: ["BlobCache", "BlobCacheTesting", "Distribution"]),
         .testTarget(name: "BlobCacheRedisTests", dependencies: [
-            "BlobCacheRedis", "BlobCache", "Storage", "StorageDriver", "Distribution", "TestSupport",
+            "BlobCacheRedis", "BlobCache", "BlobCacheTesting", "Storage", "StorageDriver", "Distribution", "TestSupport",
         ]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "TestSupport"]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
