@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "BlobCache", targets: ["BlobCache"]),
+        .library(name: "Scrubber", targets: ["Scrubber"]),
         .library(name: "BlobFS", targets: ["BlobFS"]),
         .executable(name: "blobfs", targets: ["blobfs"]),
     ],
@@ -56,14 +57,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // `blobfs verify`: re-hashes blobs, checks links; the ledger of verified data file versions.
+        .target(name: "Scrubber", dependencies: [
+            "Distribution", "StorageDriver", "Storage",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // The filesystem: inode table, the repo/<name>/blobs/<digest> tree, FUSE operations.
         .target(name: "BlobFS", dependencies: [
             "CFuse", "Distribution", "StorageDriver", "Storage", "BlobCache",
             .product(name: "Logging", package: "swift-log"),
+            "Scrubber",
         ]),
         // The executable: command line, configuration, logging, signals.
         .executableTarget(name: "blobfs", dependencies: [
-            "BlobFS", "Storage", "StorageDriver", "BlobCache", "BlobCacheRedis", "Distribution",
+            "BlobFS", "Scrubber", "Storage", "StorageDriver", "BlobCache", "BlobCacheRedis", "Distribution",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -79,6 +87,9 @@ let package = Package(
             "BlobCacheRedis", "BlobCache", "BlobCacheTesting", "Storage", "StorageDriver", "Distribution", "TestSupport",
         ]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "TestSupport"]),
+        .testTarget(name: "ScrubberTests", dependencies: [
+            "Scrubber", "Storage", "StorageDriver", "BlobCache", "Distribution", "TestSupport",
+        ]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.
         .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "BlobFS", "Storage", "StorageDriver", "Distribution", "TestSupport"]),
