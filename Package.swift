@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "BlobCache", targets: ["BlobCache"]),
+        .library(name: "Scrubber", targets: ["Scrubber"]),
         .library(name: "BlobFS", targets: ["BlobFS"]),
         .executable(name: "blobfs", targets: ["blobfs"]),
     ],
@@ -39,11 +40,13 @@ let package = Package(
         .target(name: "Distribution", dependencies: ["CCrypto"]),
         // Bytes at driver paths; knows nothing of blobs.
         .target(name: "StorageDriver", dependencies: ["CLinux"]),
-        // Descriptor caches (in-memory LRU, cachedBlobStatter, the shared conformance suite).
+        // Descriptor caches (in-memory LRU, cachedBlobStatter).
         .target(name: "BlobCache", dependencies: [
             "Distribution",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The shared cache conformance suite every provider's tests run (upstream's cache/cachecheck).
+        .target(name: "BlobCacheTesting", dependencies: ["BlobCache", "Distribution"]),
         // The Redis descriptor cache, shared with the registry; the only target that links hiredis.
         .target(name: "BlobCacheRedis", dependencies: [
             "CHiredis", "BlobCache", "Distribution",
@@ -54,14 +57,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // `blobfs verify`: re-hashes blobs, checks links; the ledger of verified data file versions.
+        .target(name: "Scrubber", dependencies: [
+            "Distribution", "StorageDriver", "Storage",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // The filesystem: inode table, the repo/<name>/blobs/<digest> tree, FUSE operations.
         .target(name: "BlobFS", dependencies: [
             "CFuse", "Distribution", "StorageDriver", "Storage", "BlobCache",
             .product(name: "Logging", package: "swift-log"),
+            "Scrubber",
         ]),
         // The executable: command line, configuration, logging, signals.
         .executableTarget(name: "blobfs", dependencies: [
-            "BlobFS", "Storage", "StorageDriver", "BlobCache", "BlobCacheRedis", "Distribution",
+            "BlobFS", "Scrubber", "Storage", "StorageDriver", "BlobCache", "BlobCacheRedis", "Distribution",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -72,11 +82,14 @@ let package = Package(
 
         .testTarget(name: "DistributionTests", dependencies: ["Distribution", "TestSupport"]),
         .testTarget(name: "StorageDriverTests", dependencies: ["StorageDriver", "TestSupport"]),
-        .testTarget(name: "BlobCacheTests", dependencies: ["BlobCache", "Distribution"]),
+        .testTarget(name: "BlobCacheTests", dependencies: ["BlobCache", "BlobCacheTesting", "Distribution"]),
         .testTarget(name: "BlobCacheRedisTests", dependencies: [
-            "BlobCacheRedis", "BlobCache", "Storage", "StorageDriver", "Distribution", "TestSupport",
+            "BlobCacheRedis", "BlobCache", "BlobCacheTesting", "Storage", "StorageDriver", "Distribution", "TestSupport",
         ]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "TestSupport"]),
+        .testTarget(name: "ScrubberTests", dependencies: [
+            "Scrubber", "Storage", "StorageDriver", "BlobCache", "Distribution", "TestSupport",
+        ]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
         // The FUSE operations called directly on an in-memory store: no kernel, no mount.
         .testTarget(name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse"]),

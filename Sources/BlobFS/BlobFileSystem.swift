@@ -1,6 +1,7 @@
 import Distribution
 import Glibc
 import Logging
+import Scrubber
 import Storage
 import Synchronization
 

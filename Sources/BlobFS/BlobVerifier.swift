@@ -1,10 +1,13 @@
 import Distribution
+import Scrubber
 import Storage
 import StorageDriver
 import Synchronization
 
-/// Checks that a blob file's bytes hash to its name before any of them are served: the first
-/// read of a name in a data file version hashes the whole file with the name's algorithm.
+/// The first-read verifier: before any of a blob file's bytes are served, the first read of a
+/// name in a data file version hashes the whole file with the name's algorithm and compares.
+/// (The other moments a blob is verified at: a commit checks its upload, and `blobfs verify`'s
+/// `StoreScrubber` re-hashes a whole store.)
 /// Hashing inline while serving would let tools that treat a short read as "the file shrank"
 /// (tar pads with zeros and only warns) take the pages served before the mismatch; checked up
 /// front, a corrupt blob fails its first read.
@@ -70,10 +73,17 @@ final class BlobVerifier: Sendable {
                 status = .checked(version, .intact)  // verified by an earlier mount, and not written since
                 return .intact
             }
-            let actual = try Self.hash(reader, algorithm: name.algorithm)
-            if let version, try reader.version() != version {
+            let hash: WholeFileHasher.Hash
+            do {
+                hash = try WholeFileHasher().hash(reader, algorithms: [name.algorithm], readsVersion: version != nil)
+            } catch let failure as WholeFileHasher.ReadFailure {
+                throw failure.error
+            }
+            // What was hashed is the version this handle opened only if the file kept it throughout.
+            if let version, hash.version != version {
                 throw BlobError.changed(name, path: reader.path.value)
             }
+            let actual = hash.digests[0]
             let outcome: Outcome = actual == name ? .intact : .corrupt(actual: actual)
             status = .checked(version, outcome)
             if outcome == .intact, let ledger, let version, name.algorithm == .sha256 {
@@ -81,18 +91,5 @@ final class BlobVerifier: Sendable {
             }
             return outcome
         }
-    }
-
-    private static func hash(_ reader: DataFileReader, algorithm: DigestAlgorithm) throws -> Digest {
-        let digester = Digester(algorithm)
-        let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { piece.deallocate() }
-        var offset: Int64 = 0
-        while offset < reader.descriptor.size {
-            let n = try reader.read(into: piece, at: offset)
-            digester.update(UnsafeRawBufferPointer(rebasing: piece[..<n]))
-            offset += Int64(n)
-        }
-        return digester.digest()
     }
 }

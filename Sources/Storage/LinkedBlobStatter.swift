@@ -66,7 +66,7 @@ public struct LinkedBlobStatter: BlobDescriptorService {
     /// must hold that very digest, and an alias's (sha384, sha512) a sha256 digest, where the
     /// data lives. The registry would serve such a link's target under the name; a file named
     /// by a digest must have that digest's bytes, so a mount treats it as corrupt.
-    static func checkTarget(_ target: Digest, of name: Digest, at path: DriverPath) throws(BlobError) {
+    public static func checkTarget(_ target: Digest, of name: Digest, at path: DriverPath) throws(BlobError) {
         if name.algorithm == .sha256 {
             guard target == name else {
                 throw .corruptLink(path: path.value, reason: "holds \(target), another blob than its name \(name)")
@@ -79,11 +79,11 @@ public struct LinkedBlobStatter: BlobDescriptorService {
     }
 
     /// More than this is no link (one holds a digest: at most 135 bytes).
-    static let linkLimit = 4096
+    public static let linkLimit = 4096
 
     /// What reading a link file found: nil when it is empty (a write in progress or a crash
     /// leftover), the digest when its bytes are exactly one, and corrupt otherwise.
-    static func target(ofLink read: Result<[UInt8], StorageDriverError>, at path: DriverPath) throws(BlobError) -> Digest? {
+    public static func target(ofLink read: Result<[UInt8], StorageDriverError>, at path: DriverPath) throws(BlobError) -> Digest? {
         let content: [UInt8]
         switch read {
         case .success(let bytes): content = bytes

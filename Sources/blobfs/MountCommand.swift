@@ -4,6 +4,7 @@ import BlobCacheRedis
 import BlobFS
 import Glibc
 import Logging
+import Scrubber
 import Storage
 
 /// `blobfs mount`: mounts a registry's storage (read-only by default) and serves it in the foreground until it

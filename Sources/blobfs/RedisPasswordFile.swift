@@ -1,5 +1,5 @@
-import BlobFS
 import Glibc
+import Scrubber
 
 /// `--redis-password-file`: a secret of the daemon's user, read bounded. Whoever can read it has
 /// the registry's cache (and can poison it), so it is held to the ledger's rules and more: nobody

@@ -1,8 +1,8 @@
 import ArgumentParser
-import BlobFS
 import Distribution
 import Foundation
 import Glibc
+import Scrubber
 import Storage
 
 /// `blobfs verify`: re-hashes every blob and checks every link; one line per problem, a summary,
@@ -70,9 +70,9 @@ struct VerifyCommand: ParsableCommand {
             throw CommandFailure("\(error)")
         }
         let progress = ProgressLine()
-        let report: StoreVerificationReport
+        let report: ScrubReport
         do {
-            report = try StoreVerifier(registry: Registry(driver: store.driver)).verify(
+            report = try StoreScrubber(registry: Registry(driver: store.driver)).scrub(
                 repository: name,
                 // Small blobs cost system calls more than hashing: one reader per CPU.
                 workers: ProcessInfo.processInfo.activeProcessorCount,
@@ -100,7 +100,7 @@ struct VerifyCommand: ParsableCommand {
         if !failing.isEmpty { throw ExitCode.failure }
     }
 
-    static func describe(_ state: StoreVerificationProgress) -> String {
+    static func describe(_ state: ScrubProgress) -> String {
         switch state.phase {
         case .blobs:
             "verifying blobs: \(state.blobsChecked)/\(state.blobsTotal), "
@@ -111,7 +111,7 @@ struct VerifyCommand: ParsableCommand {
         }
     }
 
-    static func summary(_ report: StoreVerificationReport, root: String, repository: RepositoryName?) -> String {
+    static func summary(_ report: ScrubReport, root: String, repository: RepositoryName?) -> String {
         let scope = repository.map { "repository \($0) in \(root)" } ?? root
         let checked =
             "\(report.blobsChecked) blob\(report.blobsChecked == 1 ? "" : "s") (\(formatBytes(report.bytesHashed))) re-hashed, "

@@ -1,5 +1,6 @@
 import BlobCache
 import BlobCacheRedis
+import BlobCacheTesting
 import Distribution
 import Testing
 import TestSupport

@@ -1,4 +1,5 @@
 import BlobCache
+import BlobCacheTesting
 import Distribution
 import Testing
 

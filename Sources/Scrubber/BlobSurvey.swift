@@ -10,7 +10,7 @@ struct BlobFile: Sendable {
     var relative: String { "\(digest.algorithm.rawValue)/\(digest.hex.prefix(2))/\(digest.hex)/data" }
 }
 
-/// Lists the blob store's data files for the blob phase of a whole-store verification.
+/// Lists the blob store's data files for the blob phase of a whole-store scrub.
 enum BlobSurvey {
     /// Every regular `<alg>/<hex[0:2]>/<hex>/data` below `blobs`, in path order: only a file at
     /// its digest's own path is a blob, since the registry never looks elsewhere. One stat per

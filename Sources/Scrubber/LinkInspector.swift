@@ -1,4 +1,5 @@
 import Distribution
+import Storage
 import StorageDriver
 
 /// What re-hashing a blob's data found; each problem is reported once however many links name it.
@@ -48,7 +49,7 @@ struct LinkInspector: Sendable {
     /// Outcomes known when this repository's check began (the blob phase's): not hashed again.
     let known: [Digest: BlobOutcome]
 
-    func inspect(_ entry: LinkEntry, _ hasher: BlobHasher) -> LinkFinding {
+    func inspect(_ entry: LinkEntry, _ worker: ScrubWorker) -> LinkFinding {
         let directory = directories[entry.directory]
         let relative = entry.digest.hex + "/link"
         let opened: OpenedFile
@@ -75,32 +76,41 @@ struct LinkInspector: Sendable {
         case .other: return .problem(.garbageLink, "not a regular file (a symbolic link?)")
         case .file: break
         }
-        let content: [UInt8]
-        do {
-            content = try hasher.content(opened, path: PathMapper.path(.layerLink(repository, entry.digest)), limit: 4096)
-        } catch StorageDriverError.tooLarge(_, let size, _) {
-            return .problem(.garbageLink, "\(size) bytes, too large for a link")
-        } catch {
-            return .problem(.unreadable, "\(error)")
-        }
+        // The link's bytes are judged by the rules a mount reads links by: the same size limit,
+        // an empty link reads as absent, anything else must be exactly a digest; only the
+        // wording is the scrub's, with the bytes shown.
+        let path = PathMapper.path(.layerLink(repository, entry.digest))
+        let read = worker.linkContent(opened, path: path)
         let digest = entry.digest
-        if content.isEmpty {
+        let readTarget: Digest?
+        do {
+            readTarget = try LinkedBlobStatter.target(ofLink: read, at: path)
+        } catch {
+            switch (read, error) {
+            case (.success(let content), _):
+                return .problem(.garbageLink, "the content is not a digest: \(Self.quoted(content))")
+            case (.failure, .corruptLink(_, let reason)):
+                return .problem(.garbageLink, reason)
+            case (.failure(let failure), _):
+                return .problem(.unreadable, "\(failure)")
+            }
+        }
+        guard let target = readTarget else {
             return .problem(.emptyLink, "an empty link file (an interrupted write): \(digest) reads as absent")
         }
-        guard let target = try? Digest(parsing: String(decoding: content, as: UTF8.self)) else {
-            return .problem(.garbageLink, "the content is not a digest: \(Self.quoted(content))")
-        }
-        guard target.algorithm == .canonical else {
-            return .problem(.garbageLink, "holds \(target); a link must hold the blob's canonical sha256 digest")
-        }
-        if digest.algorithm == .canonical, target != digest {
+        do {
+            try LinkedBlobStatter.checkTarget(target, of: digest, at: path)
+        } catch {
+            guard target.algorithm == .canonical else {
+                return .problem(.garbageLink, "holds \(target); a link must hold the blob's canonical sha256 digest")
+            }
             return .problem(.wrongLink, "the link for \(digest) holds \(target): reads of \(digest) would get another blob's bytes")
         }
-        return .blob(target: target, data: inspectData(target, alias: digest.algorithm == .canonical ? nil : digest.algorithm, hasher))
+        return .blob(target: target, data: inspectData(target, alias: digest.algorithm == .canonical ? nil : digest.algorithm, worker))
     }
 
     /// Opens the data file once: its kind and, when needed, its hashes in one pass.
-    private func inspectData(_ target: Digest, alias: DigestAlgorithm?, _ hasher: BlobHasher) -> DataFinding {
+    private func inspectData(_ target: Digest, alias: DigestAlgorithm?, _ worker: ScrubWorker) -> DataFinding {
         let blob = "\(target.algorithm.rawValue)/\(target.hex.prefix(2))/\(target.hex)"
         let dataRelative = blob + "/data"
         let known = known[target]
@@ -142,7 +152,7 @@ struct LinkInspector: Sendable {
 
         let algorithms = (hashesCanonical ? [DigestAlgorithm.canonical] : []) + (hashesAlias ? [alias!] : [])
         let result: HashResult =
-            if let opened { hasher.hash(opened, algorithms) } else { .failed("\(openError!)", bytes: 0) }
+            if let opened { worker.hash(opened, algorithms) } else { .failed("\(openError!)", bytes: 0) }
         switch result {
         case .hashed(let digests, let size, let version):
             return .file(

@@ -1,8 +1,9 @@
 import Distribution
 import Logging
+import Storage
 import StorageDriver
 
-/// Lists the repositories of a store for a whole-store verification: as `Registry.repositories()`
+/// Lists the repositories of a store for a whole-store scrub: as `Registry.repositories()`
 /// (a directory under `repositories/` is one iff it holds `_layers`), but a directory that cannot
 /// be entered is a problem to report, not the end of the scrub, and a `_layers` that is not a
 /// directory still makes a repository, whose check then reports it.

@@ -1,3 +1,4 @@
+import BlobCache
 import Distribution
 
 /// A failed check of the shared cache conformance suite, naming the check.
@@ -26,8 +27,8 @@ private struct CacheConformance {
 
     // Group A: an empty store.
     func emptyRepository() throws {
-        try expect("A1 global stat on an empty cache", BlobError.unknown(digest("sha384", "abc1"))) {
-            try provider.stat(digest("sha384", "abc1"))
+        try expect("A1 global stat on an empty cache", BlobError.unknown(digest(.sha384, "abc1"))) {
+            try provider.stat(digest(.sha384, "abc1"))
         }
         // A2: an empty repository name cannot even be formed.
         try expect("A2 empty repository name", { $0 is BlobError }) { try RepositoryName("") }
@@ -35,24 +36,24 @@ private struct CacheConformance {
         // A4/A6: an empty digest is exactly "invalid format", before anything reaches the cache.
         try expect("A4 empty digest key", DigestError.invalidFormat("")) { try Digest(parsing: "") }
         try expect("A5 invalid descriptor (negative size)", { $0 is BlobError }) {
-            try scoped.setDescriptor(digest("sha384", "abc1"), Descriptor(digest: digest("sha256", "abc1"), size: -1))
+            try scoped.setDescriptor(digest(.sha384, "abc1"), Descriptor(digest: digest(.sha256, "abc1"), size: -1))
         }
         try expect("A5 invalid descriptor (no media type)", { $0 is BlobError }) {
             try scoped.setDescriptor(
-                digest("sha384", "abc1"), Descriptor(digest: digest("sha256", "abc1"), size: 10, mediaType: ""))
+                digest(.sha384, "abc1"), Descriptor(digest: digest(.sha256, "abc1"), size: 10, mediaType: ""))
         }
-        try expect("A7 digest never set", BlobError.unknown(digest("sha384", "cba1"))) {
-            try scoped.stat(digest("sha384", "cba1"))
+        try expect("A7 digest never set", BlobError.unknown(digest(.sha384, "cba1"))) {
+            try scoped.stat(digest(.sha384, "cba1"))
         }
-        try expect("A8 repository stat on an empty cache", BlobError.unknown(digest("sha384", "abc1"))) {
-            try scoped.stat(digest("sha384", "abc1"))
+        try expect("A8 repository stat on an empty cache", BlobError.unknown(digest(.sha384, "abc1"))) {
+            try scoped.stat(digest(.sha384, "abc1"))
         }
     }
 
     // Group B: set, then read through both scopes; the global media type is first-writer-wins.
     func setAndRead() throws {
-        let local = digest("sha384", "abc1")
-        var expected = Descriptor(digest: digest("sha256", "abc1"), size: 10, mediaType: Descriptor.octetStream)
+        let local = try digest(.sha384, "abc1")
+        var expected = Descriptor(digest: try digest(.sha256, "abc1"), size: 10, mediaType: Descriptor.octetStream)
         let scoped = try provider.repositoryScoped(RepositoryName("foo/bar"))
         try attempt("B1 set") { try scoped.setDescriptor(local, expected) }
         try equal("B2 repository stat", expected) { try scoped.stat(local) }
@@ -68,8 +69,8 @@ private struct CacheConformance {
 
     // Group C: clear.
     func clear() throws {
-        let local = digest("sha384", "def1")
-        let expected = Descriptor(digest: digest("sha256", "def1"), size: 10)
+        let local = try digest(.sha384, "def1")
+        let expected = Descriptor(digest: try digest(.sha256, "def1"), size: 10)
         let scoped = try provider.repositoryScoped(RepositoryName("foo/bar"))
         try attempt("C1 set") { try scoped.setDescriptor(local, expected) }
         try equal("C1 stat", expected) { try scoped.stat(local) }
@@ -79,7 +80,7 @@ private struct CacheConformance {
 
     // v3.1: clearing in one repository revokes its membership even when another re-warms.
     func clearRevokesRepositoryMembership() throws {
-        let d = digest("sha256", "fed1")
+        let d = try digest(.sha256, "fed1")
         let descriptor = Descriptor(digest: d, size: 42)
         let a = try provider.repositoryScoped(RepositoryName("revocation/a"))
         let b = try provider.repositoryScoped(RepositoryName("revocation/b"))
@@ -95,9 +96,13 @@ private struct CacheConformance {
     // MARK: - Helpers
 
     /// A digest of `algorithm` whose hex starts with `prefix` and is padded with zeros.
-    func digest(_ algorithm: String, _ prefix: String) -> Digest {
-        let length = DigestAlgorithm(rawValue: algorithm)!.hexLength
-        return try! Digest(parsing: "\(algorithm):\(prefix)\(String(repeating: "0", count: length - prefix.count))")
+    func digest(_ algorithm: DigestAlgorithm, _ prefix: String) throws -> Digest {
+        let text = "\(algorithm.rawValue):\(prefix)\(String(repeating: "0", count: algorithm.hexLength - prefix.count))"
+        do {
+            return try Digest(parsing: text)
+        } catch {
+            throw CacheConformanceFailure(check: "the suite's own digest \(text)", detail: "\(error)")
+        }
     }
 
     func attempt(_ check: String, _ body: () throws -> Void) throws {

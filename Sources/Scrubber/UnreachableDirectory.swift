@@ -1,7 +1,7 @@
 import Distribution
 import StorageDriver
 
-/// How a verification words a directory it could not enter. The scrub reports it as one problem
+/// How a scrub words a directory it could not enter. The scrub reports it as one problem
 /// and goes on with the next entry, so that one bad directory never hides the rest of the store
 /// and never lets what lies below it pass as intact.
 enum UnreachableDirectory {

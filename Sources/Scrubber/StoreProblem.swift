@@ -1,4 +1,5 @@
 import Distribution
+import Storage
 import StorageDriver
 
 /// One thing wrong in a registry store, as `blobfs verify` prints it: kind, file, and what is wrong.
@@ -63,8 +64,8 @@ public struct StoreProblem: Sendable, Hashable, CustomStringConvertible {
     public var description: String { line() }
 }
 
-/// What a verification checked and found.
-public struct StoreVerificationReport: Sendable {
+/// What a scrub checked and found.
+public struct ScrubReport: Sendable {
     /// Every problem, in the order found.
     public var problems: [StoreProblem] = []
     /// Blob data files re-hashed.
@@ -82,8 +83,8 @@ public struct StoreVerificationReport: Sendable {
     }
 }
 
-/// Where a verification is, for a progress display.
-public struct StoreVerificationProgress: Sendable {
+/// Where a scrub is, for a progress display.
+public struct ScrubProgress: Sendable {
     public enum Phase: Sendable { case blobs, links }
     public var phase: Phase = .blobs
     public var blobsChecked = 0
@@ -98,8 +99,8 @@ public struct StoreVerificationProgress: Sendable {
     public var repository: RepositoryName?
 }
 
-/// Why a verification could not run at all (problems in the store are reported, not thrown).
-public enum StoreVerificationError: Error, Sendable, Hashable, CustomStringConvertible {
+/// Why a scrub could not run at all (problems in the store are reported, not thrown).
+public enum ScrubError: Error, Sendable, Hashable, CustomStringConvertible {
     case repositoryNotFound(RepositoryName)
 
     public var description: String {

@@ -1,11 +1,12 @@
 import Distribution
+import Scrubber
 import Storage
 import StorageDriver
 import TestSupport
 import Testing
 
 /// `blobfs verify`'s checks: each kind of damage is found, named, and reported once.
-@Suite struct StoreVerifierTests {
+@Suite struct StoreScrubberTests {
     /// Two repositories sharing one blob, an alias link, a zero-length blob and a 1 MiB blob.
     struct Seeded {
         let store: StoreFixture
@@ -30,8 +31,8 @@ import Testing
         return Seeded(store: store, small: small, large: large, empty: empty, aliased: aliased, alias: alias)
     }
 
-    func verify(_ store: StoreFixture, repository: String? = nil) throws -> StoreVerificationReport {
-        try StoreVerifier(registry: store.registry).verify(repository: repository.map { try RepositoryName($0) })
+    func verify(_ store: StoreFixture, repository: String? = nil) throws -> ScrubReport {
+        try StoreScrubber(registry: store.registry).scrub(repository: repository.map { try RepositoryName($0) })
     }
 
     func link(_ repository: String, _ digest: Digest) -> DriverPath {
@@ -67,7 +68,7 @@ import Testing
         try s.store.driver.putContent(dataPath, bytes)
 
         var streamed: [StoreProblem] = []
-        let report = try StoreVerifier(registry: s.store.registry).verify(onProblem: { streamed.append($0) })
+        let report = try StoreScrubber(registry: s.store.registry).scrub(onProblem: { streamed.append($0) })
         #expect(report.problems.count == 1, "reported once, not once more for its link")
         let problem = try #require(report.problems.first)
         #expect(problem.kind == .corruptData)
@@ -176,7 +177,7 @@ import Testing
         #expect(app.problems.map(\.kind).sorted { $0.rawValue < $1.rawValue } == [.corruptData, .garbageLink])
         #expect(app.blobsChecked == 1, "the garbage link names no blob to hash")
 
-        #expect(throws: StoreVerificationError.repositoryNotFound(try RepositoryName("team"))) {
+        #expect(throws: ScrubError.repositoryNotFound(try RepositoryName("team"))) {
             try verify(s.store, repository: "team")
         }
     }

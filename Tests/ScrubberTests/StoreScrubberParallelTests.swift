@@ -1,5 +1,6 @@
 import Distribution
 import Glibc
+import Scrubber
 import Storage
 import StorageDriver
 import TestSupport
@@ -7,7 +8,7 @@ import Testing
 
 /// `blobfs verify` with several reading threads: the same problems, in the same order, with the
 /// same counts as with one, however the threads interleave.
-@Suite struct StoreVerifierParallelTests {
+@Suite struct StoreScrubberParallelTests {
     /// Two repositories of many small blobs, one shared, one alias, and damage of every kind spread
     /// through them. Returns the store and the digests whose data was corrupted.
     func damagedStore(_ kind: String) throws -> (store: StoreFixture, corrupted: [Digest]) {
@@ -44,9 +45,9 @@ import Testing
         PathMapper.path(.layerLink(try! RepositoryName(repository), digest))
     }
 
-    func verify(_ store: StoreFixture, _ repository: String?, workers: Int) throws -> (StoreVerificationReport, [StoreProblem]) {
+    func verify(_ store: StoreFixture, _ repository: String?, workers: Int) throws -> (ScrubReport, [StoreProblem]) {
         var streamed: [StoreProblem] = []
-        let report = try StoreVerifier(registry: store.registry).verify(
+        let report = try StoreScrubber(registry: store.registry).scrub(
             repository: repository.map { try RepositoryName($0) }, workers: workers, onProblem: { streamed.append($0) })
         return (report, streamed)
     }
@@ -116,8 +117,8 @@ import Testing
             var times = [old, timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2)]  // UTIME_OMIT: keep the mtime
             #expect(utimensat(AT_FDCWD, file, &times, 0) == 0)
         }
-        #expect(try StoreVerifier(registry: store.registry).verify(workers: 2).isIntact)
-        #expect(try StoreVerifier(registry: store.registry).verify(repository: try RepositoryName("atime/app"), workers: 1).isIntact)
+        #expect(try StoreScrubber(registry: store.registry).scrub(workers: 2).isIntact)
+        #expect(try StoreScrubber(registry: store.registry).scrub(repository: try RepositoryName("atime/app"), workers: 1).isIntact)
         for file in files {
             var st = Glibc.stat()
             #expect(lstat(file, &st) == 0)

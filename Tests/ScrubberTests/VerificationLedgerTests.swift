@@ -1,7 +1,7 @@
-import BlobFS
 import Distribution
 import Foundation
 import Glibc
+import Scrubber
 import StorageDriver
 import Testing
 import TestSupport

@@ -1,38 +1,43 @@
 import Distribution
 import Glibc
+import Logging
+import Storage
 import StorageDriver
 
 /// Re-hashes every blob and checks every repository's `_layers` links against the blobs they
 /// name: what `blobfs verify` runs. It reads through the driver only, never through a cache, so it
 /// sees the store as it is on disk.
-public struct StoreVerifier: Sendable {
+public struct StoreScrubber: Sendable {
     public let registry: Registry
+    /// Where a repository skipped for its invalid name is logged.
+    public let logger: Logger
 
-    public init(registry: Registry) {
+    public init(registry: Registry, logger: Logger = Logger(label: "blobfs.scrubber")) {
         self.registry = registry
+        self.logger = logger
     }
 
-    /// Verifies the whole store, or only `repository`: then only its links and the blobs they
+    /// Scrubs the whole store, or only `repository`: then only its links and the blobs they
     /// name are checked. Problems go to `onProblem` as they are found and into the report;
     /// `onIntact`, when given, hears of each blob whose data hashed to its digest, with the
     /// version of the data file that was hashed (when it did not change while it was read).
     /// `workers` threads read and hash; problems, report and progress stay on the calling thread
     /// and in the same order whatever their number.
-    public func verify(
+    public func scrub(
         repository: RepositoryName? = nil, workers: Int = 1, onProblem: (StoreProblem) -> Void = { _ in },
-        onIntact: ((Digest, FileVersion) -> Void)? = nil, onProgress: (StoreVerificationProgress) -> Void = { _ in }
-    ) throws -> StoreVerificationReport {
+        onIntact: ((Digest, FileVersion) -> Void)? = nil, onProgress: (ScrubProgress) -> Void = { _ in }
+    ) throws -> ScrubReport {
         try withoutActuallyEscaping(onProblem) { onProblem in
             try withoutActuallyEscaping(onProgress) { onProgress in
-                let run = VerificationRun(
+                let run = ScrubRun(
                     driver: registry.driver, workers: max(1, workers), onProblem: onProblem, onIntact: onIntact,
                     onProgress: onProgress)
-                return try verify(run, repository)
+                return try scrub(run, repository)
             }
         }
     }
 
-    private func verify(_ run: VerificationRun, _ repository: RepositoryName?) throws -> StoreVerificationReport {
+    private func scrub(_ run: ScrubRun, _ repository: RepositoryName?) throws -> ScrubReport {
         let names: [RepositoryName]
         if let repository {
             // Only an absent `_layers` means no such repository: one that is a symbolic link, or
@@ -40,12 +45,12 @@ public struct StoreVerifier: Sendable {
             do {
                 _ = try registry.driver.stat(PathMapper.path(.layers(repository)))
             } catch StorageDriverError.pathNotFound {
-                throw StoreVerificationError.repositoryNotFound(repository)
+                throw ScrubError.repositoryNotFound(repository)
             } catch {}
             names = [repository]
         } else {
             run.checkAllBlobs()
-            names = RepositorySurvey.names(driver: registry.driver, logger: registry.logger, unreachable: run.record)
+            names = RepositorySurvey.names(driver: registry.driver, logger: logger, unreachable: run.record)
         }
         run.progress.phase = .links
         run.progress.repositoriesTotal = names.count
@@ -61,21 +66,21 @@ public struct StoreVerifier: Sendable {
     }
 }
 
-/// The calling thread's side of one verification: it takes what the workers found, in order, and
+/// The calling thread's side of one scrub: it takes what the workers found, in order, and
 /// turns it into problems, counts and progress, remembering what each blob turned out to be.
-private final class VerificationRun {
+private final class ScrubRun {
     let driver: any StorageDriver
     let workers: Int
     let onProblem: (StoreProblem) -> Void
     let onIntact: ((Digest, FileVersion) -> Void)?
-    let onProgress: (StoreVerificationProgress) -> Void
-    var report = StoreVerificationReport()
-    var progress = StoreVerificationProgress()
+    let onProgress: (ScrubProgress) -> Void
+    var report = ScrubReport()
+    var progress = ScrubProgress()
     var outcomes: [Digest: BlobOutcome] = [:]
     /// Bytes the workers have read, for progress inside a large blob.
     let bytesRead = ByteCounter()
-    /// The calling thread's hasher: it redraws progress inside a large blob.
-    private lazy var callerHasher = BlobHasher(counter: bytesRead, readsVersions: onIntact != nil) { [unowned self] in
+    /// The calling thread's worker: it redraws progress inside a large blob.
+    private lazy var callerWorker = ScrubWorker(counter: bytesRead, readsVersions: onIntact != nil) { [unowned self] in
         progress.bytesHashed = max(progress.bytesHashed, bytesRead.value.load(ordering: .relaxed))
         onProgress(progress)
     }
@@ -84,7 +89,7 @@ private final class VerificationRun {
 
     init(
         driver: any StorageDriver, workers: Int, onProblem: @escaping (StoreProblem) -> Void,
-        onIntact: ((Digest, FileVersion) -> Void)?, onProgress: @escaping (StoreVerificationProgress) -> Void
+        onIntact: ((Digest, FileVersion) -> Void)?, onProgress: @escaping (ScrubProgress) -> Void
     ) {
         self.driver = driver
         self.workers = workers
@@ -100,13 +105,13 @@ private final class VerificationRun {
 
     /// Runs `job` over `count` items on the workers and consumes the results in order.
     func inOrder<Result: Sendable>(
-        _ count: Int, _ job: @escaping @Sendable (BlobHasher, Int) -> Result, consume: (Int, Result) throws -> Void
+        _ count: Int, _ job: @escaping @Sendable (ScrubWorker, Int) -> Result, consume: (Int, Result) throws -> Void
     ) rethrows {
         let counter = bytesRead
         let readsVersions = onIntact != nil
         try OrderedWork.run(
-            count: count, workers: workers, caller: callerHasher,
-            makeWorker: { BlobHasher(counter: counter, readsVersions: readsVersions) }, job: job,
+            count: count, workers: workers, caller: callerWorker,
+            makeWorker: { ScrubWorker(counter: counter, readsVersions: readsVersions) }, job: job,
             whileWaiting: {
                 progress.bytesHashed = max(progress.bytesHashed, counter.value.load(ordering: .relaxed))
                 onProgress(progress)
@@ -176,7 +181,7 @@ private final class VerificationRun {
         blobsDirectory = blobs
         progress.blobsTotal = files.count
         progress.bytesTotal = files.reduce(0) { $0 + $1.size }
-        inOrder(files.count, { hasher, index in Self.hash(files[index], in: blobs, hasher) }) { index, result in
+        inOrder(files.count, { worker, index in Self.hash(files[index], in: blobs, worker) }) { index, result in
             let digest = files[index].digest
             outcomes[digest] = result.map { settle(digest, $0) } ?? .vanished
         }
@@ -184,7 +189,7 @@ private final class VerificationRun {
 
     /// A worker's job in the blob phase: nil when the file went away since the survey (a garbage
     /// collection), which is no problem.
-    static func hash(_ file: BlobFile, in blobs: any DriverDirectory, _ hasher: BlobHasher) -> HashResult? {
+    static func hash(_ file: BlobFile, in blobs: any DriverDirectory, _ worker: ScrubWorker) -> HashResult? {
         do {
             let opened = try blobs.open(file.relative)
             guard opened.kind == .file else {
@@ -193,7 +198,7 @@ private final class VerificationRun {
                 let error = opened.kind == .directory ? StorageDriverError.isDirectory(path) : .io(operation: "open", path: path, errno: EINVAL)
                 return .failed("\(error)", bytes: 0)
             }
-            return hasher.hash(opened, [file.digest.algorithm])
+            return worker.hash(opened, [file.digest.algorithm])
         } catch StorageDriverError.pathNotFound {
             return nil
         } catch {
@@ -259,7 +264,7 @@ private final class VerificationRun {
         }
         let inspector = LinkInspector(repository: name, directories: directories, blobs: blobs(), known: outcomes)
         let links = entries
-        inOrder(links.count, { hasher, index in inspector.inspect(links[index], hasher) }) { index, finding in
+        inOrder(links.count, { worker, index in inspector.inspect(links[index], worker) }) { index, finding in
             settle(finding, links[index].digest, in: name)
         }
     }

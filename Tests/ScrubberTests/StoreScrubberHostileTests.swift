@@ -1,6 +1,7 @@
 import Distribution
 import Foundation
 import Glibc
+import Scrubber
 import Storage
 import StorageDriver
 import TestSupport
@@ -9,7 +10,7 @@ import Testing
 /// `blobfs verify` over a hostile store (F9): a directory it cannot enter is one problem line and
 /// the scrub goes on; what it could not reach is never called intact; a data file that is not a
 /// regular file is named so.
-@Suite struct StoreVerifierHostileTests {
+@Suite struct StoreScrubberHostileTests {
     /// Repositories `aaa` and `zzz`, one blob each, on the filesystem driver.
     struct Store {
         let fixture: StoreFixture
@@ -30,8 +31,8 @@ import Testing
         return Store(fixture: fixture, a: a, z: z)
     }
 
-    func verify(_ store: Store, repository: String? = nil) throws -> StoreVerificationReport {
-        try StoreVerifier(registry: store.fixture.registry).verify(repository: repository.map { try RepositoryName($0) })
+    func verify(_ store: Store, repository: String? = nil) throws -> ScrubReport {
+        try StoreScrubber(registry: store.fixture.registry).scrub(repository: repository.map { try RepositoryName($0) })
     }
 
     /// Replaces the directory at `path` with a symbolic link to a copy of it outside the store.
