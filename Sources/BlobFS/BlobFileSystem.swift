@@ -19,7 +19,7 @@ public final class BlobFileSystem: Sendable {
     /// Directories' times: the mount's start, so they stay stable for rsync within a mount.
     let mountTime: Int64
     /// Which blobs were checked against their digest in this mount, and how they fared.
-    let verifier: BlobVerifier
+    let verifier: FirstReadVerifier
     /// Files being written (read-write mounts).
     let uploads = UploadTable()
     /// Open files and directories, by the handle number the kernel holds.
@@ -33,7 +33,7 @@ public final class BlobFileSystem: Sendable {
         registry: Registry, options: MountOptions, ledger: VerificationLedger? = nil, logger: Logger = Logger(label: "blobfs.fs")
     ) {
         self.registry = registry
-        verifier = BlobVerifier(ledger: ledger)
+        verifier = FirstReadVerifier(ledger: ledger)
         self.options = options
         self.logger = logger
         let inodes = InodeTable(rootAttributes: NodeAttributes(modified: Int64(time(nil)), writableDirectories: options.readWrite))

@@ -15,7 +15,7 @@ public struct MountOptions: Sendable {
     /// Check each blob name's bytes against the name before serving any of them: the first read
     /// after an open hashes the whole data file with the name's algorithm, unless that name was
     /// already checked in the same data file version, in this mount or (a ledger) an earlier one
-    /// (`BlobVerifier`; concurrent first readers wait for one pass). A mismatch fails that read,
+    /// (`FirstReadVerifier`; concurrent first readers wait for one pass). A mismatch fails that read,
     /// and every later open and read of that version, with EIO. `--no-verify` turns this off.
     public var verifyReads = true
     /// libfuse worker threads at most.

@@ -75,7 +75,7 @@ extension BlobFileSystem {
         // A handle that needs no check holds a verified version (each read confirms it is still
         // that version) or reads with --no-verify: the hot path takes no lock for verification.
         if handle.needsCheck.load(ordering: .acquiring) {
-            let outcome: BlobVerifier.Outcome
+            let outcome: FirstReadVerifier.Outcome
             do {
                 outcome = try verifier.check(handle.reader, as: handle.name.digest, version: handle.version)
             } catch {

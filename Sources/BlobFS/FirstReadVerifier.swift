@@ -17,7 +17,7 @@ import Synchronization
 /// version and is hashed again at its next open, and a version that changed while it was hashed
 /// counts as nothing. With a ledger, a sha256 name an earlier mount verified is trusted while
 /// its data file is that same version.
-final class BlobVerifier: Sendable {
+final class FirstReadVerifier: Sendable {
     /// What a check found.
     enum Outcome: Sendable, Equatable {
         case intact
@@ -41,7 +41,10 @@ final class BlobVerifier: Sendable {
         let status = Mutex(Status.unchecked)
     }
 
-    private let gates = Mutex<[Digest: Gate]>([:])
+    /// Gates by name, keyed by the raw hash (no heap-allocated hex per blob read in the mount).
+    /// Lock order: this map's lock is a leaf, released before a gate's is taken; a gate's lock is
+    /// taken before the ledger's.
+    private let gates = Mutex<[RawDigest: Gate]>([:])
     /// What earlier mounts verified (`--remember-verified`), if this mount keeps a ledger.
     let ledger: VerificationLedger?
 
@@ -52,7 +55,8 @@ final class BlobVerifier: Sendable {
     /// What is known of `name` in data file `version`, without hashing; nil when that version
     /// was not checked in this mount.
     func known(_ name: Digest, in version: FileVersion?) -> Outcome? {
-        guard let gate = gates.withLock({ $0[name] }) else { return nil }
+        let key = RawDigest(name)
+        guard let gate = gates.withLock({ $0[key] }) else { return nil }
         return gate.status.withLock { $0.outcome(for: version) }
     }
 
@@ -60,10 +64,11 @@ final class BlobVerifier: Sendable {
     /// handle opened) was checked before. Throws `BlobError.changed` when the file is no longer
     /// `version` after the hash: what was hashed is then not known to be what is served.
     func check(_ reader: DataFileReader, as name: Digest, version: FileVersion?) throws -> Outcome {
+        let key = RawDigest(name)
         let gate = gates.withLock { gates in
-            if let gate = gates[name] { return gate }
+            if let gate = gates[key] { return gate }
             let gate = Gate()
-            gates[name] = gate
+            gates[key] = gate
             return gate
         }
         return try gate.status.withLock { status in
