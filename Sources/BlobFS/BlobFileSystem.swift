@@ -7,6 +7,13 @@ import Synchronization
 
 /// The filesystem: `repo/<name>/blobs/<digest>` over a registry's storage, served to FUSE.
 /// All state is immutable or behind a `Mutex`, so libfuse's worker threads share it freely.
+///
+/// Locks, and the order they nest in (docs/architecture.md, "Locking"): `inodes`, `uploads`,
+/// `handles`, `buffers` and `notices` are leaves — each is held only to read or change its own
+/// table, never while another lock is taken and never across I/O. An operation takes them one
+/// after the other, never one inside another. The verifier's gate of a name is the one lock held
+/// across disk I/O, on purpose (see FirstReadVerifier); an upload's locks are described at
+/// `PendingUpload`.
 public final class BlobFileSystem: Sendable {
     public let registry: Registry
     public let options: MountOptions
