@@ -56,7 +56,7 @@ let package = Package(
 
         // The filesystem: inode table, the repo/<name>/blobs/<digest> tree, FUSE operations.
         .target(name: "BlobFS", dependencies: [
-            "CFuse", "Distribution", "StorageDriver", "Storage", "BlobCache",
+            "CFuse", "Distribution", "StorageDriver", "Storage",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The executable: command line, configuration, logging, signals.
