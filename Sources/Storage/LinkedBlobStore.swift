@@ -71,7 +71,14 @@ public struct LinkedBlobStore: BlobStore {
     }
 
     public func create() throws -> any BlobWriter {
-        try UploadWriter.create(in: self)
+        try createUpload()
+    }
+
+    /// Starts an upload, with its concrete type: positional writes, its phase, and a digest of
+    /// `alsoDigest` (sha384, sha512) computed while writing, so that a commit under a name of
+    /// that algorithm needs no second pass over the data.
+    public func createUpload(alsoDigest: DigestAlgorithm? = nil) throws -> UploadWriter {
+        try UploadWriter.create(in: self, alsoDigest: alsoDigest)
     }
 
     public func resume(id: String) throws -> any BlobWriter {
