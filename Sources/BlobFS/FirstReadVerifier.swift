@@ -1,7 +1,6 @@
 import Distribution
 import Scrubber
 import Storage
-import StorageDriver
 import Synchronization
 
 /// The first-read verifier: before any of a blob file's bytes are served, the first read of a
@@ -27,9 +26,9 @@ final class FirstReadVerifier: Sendable {
     /// What is known of one name: the version it was last checked in, and how it fared.
     private enum Status: Sendable {
         case unchecked
-        case checked(FileVersion?, Outcome)
+        case checked(DataFileVersion?, Outcome)
 
-        func outcome(for version: FileVersion?) -> Outcome? {
+        func outcome(for version: DataFileVersion?) -> Outcome? {
             guard case .checked(let checked, let outcome) = self, checked == version else { return nil }
             return outcome
         }
@@ -54,7 +53,7 @@ final class FirstReadVerifier: Sendable {
 
     /// What is known of `name` in data file `version`, without hashing; nil when that version
     /// was not checked in this mount.
-    func known(_ name: Digest, in version: FileVersion?) -> Outcome? {
+    func known(_ name: Digest, in version: DataFileVersion?) -> Outcome? {
         let key = RawDigest(name)
         guard let gate = gates.withLock({ $0[key] }) else { return nil }
         return gate.status.withLock { $0.outcome(for: version) }
@@ -63,7 +62,7 @@ final class FirstReadVerifier: Sendable {
     /// Hashes the data file `reader` has open with `name`'s algorithm, unless `version` (what the
     /// handle opened) was checked before. Throws `BlobError.changed` when the file is no longer
     /// `version` after the hash: what was hashed is then not known to be what is served.
-    func check(_ reader: DataFileReader, as name: Digest, version: FileVersion?) throws -> Outcome {
+    func check(_ reader: DataFileReader, as name: Digest, version: DataFileVersion?) throws -> Outcome {
         let key = RawDigest(name)
         let gate = gates.withLock { gates in
             if let gate = gates[key] { return gate }
@@ -86,7 +85,7 @@ final class FirstReadVerifier: Sendable {
             }
             // What was hashed is the version this handle opened only if the file kept it throughout.
             if let version, hash.version != version {
-                throw BlobError.changed(name, path: reader.path.value)
+                throw BlobError.changed(name, path: reader.location)
             }
             let actual = hash.digests[0]
             let outcome: Outcome = actual == name ? .intact : .corrupt(actual: actual)

@@ -1,7 +1,6 @@
 import Distribution
 import Logging
 import Storage
-import StorageDriver
 
 /// The tree of design §2 over a registry's storage, read straight from disk so that it follows a
 /// live registry: `repo/<component>/…/blobs/<digest>`. A directory's path is the repository name
@@ -34,7 +33,7 @@ struct Namespace: Sendable {
                 if let known = knownAttributes(blob), known.descriptor?.digest == target {
                     return Entry(name: name, node: .blob(blob), attributes: known)
                 }
-                let data = try repository.blobs.resolve(digest)
+                let data = try repository.blobs.resolve(digest, linkedTo: target)
                 return Entry(
                     name: name, node: .blob(blob),
                     attributes: NodeAttributes(size: data.descriptor.size, modified: data.modified, descriptor: data.descriptor))
@@ -46,7 +45,9 @@ struct Namespace: Sendable {
         if name == "blobs", isRepository(path) {
             return Entry(name: name, node: .directory(path: child), attributes: NodeAttributes(modified: directoryTime))
         }
-        guard RepositoryName.problem(inComponent: name.utf8) == nil, isDirectoryOnDisk(child) else { return nil }
+        guard RepositoryName.problem(inComponent: name.utf8) == nil, let prefix = try? RepositoryName(child),
+            registry.isNamePrefix(prefix)
+        else { return nil }
         return Entry(name: name, node: .directory(path: child), attributes: NodeAttributes(modified: directoryTime))
     }
 
@@ -54,17 +55,10 @@ struct Namespace: Sendable {
     /// link is dangling (a GC leftover) are left out; corrupt ones are logged and left out.
     func entries(in path: String, directoryTime: Int64) throws -> [Entry] {
         var names = Set<String>()
-        if let backing = repositoriesPath(path) {
-            let children: [String]
-            do {
-                children = try registry.driver.list(backing)
-            } catch StorageDriverError.pathNotFound {
-                children = []
-            }
-            for child in children where RepositoryName.problem(inComponent: child.utf8) == nil {
-                let childPath = path.isEmpty ? child : path + "/" + child
-                if isDirectoryOnDisk(childPath) { names.insert(child) }
-            }
+        if path.isEmpty {
+            names.formUnion(try registry.childComponents(of: nil))
+        } else if let prefix = try? RepositoryName(path) {
+            names.formUnion(try registry.childComponents(of: prefix))
         }
         if isRepository(path) { names.insert("blobs") }
         var result = names.sorted().map {
@@ -124,20 +118,6 @@ struct Namespace: Sendable {
     /// A repository is a name with `_layers` on disk (storage-spec §1.6).
     func isRepository(_ path: String) -> Bool {
         guard !path.isEmpty, let name = try? RepositoryName(path) else { return false }
-        return (try? registry.driver.stat(PathMapper.path(.layers(name)))) != nil
+        return registry.isRepository(name)
     }
-
-    private func isDirectoryOnDisk(_ path: String) -> Bool {
-        guard let backing = repositoriesPath(path) else { return false }
-        return (try? registry.driver.stat(backing))?.isDirectory ?? false
-    }
-
-    /// `repositories/<path>` on disk, when every component of `path` is a valid name component.
-    private func repositoriesPath(_ path: String) -> DriverPath? {
-        let root = PathMapper.path(.repositoriesRoot)
-        if path.isEmpty { return root }
-        guard let name = try? RepositoryName(path) else { return nil }
-        return PathMapper.path(.repository(name))
-    }
-
 }

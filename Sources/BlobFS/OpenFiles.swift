@@ -1,6 +1,5 @@
 import Distribution
 import Storage
-import StorageDriver
 import Synchronization
 
 /// What a file handle stands for: the kernel holds only its number (`fuse_file_info.fh`), an
@@ -18,11 +17,11 @@ final class OpenBlob: Sendable {
     let reader: DataFileReader
     /// The data file's version when it was opened (nil with `--no-verify`, or where the driver
     /// cannot tell): only this version's bytes are served through this handle.
-    let version: FileVersion?
+    let version: DataFileVersion?
     /// Whether the blob must still be checked before its bytes are served.
     let needsCheck: Atomic<Bool>
 
-    init(inode: UInt64, name: BlobName, reader: DataFileReader, version: FileVersion?, needsCheck: Bool) {
+    init(inode: UInt64, name: BlobName, reader: DataFileReader, version: DataFileVersion?, needsCheck: Bool) {
         self.inode = inode
         self.name = name
         self.reader = reader

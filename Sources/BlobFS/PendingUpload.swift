@@ -7,19 +7,19 @@ import Synchronization
 /// A file being written into `repo/<name>/blobs/` of a read-write mount: an upload under
 /// `_uploads/<uuid>` that becomes a blob when it is committed under a digest — at close for a
 /// file created under its digest name, at rename for a temporary name (rsync's `.name.XXXXXX`).
+///
+/// The upload itself — its phase, size, first error and positional writes — is the storage
+/// layer's `UploadWriter`; this keeps only what the filesystem adds: the inode serial, the
+/// directory and name it was created under, the digest the name gives, the modification time
+/// getattr reports, and why a cancel throws bytes away.
 final class PendingUpload: Sendable {
     enum Phase: Sendable {
+        /// Taking bytes, or being committed (a getattr then still sees the upload's size).
         case writing
         case committed(Descriptor)
-        /// Failed or cancelled: the upload is gone; the errno is what later calls report.
-        case ended(Int32)
-    }
-
-    private struct State {
-        var writer: UploadWriter?
-        var phase: Phase = .writing
-        var size: Int64 = 0
-        var modified: Int64
+        /// Failed or cancelled: the upload is gone; the error is what later calls report
+        /// (a full disk stays ENOSPC; a cancelled upload is `uploadUnknown`, ENOENT).
+        case ended(BlobError)
     }
 
     let serial: UInt64
@@ -30,15 +30,17 @@ final class PendingUpload: Sendable {
     let name: String
     /// The digest the name gives, committed at close; nil for a temporary name.
     let digest: Digest?
-    private let state: Mutex<State>
+    private let writer: UploadWriter
+    /// When the last write landed, seconds since the epoch: the file's mtime for getattr. Its
+    /// own lock, taken after a write returns and never together with the writer's.
+    private let lastWrite: Mutex<Int64>
     private let logger: Logger
 
     init(serial: UInt64, repository: Repository, parent: UInt64, directory: String, name: String, digest: Digest?, logger: Logger)
         throws
     {
-        let writer = try repository.blobs.create() as! UploadWriter
         // A sha384/sha512 name is checked while writing, so its commit needs no second pass.
-        if let digest { writer.alsoDigest(digest.algorithm) }
+        writer = try repository.blobs.createUpload(alsoDigest: digest?.algorithm)
         self.serial = serial
         self.repository = repository
         self.parent = parent
@@ -46,98 +48,78 @@ final class PendingUpload: Sendable {
         self.name = name
         self.digest = digest
         self.logger = logger
-        state = Mutex(State(writer: writer, modified: Int64(time(nil))))
+        lastWrite = Mutex(Int64(time(nil)))
     }
 
-    var phase: Phase { state.withLock { $0.phase } }
-    var size: Int64 { state.withLock { $0.size } }
-    var modified: Int64 { state.withLock { $0.modified } }
+    var phase: Phase {
+        switch writer.phase {
+        case .writing, .released, .committing: .writing
+        case .committed(let descriptor): .committed(descriptor)
+        case .failed(let error): .ended(error)
+        case .cancelled: .ended(.uploadUnknown(writer.id))
+        }
+    }
+
+    var size: Int64 { writer.size }
+
+    /// Whether the writer still takes bytes: a failure seen after it was, is this call's own.
+    private var isWriting: Bool { writer.phase == .writing }
+    var modified: Int64 { lastWrite.withLock { $0 } }
 
     /// Appends at the end; a write beyond the end fills the gap with zeros; a write behind it
     /// cannot be taken back (the bytes are already hashed) and is refused.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
-        try state.withLock { state in
-            if case .ended(let code) = state.phase {
-                // Every later write says what ended the upload (ENOSPC stays ENOSPC).
-                throw BlobError.io(operation: "write", path: "\(directory)/\(name)", errno: code)
-            }
-            guard case .writing = state.phase, let writer = state.writer else {
-                throw BlobError.uploadClosed(writer(of: state))
-            }
-            if offset < state.size {
-                logger.error("refusing a write behind the end of an upload", metadata: [
-                    "file": "\(directory)/\(name)", "offset": "\(offset)", "size": "\(state.size)",
-                ])
-                throw BlobError.invalidLength(expected: state.size, actual: offset)
-            }
-            do {
-                if offset > state.size {
-                    let zeros = [UInt8](repeating: 0, count: Int(offset - state.size))
-                    try zeros.withUnsafeBytes { try writer.write($0) }
-                }
-                try writer.write(bytes)
-            } catch {
-                // A full disk or an I/O error: the upload cannot become the blob any more, so it
-                // goes now (freeing its space), and close reports the same error.
-                state.phase = .ended(errnoValue(forStorage: error))
-                state.writer = nil
-                try? writer.cancel()
+        let wasWriting = isWriting
+        do {
+            try writer.write(bytes, at: offset)
+        } catch BlobError.invalidLength(let size, let offset) {
+            logger.error("refusing a write behind the end of an upload", metadata: [
+                "file": "\(directory)/\(name)", "offset": "\(offset)", "size": "\(size)",
+            ])
+            throw BlobError.invalidLength(expected: size, actual: offset)
+        } catch {
+            if wasWriting, case .failed = writer.phase {
+                // A full disk or an I/O error: the writer removed the upload (freeing its
+                // space), and close reports the same error.
                 logger.error("upload abandoned: \(error)", metadata: ["file": "\(directory)/\(name)"])
-                throw error
             }
-            state.size = offset + Int64(bytes.count)
-            state.modified = Int64(time(nil))
+            throw error
         }
+        lastWrite.withLock { $0 = Int64(time(nil)) }
     }
 
     /// Extends the upload with zeros to `size` (`ftruncate` after a trailing hole, as cp and
     /// rsync do for sparse files); it cannot shrink.
     func extend(to size: Int64) throws {
-        let current = self.size
-        guard size > current else {
-            if size == current { return }
-            throw BlobError.invalidLength(expected: current, actual: size)
-        }
-        try [UInt8](repeating: 0, count: Int(size - current)).withUnsafeBytes { try write($0, at: current) }
+        let before = writer.size
+        try writer.extend(to: size)
+        if size != before { lastWrite.withLock { $0 = Int64(time(nil)) } }
     }
 
     /// At a close(2) that may not be the last (a shell's `>` closes a duplicate first): commits
     /// when the bytes so far have `digest`, and otherwise reports the mismatch but keeps the
     /// upload open for more writes; the last close (release) ends it.
     func commitIfComplete(as digest: Digest) throws {
-        let matches: Bool? = state.withLock { state in
-            guard case .writing = state.phase else { return true }  // committed, or ended: commit says which
-            return state.writer?.contentMatches(digest)
-        }
-        if matches == false {
+        // Committed or ended: commit says which.
+        if case .writing = writer.phase, writer.contentMatches(digest) == false {
             throw BlobError.invalidDigest(digest, reason: "content does not match digest")
         }
         _ = try commit(as: digest)
     }
 
-    /// Verifies and commits under `digest`; on failure the upload is removed.
+    /// Verifies and commits under `digest`; on failure the upload is removed. A second commit
+    /// under the same digest (a second close) returns the first one's descriptor.
     func commit(as digest: Digest) throws -> Descriptor {
-        try state.withLock { state in
-            switch state.phase {
-            case .committed(let descriptor):
-                if descriptor.digest == digest || self.digest == digest { return descriptor }
-                throw BlobError.uploadClosed(writer(of: state))
-            case .ended(let code):
-                throw BlobError.io(operation: "commit", path: "\(directory)/\(name)", errno: code)
-            case .writing:
-                break
-            }
-            guard let writer = state.writer else { throw BlobError.uploadClosed("") }
-            state.writer = nil
-            do {
-                let descriptor = try writer.commit(provisional: Descriptor(digest: digest, size: state.size))
-                state.phase = .committed(descriptor)
-                return descriptor
-            } catch {
-                state.phase = .ended(errnoValue(forStorage: error))
+        let wasWriting = isWriting
+        do {
+            // Size 0: whatever was written when the commit takes the upload over (a concurrent
+            // write is refused from then on).
+            return try writer.commit(provisional: Descriptor(digest: digest, size: 0))
+        } catch {
+            if wasWriting, case .failed = writer.phase {
                 logger.error("upload not committed: \(error)", metadata: ["file": "\(directory)/\(name)", "digest": "\(digest)"])
-                throw error
             }
+            throw error
         }
     }
 
@@ -158,18 +140,7 @@ final class PendingUpload: Sendable {
     /// logged at warning level, with the name, the repository and the size, so that a restore
     /// that lost data always leaves a line in the log (an empty upload loses nothing).
     func cancel(_ reason: CancelReason) {
-        let discarded: Int64? = state.withLock { state in
-            guard case .writing = state.phase else { return nil }
-            state.phase = .ended(ENOENT)
-            if let writer = state.writer {
-                do { try writer.cancel() } catch {
-                    logger.error("could not remove a cancelled upload", metadata: ["upload": "\(writer.id)", "error": "\(error)"])
-                }
-            }
-            state.writer = nil
-            return state.size
-        }
-        guard let discarded, discarded > 0 else { return }
+        guard let discarded = writer.abandon(), discarded > 0 else { return }
         let why: String
         switch reason {
         case .unlinked, .notCreated: return
@@ -181,8 +152,6 @@ final class PendingUpload: Sendable {
             "name": "\(name)", "repository": "\(repository.name)", "bytes": "\(discarded)",
         ])
     }
-
-    private func writer(of state: State) -> String { state.writer?.id ?? "\(directory)/\(name)" }
 }
 
 /// A rewrite of an existing blob through `open(O_TRUNC)`: blobs never change, so the bytes are

@@ -94,7 +94,7 @@ extension BlobFileSystem {
             // that was verified: a write moves its ctime before it changes a byte, so one fstat
             // after the read catches an edit made while the file is open.
             if let version = handle.version, try handle.reader.version() != version {
-                throw BlobError.changed(handle.name.digest, path: handle.reader.path.value)
+                throw BlobError.changed(handle.name.digest, path: handle.reader.location)
             }
             return n
         } catch {
@@ -182,7 +182,7 @@ extension BlobFileSystem {
     func blobFailedVerification(_ handle: OpenBlob, actual: Digest) {
         let descriptor = handle.reader.descriptor
         logger.error("blob content does not match its name: reads fail with EIO", metadata: [
-            "blob": "\(handle.name)", "path": "\(options.storageRoot)\(handle.reader.path)",
+            "blob": "\(handle.name)", "path": "\(options.storageRoot)\(handle.reader.location)",
             "expected": "\(handle.name.digest)", "actual": "\(actual)", "canonical": "\(descriptor.digest)",
         ])
         dropPages(of: handle)

@@ -40,12 +40,15 @@ public protocol BlobWriter: AnyObject, Sendable {
     var startedAt: UploadTimestamp { get }
     /// Bytes in the upload so far, including earlier writers of the same upload.
     var size: Int64 { get }
-    /// Appends bytes at `size`.
+    /// Appends bytes at `size`. A write that fails on the storage (a full disk) ends the
+    /// upload: it is removed, and every later write and commit reports that same error.
     func write(_ bytes: UnsafeRawBufferPointer) throws
     /// Verifies the content against `provisional`, stores it under its canonical digest,
     /// links both digests and removes the upload. On failure the upload is removed too.
+    /// Writes after a commit are `uploadClosed`.
     func commit(provisional: Descriptor) throws -> Descriptor
-    /// Abandons the upload and removes it; idempotent, and a no-op after commit.
+    /// Abandons the upload and removes it; idempotent, and a no-op after commit. Later writes
+    /// and commits are `uploadUnknown`: the upload is gone, as it is to a resume of its id.
     func cancel() throws
     /// Releases the file, keeping the upload for a later resume.
     func close() throws

@@ -6,6 +6,9 @@ import StorageDriver
 public final class DataFileReader: BlobReader {
     public let descriptor: Descriptor
     public let path: DriverPath
+    /// The data file's path in the store, for messages: what a caller that knows no driver
+    /// paths (the filesystem) names in its errors and logs.
+    public var location: String { path.value }
     private let file: any DriverFileReader
 
     /// Opens the data file; a missing one is `dataMissing`.
@@ -25,7 +28,7 @@ public final class DataFileReader: BlobReader {
     }
 
     /// Which version of the data file is open (nil where the driver cannot tell).
-    public func version() throws -> FileVersion? {
+    public func version() throws -> DataFileVersion? {
         try driverCall { try file.version() }
     }
 

@@ -35,7 +35,13 @@ public struct LinkedBlobStore: BlobStore {
     /// statted (size and time are the data file's; a cache adds only the media type, and only
     /// when it agrees). A link whose data is gone is `unknown`, as the registry answers.
     public func resolve(_ name: Digest) throws -> BlobDataFile {
-        let target = try linkTarget(name)
+        try resolve(name, linkedTo: try linkTarget(name))
+    }
+
+    /// `name` as a mount serves it, for a link already read: `target` is what `linkTarget(name)`
+    /// returned. One stat of the data file, so that a cold lookup costs one link read and one
+    /// stat; a link whose data is gone is `unknown`, as in `resolve(_:)`.
+    public func resolve(_ name: Digest, linkedTo target: Digest) throws -> BlobDataFile {
         do {
             return try global.describe(target)
         } catch BlobError.unknown {
@@ -66,7 +72,14 @@ public struct LinkedBlobStore: BlobStore {
     }
 
     public func create() throws -> any BlobWriter {
-        try UploadWriter.create(in: self)
+        try createUpload()
+    }
+
+    /// Starts an upload, with its concrete type: positional writes, its phase, and a digest of
+    /// `alsoDigest` (sha384, sha512) computed while writing, so that a commit under a name of
+    /// that algorithm needs no second pass over the data.
+    public func createUpload(alsoDigest: DigestAlgorithm? = nil) throws -> UploadWriter {
+        try UploadWriter.create(in: self, alsoDigest: alsoDigest)
     }
 
     public func resume(id: String) throws -> any BlobWriter {

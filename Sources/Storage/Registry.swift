@@ -2,6 +2,7 @@ import BlobCache
 import Distribution
 import Logging
 import StorageDriver
+import Synchronization
 
 /// A registry's storage over a driver: repositories, the global blob store, the descriptor cache,
 /// and upload purging. Wired as the registry wires it (docs/storage-format.md, Blob services and how
@@ -14,6 +15,10 @@ public final class Registry: Sendable {
     public let globalStatter: any BlobDescriptorService
     public let blobStore: GlobalBlobStore
     let logger: Logger
+    /// Each repository built once: a mount asks for one on every lookup, and building it means a
+    /// linked statter, a cache scope and a store. Kept for the registry's life: only names that
+    /// were asked for are here, and a mount asks only for repositories it found on disk.
+    private let built = Mutex<[RepositoryName: Repository]>([:])
 
     public init(
         driver: any StorageDriver, cache: (any BlobDescriptorCacheProvider)? = nil, deleteEnabled: Bool = false,
@@ -33,14 +38,24 @@ public final class Registry: Sendable {
         try repository(RepositoryName(name))
     }
 
+    /// The repository `name`; it need not exist yet. The same one on every call, so that its
+    /// repository-scoped cache statistics add up.
     public func repository(_ name: RepositoryName) throws -> Repository {
+        if let repository = built.withLock({ $0[name] }) { return repository }
+        // Built outside the lock (a cache scope may do work); two racing builders make equal
+        // values, and the first one stored is kept.
         let linked = LinkedBlobStatter(driver: driver, repository: name, linkSets: [.layers], global: globalStatter, logger: logger)
         let accessController: any BlobDescriptorService =
             try cache.map { CachedBlobStatter(cache: try $0.repositoryScoped(name), backend: linked, logger: logger) } ?? linked
         let blobs = LinkedBlobStore(
             repository: name, driver: driver, accessController: accessController, global: blobStore, linkSet: .layers,
             deleteEnabled: deleteEnabled, logger: logger)
-        return Repository(name: name, blobs: blobs)
+        let repository = Repository(name: name, blobs: blobs)
+        return built.withLock { built in
+            if let first = built[name] { return first }
+            built[name] = repository
+            return repository
+        }
     }
 
     /// Every repository, sorted: a directory under `repositories/` is one iff it holds `_layers`
@@ -51,7 +66,8 @@ public final class Registry: Sendable {
         do {
             try driver.walk(root) { entry in
                 guard entry.path.name.hasPrefix("_") else { return .continue }
-                if entry.path.name == "_layers", let parent = entry.path.parent {
+                // A `_layers` that is not a directory makes no repository (`isRepository`).
+                if entry.path.name == "_layers", entry.kind == .directory, let parent = entry.path.parent {
                     let name = String(parent.value.dropFirst(root.value.count + 1))
                     do {
                         names.append(try RepositoryName(name))

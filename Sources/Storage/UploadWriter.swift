@@ -8,48 +8,86 @@ import Synchronization
 /// committed in the registry's order (docs/architecture.md, "What is on disk"): verify, move unless present, link,
 /// remove the upload, record in the cache. No hash states are written; a resumed upload is
 /// re-hashed at commit, so no foreign hash state is ever trusted.
+///
+/// The one state machine of an upload, for every caller (a mount's file being written, a
+/// test, a demo store): its phase, its size, the first error that ended it, and positional
+/// writes. A caller keeps only what it adds (a mount: the file's name and inode).
 public final class UploadWriter: BlobWriter {
-    private enum Phase { case open, closed, committed, cancelled }
+    /// Where an upload is in its life. `writing` is the only phase that takes bytes.
+    public enum Phase: Sendable, Hashable {
+        /// Taking bytes.
+        case writing
+        /// Closed by `close()` and kept on disk for a later `resume`; this writer takes no more bytes.
+        case released
+        /// A commit is moving the bytes into the blob store; writes are refused (`uploadClosed`).
+        case committing
+        /// Stored and linked under the descriptor; the upload directory is gone.
+        case committed(Descriptor)
+        /// A write or a commit failed and the upload was removed: every later write and commit
+        /// reports this same error (a full disk stays ENOSPC at close).
+        case failed(BlobError)
+        /// Abandoned and removed by `cancel`.
+        case cancelled
+    }
 
     private struct State {
-        var phase: Phase
+        var phase: Phase = .writing
+        /// The upload's `data` file; nil once the phase left `writing`.
         var file: (any DriverFileWriter)?
         /// Hashes every byte written, from 0, while the writer saw the whole upload.
         var digester: Digester
         /// Extra digesters for provisional algorithms other than sha256, fed alongside.
         var verifiers: [DigestAlgorithm: Digester]
+        /// Bytes in the upload: where the next append lands.
         var size: Int64
         /// Whether the digesters cover the upload from offset 0.
         var inSync: Bool
+        /// The digest the upload was committed under, for a repeated commit.
+        var committedAs: Digest?
     }
 
     public let uploadID: UploadID
     public let startedAt: UploadTimestamp
     private let store: LinkedBlobStore
+    // Lock order: `commitTurn`, then `state`, then the driver file writer's own lock (taken
+    // inside `DriverFileWriter.write` and `commit`). `state` is held only around a state change
+    // and the `pwrite` of a write (the bytes must land in the order they are hashed and counted),
+    // never across a commit's fsync, renames, link writes or removal of the upload.
+    /// Held by a commit from start to end, across its disk I/O, and taken by a cancel before it
+    /// changes the phase: a second commit of the same upload (a second close of the same file)
+    /// or a cancel (unmount) waits for the first commit's outcome and answers from it, where a
+    /// write is refused at once. Writes and size or phase reads never take it.
+    private let commitTurn = Mutex(())
+    /// The phase, the size, the digests and the open `data` file.
     private let state: Mutex<State>
 
     public var id: String { uploadID.value }
     public var size: Int64 { state.withLock { $0.size } }
+    public var phase: Phase { state.withLock { $0.phase } }
 
-    private init(id: UploadID, startedAt: UploadTimestamp, store: LinkedBlobStore, file: any DriverFileWriter, inSync: Bool) {
+    private init(
+        id: UploadID, startedAt: UploadTimestamp, store: LinkedBlobStore, file: any DriverFileWriter, inSync: Bool,
+        alsoDigest: DigestAlgorithm?
+    ) {
         self.uploadID = id
         self.startedAt = startedAt
         self.store = store
-        self.state = Mutex(
-            State(phase: .open, file: file, digester: Digester(.sha256), verifiers: [:], size: file.size, inSync: inSync))
+        var verifiers: [DigestAlgorithm: Digester] = [:]
+        if let alsoDigest, alsoDigest != .sha256, inSync { verifiers[alsoDigest] = Digester(alsoDigest) }
+        self.state = Mutex(State(file: file, digester: Digester(.sha256), verifiers: verifiers, size: file.size, inSync: inSync))
     }
 
     deinit { state.withLock { $0.file?.close() } }
 
     /// Starts a new upload: `startedat`, then an empty `data`, as the registry does.
-    static func create(in store: LinkedBlobStore) throws -> UploadWriter {
+    static func create(in store: LinkedBlobStore, alsoDigest: DigestAlgorithm?) throws -> UploadWriter {
         let id = UploadID.random()
         let startedAt = UploadTimestamp.now()
         let name = store.repository
         do {
             try driverCall { try store.driver.putContent(PathMapper.path(.uploadStartedAt(name, id)), Array(startedAt.rfc3339.utf8)) }
             let file = try driverCall { try store.driver.writer(PathMapper.path(.uploadData(name, id)), append: false) }
-            return UploadWriter(id: id, startedAt: startedAt, store: store, file: file, inSync: true)
+            return UploadWriter(id: id, startedAt: startedAt, store: store, file: file, inSync: true, alsoDigest: alsoDigest)
         } catch {
             _ = try? store.driver.delete(PathMapper.path(.upload(name, id)))
             throw error
@@ -79,16 +117,7 @@ public final class UploadWriter: BlobWriter {
         } catch let error as StorageDriverError {
             throw error.blobError
         }
-        return UploadWriter(id: id, startedAt: startedAt, store: store, file: file, inSync: file.size == 0)
-    }
-
-    /// Hashes the bytes for `algorithm` too while they are written, so that committing under a
-    /// sha384/sha512 name needs no second pass. Call before the first write.
-    public func alsoDigest(_ algorithm: DigestAlgorithm) {
-        state.withLock { state in
-            guard algorithm != .sha256, state.verifiers[algorithm] == nil, state.size == 0 else { return }
-            state.verifiers[algorithm] = Digester(algorithm)
-        }
+        return UploadWriter(id: id, startedAt: startedAt, store: store, file: file, inSync: file.size == 0, alsoDigest: nil)
     }
 
     /// Whether the bytes so far have `digest`, from the digests computed while writing; nil when
@@ -101,118 +130,261 @@ public final class UploadWriter: BlobWriter {
         }
     }
 
+    // MARK: - Writes
+
+    /// Appends at the end of the upload.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        try state.withLock { state in
-            guard state.phase == .open, let file = state.file else { throw BlobError.uploadClosed(id) }
-            // Bytes go to the file first, then into the digests.
-            try driverCall { try file.write(bytes) }
-            state.size += Int64(bytes.count)
-            if state.inSync {
-                state.digester.update(bytes)
-                for verifier in state.verifiers.values { verifier.update(bytes) }
+        try write(bytes, at: nil)
+    }
+
+    /// Writes at `offset`, as a file written by `pwrite` asks: at the end appends; beyond it, the
+    /// gap is filled with zeros first; behind it is refused with `invalidLength` (the bytes there
+    /// are hashed already and cannot be taken back), and the upload goes on.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+        try write(bytes, at: Optional(offset))
+    }
+
+    /// Extends the upload with zeros to `size` (`ftruncate` after a trailing hole, as cp and rsync
+    /// do for sparse files). The size is compared first, in any phase: the size the upload has
+    /// already is no change, and a smaller one is `invalidLength` (it cannot shrink), even after
+    /// a commit.
+    public func extend(to size: Int64) throws {
+        try write(UnsafeRawBufferPointer(start: nil, count: 0), at: size, extending: true)
+    }
+
+    /// One write under the state lock; nil `offset` appends. A failure of the bytes themselves
+    /// (a full disk, an I/O error) ends the upload: it is removed, freeing its space, since its
+    /// digests no longer describe what is on disk.
+    private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64?, extending: Bool = false) throws(BlobError) {
+        let ended = try state.withLock { state throws(BlobError) -> (error: BlobError, file: any DriverFileWriter)? in
+            let start = offset ?? state.size
+            if extending {
+                if start == state.size { return nil }
+                if start < state.size { throw .invalidLength(expected: state.size, actual: start) }
             }
+            switch state.phase {
+            case .writing: break
+            case .failed(let error): throw error
+            case .cancelled: throw .uploadUnknown(id)
+            case .released, .committing, .committed: throw .uploadClosed(id)
+            }
+            guard let file = state.file else { throw .uploadClosed(id) }
+            if start < state.size { throw .invalidLength(expected: state.size, actual: start) }
+            do throws(BlobError) {
+                if start > state.size { try Self.fillWithZeros(&state, upTo: start, file) }
+                try Self.append(&state, bytes, file)
+                return nil
+            } catch {
+                state.phase = .failed(error)
+                state.file = nil
+                return (error, file)
+            }
+        }
+        guard let ended else { return }
+        ended.file.close()
+        removeUploadQuietly()
+        throw ended.error
+    }
+
+    /// Appends `bytes` to the file, then into the digests and the size.
+    private static func append(_ state: inout State, _ bytes: UnsafeRawBufferPointer, _ file: any DriverFileWriter) throws(BlobError) {
+        guard bytes.count > 0 else { return }
+        try driverCall { try file.write(bytes) }
+        state.size += Int64(bytes.count)
+        if state.inSync {
+            state.digester.update(bytes)
+            for verifier in state.verifiers.values { verifier.update(bytes) }
         }
     }
 
+    private static let zeros = [UInt8](repeating: 0, count: 1 << 16)
+
+    /// Appends zeros up to `end`, a block at a time (a hole may be gigabytes).
+    private static func fillWithZeros(_ state: inout State, upTo end: Int64, _ file: any DriverFileWriter) throws(BlobError) {
+        while state.size < end {
+            let count = Int(min(Int64(zeros.count), end - state.size))
+            try driverCall { try zeros.withUnsafeBytes { try append(&state, UnsafeRawBufferPointer(rebasing: $0[..<count]), file) } }
+        }
+    }
+
+    // MARK: - Commit, cancel, close
+
+    /// Verifies the content against `provisional`, stores it under its canonical digest, links
+    /// both digests and removes the upload; on failure the upload is removed and the writer is
+    /// `failed` with that error. The phase is `committing` while the disk work runs, outside the
+    /// state lock: a `getattr` (size, phase) never waits for the fsyncs. A commit of a committed
+    /// upload under its digest or canonical digest returns the descriptor again (a second close
+    /// of the same file); under another digest it is `uploadClosed`.
     public func commit(provisional: Descriptor) throws -> Descriptor {
-        let (size, canonicalDigest, provisionalVerified) = try state.withLock { state in
-            guard state.phase == .open, let file = state.file else { throw BlobError.uploadClosed(id) }
-            state.phase = .closed
-            state.file = nil
-            defer { file.close() }
-            do {
-                try driverCall { try file.commit() }
-                let verdict = try verify(state, provisional: provisional)
-                return (state.size, verdict.canonical, verdict.verified)
-            } catch {
-                removeUploadQuietly()
-                state.phase = .cancelled
-                throw error
+        try commitTurn.withLock { _ throws(BlobError) in try commitInTurn(provisional) }
+    }
+
+    private func commitInTurn(_ provisional: Descriptor) throws(BlobError) -> Descriptor {
+        let start = try state.withLock { state throws(BlobError) -> CommitStart in
+            switch state.phase {
+            case .writing: break
+            case .committed(let descriptor) where descriptor.digest == provisional.digest || state.committedAs == provisional.digest:
+                return .already(descriptor)
+            case .failed(let error): throw error
+            case .cancelled: throw .uploadUnknown(id)
+            case .released, .committing, .committed: throw .uploadClosed(id)
             }
+            guard let file = state.file else { throw .uploadClosed(id) }
+            state.phase = .committing
+            state.file = nil
+            return .written(file, Written(state, provisional: provisional.digest.algorithm))
         }
-        guard provisionalVerified else {
-            removeUploadQuietly()
-            state.withLock { $0.phase = .cancelled }
-            throw BlobError.invalidDigest(provisional.digest, reason: "content does not match digest")
+        let (file, written): (any DriverFileWriter, Written)
+        switch start {
+        case .already(let descriptor): return descriptor
+        case .written(let takenFile, let taken): (file, written) = (takenFile, taken)
         }
-        let canonical = Descriptor(
-            digest: canonicalDigest, size: size, mediaType: provisional.mediaType.isEmpty ? Descriptor.octetStream : provisional.mediaType)
+        let canonical: Descriptor
         do {
-            try moveUnlessPresent(canonical)
-            try store.link(canonical, aliases: [provisional.digest])
+            canonical = try storeBlob(file, written, provisional: provisional)
         } catch {
             removeUploadQuietly()
-            state.withLock { $0.phase = .cancelled }
+            state.withLock { $0.phase = .failed(error) }
             throw error
         }
         removeUploadQuietly()
-        state.withLock { $0.phase = .committed }
+        state.withLock { state in
+            state.phase = .committed(canonical)
+            state.committedAs = provisional.digest
+        }
         // The cache learns the canonical digest only, as the registry does.
         try? store.accessController.setDescriptor(canonical.digest, canonical)
         return canonical
     }
 
-    public func cancel() throws {
-        let wasOpen = state.withLock { state in
-            guard state.phase == .open || state.phase == .closed else { return false }
-            state.file?.close()
-            state.file = nil
-            state.phase = .cancelled
-            return true
-        }
-        if wasOpen { try removeUpload(reportingErrors: true) }
+    /// What a commit found when it took the upload over.
+    private enum CommitStart: Sendable {
+        case written(any DriverFileWriter, Written)
+        case already(Descriptor)
     }
 
+    /// The upload as its writes left it, taken under the lock at the start of a commit.
+    private struct Written: Sendable {
+        var size: Int64
+        /// The sha256 digest computed while writing, when the writer saw every byte.
+        var canonical: Digest?
+        /// The provisional algorithm's digest computed while writing, when there is one.
+        var provisional: Digest?
+
+        init(_ state: State, provisional algorithm: DigestAlgorithm) {
+            size = state.size
+            canonical = state.inSync ? state.digester.digest() : nil
+            provisional = algorithm == .sha256 ? canonical : state.inSync ? state.verifiers[algorithm]?.digest() : nil
+        }
+    }
+
+    /// The commit's disk work, with no lock held: durable data, checks, move, links.
+    private func storeBlob(_ file: any DriverFileWriter, _ written: Written, provisional: Descriptor) throws(BlobError) -> Descriptor {
+        do {
+            defer { file.close() }
+            try driverCall { try file.commit() }
+        }
+        let canonicalDigest = try checkContent(written, against: provisional)
+        let canonical = Descriptor(
+            digest: canonicalDigest, size: written.size, mediaType: provisional.mediaType.isEmpty ? Descriptor.octetStream : provisional.mediaType)
+        try moveUnlessPresent(canonical)
+        try driverCall { try store.link(canonical, aliases: [provisional.digest]) }
+        return canonical
+    }
+
+    /// Abandons the upload and removes it; idempotent, and a no-op once committed or failed. A
+    /// cancel during a commit waits for it, and is then a no-op.
+    public func cancel() throws {
+        _ = try cancelUpload(reportingErrors: true)
+    }
+
+    /// Cancels as `cancel` does, for a caller with nobody to report a failed removal to (it is
+    /// logged): the bytes thrown away, or nil when there was nothing to cancel.
+    @discardableResult
+    public func abandon() -> Int64? {
+        (try? cancelUpload(reportingErrors: false)) ?? nil
+    }
+
+    private func cancelUpload(reportingErrors: Bool) throws -> Int64? {
+        let discarded: Int64? = commitTurn.withLock { _ in
+            state.withLock { state in
+                switch state.phase {
+                case .writing, .released: break
+                case .committing, .committed, .failed, .cancelled: return nil
+                }
+                state.file?.close()
+                state.file = nil
+                state.phase = .cancelled
+                return state.size
+            }
+        }
+        guard let discarded else { return nil }
+        try removeUpload(reportingErrors: reportingErrors)
+        return discarded
+    }
+
+    /// Releases the file and keeps the upload on disk for a later `resume`.
     public func close() throws {
         state.withLock { state in
             state.file?.close()
             state.file = nil
-            if state.phase == .open { state.phase = .closed }
+            if state.phase == .writing { state.phase = .released }
         }
     }
 
     // MARK: - Commit steps
 
-    /// Size and digest checks; re-hashes the data when the writer did not see all of it.
-    private func verify(_ state: State, provisional: Descriptor) throws -> (canonical: Digest, verified: Bool) {
+    /// Size and digest checks; re-hashes the data when the writer did not see all of it. Returns
+    /// the canonical (sha256) digest.
+    private func checkContent(_ written: Written, against provisional: Descriptor) throws(BlobError) -> Digest {
         let dataPath = PathMapper.path(.uploadData(store.repository, uploadID))
         let onDisk = try driverCall { try store.driver.stat(dataPath) }
-        guard onDisk.kind == .file else { throw BlobError.corruptUpload(id: id, reason: "data is not a regular file") }
-        guard onDisk.size == state.size else {
-            throw BlobError.corruptUpload(id: id, reason: "data is \(onDisk.size) bytes on disk, \(state.size) written")
+        guard onDisk.kind == .file else { throw .corruptUpload(id: id, reason: "data is not a regular file") }
+        guard onDisk.size == written.size else {
+            throw .corruptUpload(id: id, reason: "data is \(onDisk.size) bytes on disk, \(written.size) written")
         }
-        if provisional.size > 0, provisional.size != state.size {
-            throw BlobError.invalidLength(expected: provisional.size, actual: state.size)
+        if provisional.size > 0, provisional.size != written.size {
+            throw .invalidLength(expected: provisional.size, actual: written.size)
         }
-        let wanted = provisional.digest.algorithm
-        if state.inSync && (wanted == .sha256 || state.verifiers[wanted] != nil) {
-            let canonical = state.digester.digest()
-            let check = wanted == .sha256 ? canonical : state.verifiers[wanted]!.digest()
-            return (canonical, check == provisional.digest)
+        let canonical: Digest
+        let check: Digest
+        if let writtenCanonical = written.canonical, let writtenProvisional = written.provisional {
+            (canonical, check) = (writtenCanonical, writtenProvisional)
+        } else {
+            (canonical, check) = try rehash(dataPath, size: written.size, provisional: provisional.digest.algorithm)
         }
-        // Full pass over the data: sha256 for the canonical digest, plus the provisional algorithm.
+        guard check == provisional.digest else { throw .invalidDigest(provisional.digest, reason: "content does not match digest") }
+        return canonical
+    }
+
+    /// A full pass over the data: sha256 for the canonical digest, plus the provisional algorithm.
+    private func rehash(_ dataPath: DriverPath, size: Int64, provisional wanted: DigestAlgorithm) throws(BlobError)
+        -> (canonical: Digest, provisional: Digest)
+    {
         let sha256 = Digester(.sha256)
         let verifier = wanted == .sha256 ? sha256 : Digester(wanted)
         let reader = try driverCall { try store.driver.reader(dataPath) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var offset: Int64 = 0
-        while offset < state.size {
-            let n = try buffer.withUnsafeMutableBytes { raw in
-                let n = try driverCall { try reader.read(into: raw, at: offset) }
-                let chunk = UnsafeRawBufferPointer(rebasing: raw[..<n])
-                sha256.update(chunk)
-                if verifier !== sha256 { verifier.update(chunk) }
-                return n
+        while offset < size {
+            let n = try driverCall {
+                try buffer.withUnsafeMutableBytes { raw in
+                    let n = try reader.read(into: raw, at: offset)
+                    let chunk = UnsafeRawBufferPointer(rebasing: raw[..<n])
+                    sha256.update(chunk)
+                    if verifier !== sha256 { verifier.update(chunk) }
+                    return n
+                }
             }
-            guard n > 0 else { throw BlobError.corruptUpload(id: id, reason: "data shrank while it was verified") }
+            guard n > 0 else { throw .corruptUpload(id: id, reason: "data shrank while it was verified") }
             offset += Int64(n)
         }
-        return (sha256.digest(), verifier.digest() == provisional.digest)
+        return (sha256.digest(), verifier.digest())
     }
 
     /// Moves the upload into `blobs/` unless the same blob is already there. A file of another
     /// size under that digest is corrupt by definition and is replaced by the verified bytes.
-    private func moveUnlessPresent(_ canonical: Descriptor) throws {
+    private func moveUnlessPresent(_ canonical: Descriptor) throws(BlobError) {
         let blobPath = PathMapper.path(.blobData(canonical.digest))
         let existing: FileInfo? = try driverCall {
             do { return try store.driver.stat(blobPath) } catch StorageDriverError.pathNotFound { return nil }

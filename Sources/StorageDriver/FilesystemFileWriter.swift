@@ -12,6 +12,8 @@ final class FilesystemFileWriter: DriverFileWriter {
 
     private let parentFD: Int32
     private let path: DriverPath
+    /// The innermost lock of a write: callers take it inside their own (an `UploadWriter`'s
+    /// state lock), and nothing is locked while it is held.
     private let state: Mutex<State>
 
     init(fd: Int32, parentFD: Int32, path: DriverPath, size: Int64) {

@@ -7,6 +7,8 @@ public final class InMemoryDriver: StorageDriver {
     public var name: String { "inmemory" }
 
     final class File: Sendable {
+        /// The innermost lock: taken inside the driver's `state` (stat) and inside a caller's own
+        /// (an `UploadWriter`'s state lock, around a write); nothing is locked while it is held.
         let content: Mutex<[UInt8]>
         let modified: Int64
         init(_ content: [UInt8]) {

@@ -138,8 +138,7 @@ import TestSupport
         defer { store.close() }
         let repository = try store.registry.repository("foo/bar")
         let bytes = seededBytes(count: 5000, seed: 4)
-        let writer = try #require(try repository.blobs.create() as? UploadWriter)
-        writer.alsoDigest(.sha384)
+        let writer = try repository.blobs.createUpload(alsoDigest: .sha384)
         try writer.write(bytes)
         let committed = try writer.commit(provisional: Descriptor(digest: Digester.digest(of: bytes, algorithm: .sha384), size: 0))
         #expect(committed.digest == Digester.digest(of: bytes))

@@ -1,0 +1,45 @@
+import Distribution
+import StorageDriver
+
+/// The tree of repository names as the disk holds it: which names are repositories, and which
+/// components lie below a name prefix. One rule for each, so that a listing, a lookup, the
+/// catalog and the scrubber agree, and so that no caller above Storage needs the layout.
+extension Registry {
+    /// Whether `name` is a repository: `repositories/<name>/_layers` is a directory, as the
+    /// registry's catalog and GC recognise repositories (docs/architecture.md, "What is on
+    /// disk"). A file or anything else named `_layers` makes no repository; neither does a name
+    /// with only `_manifests`. A stat that fails (absent, unreadable, a symbolic link) is no.
+    public func isRepository(_ name: RepositoryName) -> Bool {
+        isDirectory(PathMapper.path(.layers(name)))
+    }
+
+    /// Whether `name` is a directory under `repositories/`: a repository, or a prefix of
+    /// longer names (`team` of `team/app`), or both.
+    public func isNamePrefix(_ name: RepositoryName) -> Bool {
+        isDirectory(PathMapper.path(.repository(name)))
+    }
+
+    /// The components that extend `prefix` (nil: the top level) to a longer name on disk, sorted:
+    /// the directories under `repositories/<prefix>` whose names are valid name components.
+    /// `_layers`, `_uploads` and `_manifests` are not components; neither is a file or a
+    /// symbolic link. A prefix that is not on disk has none.
+    public func childComponents(of prefix: RepositoryName?) throws -> [String] {
+        let directory = prefix.map { PathMapper.path(.repository($0)) } ?? PathMapper.path(.repositoriesRoot)
+        let children: [String]
+        do {
+            children = try driver.list(directory)
+        } catch StorageDriverError.pathNotFound {
+            return []
+        } catch let error as StorageDriverError {
+            throw error.blobError
+        }
+        return children.filter { child in
+            guard RepositoryName.problem(inComponent: child.utf8) == nil, let path = try? directory.appending(child) else { return false }
+            return isDirectory(path)
+        }
+    }
+
+    private func isDirectory(_ path: DriverPath) -> Bool {
+        (try? driver.stat(path))?.isDirectory ?? false
+    }
+}
