@@ -18,7 +18,7 @@ public final class BlobFileSystem: Sendable {
     public let registry: Registry
     public let options: MountOptions
     let logger: Logger
-    let namespace: Namespace
+    let tree: BlobTree
     let inodes: InodeTable
     let buffers = BufferPool(bufferSize: 1 << 20)
     /// Owner of every file: the owner of the storage root.
@@ -45,7 +45,7 @@ public final class BlobFileSystem: Sendable {
         self.logger = logger
         let inodes = InodeTable(rootAttributes: NodeAttributes(modified: Int64(time(nil)), writableDirectories: options.readWrite))
         self.inodes = inodes
-        namespace = Namespace(registry: registry, logger: logger) { inodes.attributes(of: .blob($0)) }
+        tree = BlobTree(registry: registry, logger: logger) { inodes.attributes(of: .blob($0)) }
         var st = Glibc.stat()
         owner = fstatat(AT_FDCWD, options.storageRoot, &st, 0) == 0 ? (st.st_uid, st.st_gid) : (getuid(), getgid())
         mountTime = inodes[InodeTable.rootID]!.attributes.modified

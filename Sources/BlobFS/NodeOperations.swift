@@ -8,16 +8,16 @@ extension BlobFileSystem {
     /// such name (a negative entry, which the kernel remembers for the negative timeout).
     func lookup(parent: UInt64, name: String) throws(FileSystemError) -> EntryReply? {
         guard let parentEntry = inodes[parent] else { throw .noEntry }
-        let found: Namespace.Entry?
+        let found: BlobTree.Entry?
         switch parentEntry.node {
         case .root:
-            found = name == "repo" ? Namespace.Entry(name: name, node: .directory(path: ""), attributes: directoryAttributes) : nil
+            found = name == "repo" ? BlobTree.Entry(name: name, node: .directory(path: ""), attributes: directoryAttributes) : nil
         case .directory(let path):
             if let upload = uploads.named(name, in: path) {
-                found = Namespace.Entry(name: name, node: .upload(upload.serial), attributes: uploadAttributes(upload))
+                found = BlobTree.Entry(name: name, node: .upload(upload.serial), attributes: uploadAttributes(upload))
             } else {
                 found = try FileSystemError.storage("lookup \(name)") {
-                    try namespace.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
+                    try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
                 }
             }
         case .blob, .upload:
@@ -79,7 +79,7 @@ extension BlobFileSystem {
         return NodeAttributes(size: upload.size, modified: upload.modified)
     }
 
-    func withDirectoryMode(_ entry: Namespace.Entry) -> Namespace.Entry {
+    func withDirectoryMode(_ entry: BlobTree.Entry) -> BlobTree.Entry {
         var entry = entry
         entry.attributes.writableDirectories = options.readWrite
         return entry

@@ -33,9 +33,9 @@ final class OpenBlob: Sendable {
 /// A directory listing taken at opendir, served by offset to readdir and readdirplus.
 final class OpenDirectory: Sendable {
     let inode: UInt64
-    let entries: [Namespace.Entry]
+    let entries: [BlobTree.Entry]
 
-    init(inode: UInt64, entries: [Namespace.Entry]) {
+    init(inode: UInt64, entries: [BlobTree.Entry]) {
         self.inode = inode
         self.entries = entries
     }

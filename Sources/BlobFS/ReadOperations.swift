@@ -111,17 +111,17 @@ extension BlobFileSystem {
     /// A directory's listing, taken now and served by offset from the handle.
     func opendir(ino: UInt64) throws(FileSystemError) -> OpenReply {
         guard let entry = inodes[ino] else { throw .noEntry }
-        let entries: [Namespace.Entry]
+        let entries: [BlobTree.Entry]
         switch entry.node {
         case .root:
-            entries = [Namespace.Entry(name: "repo", node: .directory(path: ""), attributes: directoryAttributes)]
+            entries = [BlobTree.Entry(name: "repo", node: .directory(path: ""), attributes: directoryAttributes)]
         case .directory(let path):
             entries =
                 try FileSystemError.storage("opendir \(entry.node)") {
-                    try namespace.entries(in: path, directoryTime: mountTime).map(withDirectoryMode)
+                    try tree.entries(in: path, directoryTime: mountTime).map(withDirectoryMode)
                 }
                 + uploads.names(in: path).map {
-                    Namespace.Entry(name: $0.name, node: .upload($0.upload.serial), attributes: uploadAttributes($0.upload))
+                    BlobTree.Entry(name: $0.name, node: .upload($0.upload.serial), attributes: uploadAttributes($0.upload))
                 }
         case .blob, .upload:
             throw .notADirectory

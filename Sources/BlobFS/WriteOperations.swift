@@ -48,7 +48,7 @@ extension BlobFileSystem {
         do {
             try upload.commitIfComplete(as: digest)
             invalidate(parent: parent, name: name)
-            guard let found = try namespace.lookup(name, in: upload.directory, directoryTime: mountTime) else {
+            guard let found = try tree.lookup(name, in: upload.directory, directoryTime: mountTime) else {
                 throw FileSystemError.vanishedAfterWrite(operation: "mknod \(upload.directory)/\(name)")
             }
             return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
@@ -151,7 +151,7 @@ extension BlobFileSystem {
         }
         guard let upload = uploads.named(name, in: path) else {
             logger.error("only a file being written can be renamed: blobs and directories are fixed", metadata: ["name": "\(name)"])
-            throw namespaceHas(name, in: path) ? .notPermitted : .noEntry
+            throw treeHas(name, in: path) ? .notPermitted : .noEntry
         }
         guard newPath == path else {
             throw .refusedWrite(.renameOutOfItsDirectory(name: name, from: path, to: newPath), operation: "rename")
@@ -183,8 +183,8 @@ extension BlobFileSystem {
             uploads.remove(upload)
             return
         }
-        guard let repository = namespace.repositoryOwningBlobs(path), case .digest(let digest) = UploadName.classify(name) else {
-            throw namespaceHas(name, in: path) ? .notPermitted : .noEntry
+        guard let repository = tree.repositoryOwningBlobs(path), case .digest(let digest) = UploadName.classify(name) else {
+            throw treeHas(name, in: path) ? .notPermitted : .noEntry
         }
         guard options.allowDelete else {
             logger.error("deletes are disabled (mount with --allow-delete)", metadata: ["blob": "\(path)/\(name)"])
@@ -200,7 +200,7 @@ extension BlobFileSystem {
         guard case .directory(let path)? = inodes[parent]?.node else { throw .notPermitted }
         let child = path.isEmpty ? name : path + "/" + name
         if name == "blobs", !path.isEmpty, let repository = try? RepositoryName(path) {
-            guard !namespace.isRepository(path) else { throw .exists }
+            guard !tree.isRepository(path) else { throw .exists }
             try FileSystemError.storage("mkdir \(child)") { try registry.createRepository(repository) }
         } else {
             let prefix: RepositoryName
@@ -208,11 +208,11 @@ extension BlobFileSystem {
                 logger.error("refusing an invalid repository name: \(error)")
                 throw .invalidArgument
             }
-            guard !namespaceHas(name, in: path) else { throw .exists }
+            guard !treeHas(name, in: path) else { throw .exists }
             try FileSystemError.storage("mkdir \(child)") { try registry.createNamePrefix(prefix) }
         }
         let found = try FileSystemError.storage("mkdir \(child)") {
-            try namespace.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
+            try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
         }
         guard let found else { throw .vanishedAfterWrite(operation: "mkdir \(child)") }
         return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
@@ -252,7 +252,7 @@ extension BlobFileSystem {
     /// (UploadName), so that nothing is accepted only to be thrown away.
     private func startUpload(parent: UInt64, name: String) throws(FileSystemError) -> PendingUpload {
         guard let parentEntry = inodes[parent], case .directory(let path) = parentEntry.node,
-            let repository = namespace.repositoryOwningBlobs(path)
+            let repository = tree.repositoryOwningBlobs(path)
         else {
             logger.error("files can only be created in a repository's blobs directory", metadata: ["name": "\(name)"])
             throw .notPermitted
@@ -285,7 +285,7 @@ extension BlobFileSystem {
         return path.isEmpty ? "repo" : path
     }
 
-    func namespaceHas(_ name: String, in path: String) -> Bool {
-        ((try? namespace.lookup(name, in: path, directoryTime: mountTime)) ?? nil) != nil
+    func treeHas(_ name: String, in path: String) -> Bool {
+        ((try? tree.lookup(name, in: path, directoryTime: mountTime)) ?? nil) != nil
     }
 }

@@ -7,7 +7,7 @@ import Storage
 /// so far; it holds `blobs` when that path is a repository (on disk, `_layers` exists), child
 /// components for longer names, and — when the path ends in `/blobs` of a repository — the digests
 /// linked there. Digests contain `:`, components cannot, so nothing is ambiguous.
-struct Namespace: Sendable {
+struct BlobTree: Sendable {
     let registry: Registry
     let logger: Logger
     /// Attributes of blob names that already have an inode: once the link is confirmed to hold
