@@ -2,7 +2,7 @@ import Distribution
 import Logging
 import Storage
 
-/// The tree of design §2 over a registry's storage, read straight from disk so that it follows a
+/// The mounted tree (docs/architecture.md, "The mounted tree") over a registry's storage, read straight from disk so that it follows a
 /// live registry: `repo/<component>/…/blobs/<digest>`. A directory's path is the repository name
 /// so far; it holds `blobs` when that path is a repository (on disk, `_layers` exists), child
 /// components for longer names, and — when the path ends in `/blobs` of a repository — the digests
@@ -115,7 +115,7 @@ struct BlobTree: Sendable {
         return try? registry.repository(String(path.dropLast("/blobs".count)))
     }
 
-    /// A repository is a name with `_layers` on disk (storage-spec §1.6).
+    /// A repository is a name with `_layers` on disk (docs/storage-format.md, "Repositories").
     func isRepository(_ path: String) -> Bool {
         guard !path.isEmpty, let name = try? RepositoryName(path) else { return false }
         return registry.isRepository(name)

@@ -5,7 +5,7 @@ import Glibc
 import Testing
 import TestSupport
 
-/// A deadline per command, not per read, and a failure marks Redis down (findings F1, F8): against
+/// A deadline per command, not per read, and a failure marks Redis down (docs/hostile-input.md, F1, F8): against
 /// scripted fake servers (a reply that trickles, a server that never answers) and a SIGSTOPped
 /// redis-server. Times are only checked as upper bounds, to catch a hang; how often the network
 /// was touched is counted (connections the fake accepted, the provider's statistics).

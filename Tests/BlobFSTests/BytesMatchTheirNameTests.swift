@@ -7,8 +7,8 @@ import TestSupport
 /// A file under a digest name has exactly that digest's bytes or fails with EIO, whatever the
 /// store does under the mount: data files edited or replaced after their first verification,
 /// links that hold another blob than their name, aliases whose bytes do not hash to the alias,
-/// and blobs removed from a repository while the kernel still holds their name (findings F2,
-/// F3, F5 of the hostile-input run).
+/// and blobs removed from a repository while the kernel still holds their name (docs/hostile-input.md, F2,
+/// F3, F5).
 @Suite struct BytesMatchTheirNameTests {
     /// Drops the kernel's cached pages of a file in the mount, so the next read reaches the daemon.
     func dropPageCache(_ path: String) throws {

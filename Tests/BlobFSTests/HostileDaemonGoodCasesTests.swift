@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 /// Regression tests for the daemon-level "cases that behaved well" of the hostile-input run
-/// (/work/shared/docs/hostile-input-findings.md, cases 10, 26, 33, 34, 36–40): a daemon without
+/// (docs/hostile-input.md, cases 10, 26, 33, 34, 36–40): a daemon without
 /// CAP_DAC_OVERRIDE, kill -9 during writes, signals, mountpoint checks, two daemons on one store,
 /// hostile ledgers and configuration files, the mount(8) helper form's options, and hostile Redis
 /// servers.

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// Regression tests for the read-write "cases that behaved well" of the hostile-input run
-/// (/work/shared/docs/hostile-input-findings.md, cases 20–32): writes in the wrong place or
+/// (docs/hostile-input.md, cases 20–32): writes in the wrong place or
 /// under the wrong name, renames, links and rewrites of blobs, concurrent and abandoned writers,
 /// purge-uploads against hostile and active uploads, inode exhaustion, empty and sparse blobs,
 /// and a read-write mount over a store that symlinks out of itself.

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// Regression tests for the read-only "cases that behaved well" of the hostile-input run
-/// (/work/shared/docs/hostile-input-findings.md, cases 1–9, 11–19, 35, 41): a store that symlinks
+/// (docs/hostile-input.md, cases 1–9, 11–19, 35, 41): a store that symlinks
 /// out of itself, corrupt and oversized links, data files that are devices, names that break the
 /// grammar, data truncated or appended under the mount, path tricks, odd offsets and mappings,
 /// many readers, extended attributes, and a store root that goes away. Each must keep answering
@@ -172,7 +172,7 @@ import TestSupport
 
     // MARK: - Case 9: data files that are devices or sockets
 
-    /// The hostile-input run saw ENOENT; since findings F13 a data file that is not a regular file
+    /// The hostile-input run saw ENOENT; since F13 (docs/hostile-input.md) a data file that is not a regular file
     /// is reported with EIO (BytesMatchTheirNameTests covers the FIFO and the directory). What
     /// must hold either way: refused at once, no hang, no byte of the device served, not listed.
     @Test func dataFilesThatAreDevicesOrSocketsAreRefusedAtOnce() throws {

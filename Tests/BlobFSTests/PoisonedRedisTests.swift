@@ -5,8 +5,8 @@ import Testing
 import TestSupport
 
 /// A Redis cache is never the record: entries that lie about a blob's canonical digest, its size
-/// or a repository's membership change nothing that a mount serves (findings F3c, F4, F7 of the
-/// hostile-input run). Storage is asked; the lying entry is logged as a cache problem.
+/// or a repository's membership change nothing that a mount serves (docs/hostile-input.md, F3, F4, F7).
+/// Storage is asked; the lying entry is logged as a cache problem.
 @Suite struct PoisonedRedisTests {
     @Test func lyingEntriesNeitherServeOtherBytesNorOpenOtherRepositoriesNorBreakGoodBlobs() throws {
         let workspace = try Workspace("poisoned")

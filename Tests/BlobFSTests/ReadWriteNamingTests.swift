@@ -4,7 +4,7 @@ import Glibc
 import Testing
 import TestSupport
 
-/// What a read-write mount accepts as a new file in `blobs/`, with real tools (findings F6, F13):
+/// What a read-write mount accepts as a new file in `blobs/`, with real tools (docs/hostile-input.md, F6, F13):
 /// a name that can never become a blob is refused at create with EINVAL and a log line, so cp,
 /// rsync and tar fail instead of "succeeding" into a file that unmount throws away; symbolic
 /// links, FIFOs and devices are EPERM; an upload renames only onto its digest in its own

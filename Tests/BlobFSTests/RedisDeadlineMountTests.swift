@@ -4,7 +4,7 @@ import Glibc
 import Testing
 import TestSupport
 
-/// Mounts whose Redis is slow, silent or stopped (findings F1, F8): lookups fall back to storage
+/// Mounts whose Redis is slow, silent or stopped (docs/hostile-input.md, F1, F8): lookups fall back to storage
 /// within a bound, one slow lookup does not hold up the others, SIGTERM still stops the daemon,
 /// and after one timeout Redis is left alone. Times are upper bounds only (a hang detector);
 /// network use is counted (the fake server's counters, the daemon's log lines).

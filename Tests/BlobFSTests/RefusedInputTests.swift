@@ -7,7 +7,7 @@ import TestSupport
 @testable import blobfs
 
 /// What `blobfs mount` refuses before mounting, each with one line naming the file and the reason
-/// (findings F10, F11, F15): nothing is mounted, nothing is read without bound.
+/// (docs/hostile-input.md, F10, F11, F15): nothing is mounted, nothing is read without bound.
 @Suite struct RefusedInputTests {
     /// Runs `blobfs mount <store> <mnt> …` that must fail before mounting.
     func refusedMount(_ workspace: Workspace, _ extra: [String], root: [String]? = nil) throws -> CommandResult {
