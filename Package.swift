@@ -86,9 +86,11 @@ let package = Package(
         .testTarget(name: "BlobCacheRedisTests", dependencies: [
             "BlobCacheRedis", "BlobCache", "BlobCacheTesting", "Storage", "StorageDriver", "Distribution", "TestSupport",
         ]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "TestSupport"]),
+        // Fixtures shared by the storage-level test targets: a registry over a fresh store on either driver.
+        .target(name: "StorageTesting", dependencies: ["Storage", "StorageDriver", "BlobCache", "Distribution", "TestSupport"], path: "Tests/StorageTesting"),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "StorageTesting", "TestSupport"]),
         .testTarget(name: "ScrubberTests", dependencies: [
-            "Scrubber", "Storage", "StorageDriver", "BlobCache", "Distribution", "TestSupport",
+            "Scrubber", "Storage", "StorageDriver", "BlobCache", "Distribution", "StorageTesting", "TestSupport",
         ]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
         // The FUSE operations called directly on an in-memory store: no kernel, no mount.

@@ -6,6 +6,7 @@ import Storage
 import StorageDriver
 import TestSupport
 import Testing
+import StorageTesting
 
 /// `blobfs verify` over a hostile store (F9): a directory it cannot enter is one problem line and
 /// the scrub goes on; what it could not reach is never called intact; a data file that is not a

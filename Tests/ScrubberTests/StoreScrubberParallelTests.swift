@@ -5,6 +5,7 @@ import Storage
 import StorageDriver
 import TestSupport
 import Testing
+import StorageTesting
 
 /// `blobfs verify` with several reading threads: the same problems, in the same order, with the
 /// same counts as with one, however the threads interleave.

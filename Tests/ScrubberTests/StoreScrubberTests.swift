@@ -4,6 +4,7 @@ import Storage
 import StorageDriver
 import TestSupport
 import Testing
+import StorageTesting
 
 /// `blobfs verify`'s checks: each kind of damage is found, named, and reported once.
 @Suite struct StoreScrubberTests {

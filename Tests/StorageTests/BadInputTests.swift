@@ -4,6 +4,7 @@ import Storage
 import StorageDriver
 import Testing
 import TestSupport
+import StorageTesting
 
 /// Hostile names and digests are refused before anything touches the disk; wrong content leaves
 /// nothing behind; corrupt stores give errors, not crashes.

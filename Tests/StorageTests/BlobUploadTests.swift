@@ -4,6 +4,7 @@ import Storage
 import StorageDriver
 import Testing
 import TestSupport
+import StorageTesting
 
 /// Ports of the registry's `registry/storage/blob_test.go` on both drivers.
 @Suite struct BlobUploadTests {

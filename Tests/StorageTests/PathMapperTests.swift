@@ -2,6 +2,7 @@ import Distribution
 import Storage
 import StorageDriver
 import Testing
+import StorageTesting
 
 /// The registry's TestPathMapper and TestDigestFromPath, with full-length digests.
 @Suite struct PathMapperTests {

@@ -2,6 +2,7 @@ import Distribution
 import Storage
 import StorageDriver
 import Testing
+import StorageTesting
 
 /// Ports of the registry's purgeuploads_test.go, all six cases.
 @Suite struct PurgeUploadsTests {

@@ -4,6 +4,7 @@ import Distribution
 import StorageDriver
 import Testing
 import TestSupport
+import StorageTesting
 
 /// What Storage answers about the tree of names, so that the filesystem needs no driver paths:
 /// one rule for "is a repository", the components under a prefix, and a cold lookup's cost.

@@ -7,6 +7,7 @@ import StorageDriver
 import Synchronization
 import Testing
 import TestSupport
+import StorageTesting
 
 /// The upload state machine that a mount's files are written through: positional writes, the
 /// phases, the first error, and what a concurrent caller sees during a commit.

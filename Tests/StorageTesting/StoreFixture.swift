@@ -4,15 +4,23 @@ import Storage
 import StorageDriver
 import TestSupport
 
+// Fixtures shared by the storage-level test targets (StorageTests, ScrubberTests).
+
 /// A registry over a fresh store on either driver; the temporary directory lives as long as it.
-struct StoreFixture: CustomStringConvertible {
-    let registry: Registry
-    let driver: any StorageDriver
-    let directory: TemporaryDirectory?
+public struct StoreFixture: CustomStringConvertible {
+    public let registry: Registry
+    public let driver: any StorageDriver
+    public let directory: TemporaryDirectory?
 
-    static let kinds = ["filesystem", "inmemory"]
+    public init(registry: Registry, driver: any StorageDriver, directory: TemporaryDirectory?) {
+        self.registry = registry
+        self.driver = driver
+        self.directory = directory
+    }
 
-    static func make(_ kind: String, cache: (any BlobDescriptorCacheProvider)? = InMemoryCacheProvider(), deleteEnabled: Bool = true)
+    public static let kinds = ["filesystem", "inmemory"]
+
+    public static func make(_ kind: String, cache: (any BlobDescriptorCacheProvider)? = InMemoryCacheProvider(), deleteEnabled: Bool = true)
         throws -> StoreFixture
     {
         let directory = kind == "filesystem" ? try TemporaryDirectory() : nil
@@ -21,13 +29,13 @@ struct StoreFixture: CustomStringConvertible {
             registry: Registry(driver: driver, cache: cache, deleteEnabled: deleteEnabled), driver: driver, directory: directory)
     }
 
-    var description: String { driver.name }
+    public var description: String { driver.name }
 
     /// Removes the directory; tests `defer` it, which also keeps the fixture alive until then.
-    func close() { directory?.remove() }
+    public func close() { directory?.remove() }
 
     /// Every path below the store's root, for "nothing was written" checks.
-    func allPaths() throws -> [String] {
+    public func allPaths() throws -> [String] {
         var paths: [String] = []
         do {
             try driver.walk(try DriverPath("/docker")) { entry in
@@ -39,7 +47,7 @@ struct StoreFixture: CustomStringConvertible {
     }
 
     /// Only the files (no directories) below the store's root.
-    func allFiles() throws -> [String] {
+    public func allFiles() throws -> [String] {
         var paths: [String] = []
         do {
             try driver.walk(try DriverPath("/docker")) { entry in
@@ -53,10 +61,10 @@ struct StoreFixture: CustomStringConvertible {
 
 /// Uploads `bytes` through a writer and commits under `provisional` (sha256 of the bytes by default).
 @discardableResult
-func upload(_ bytes: [UInt8], to repository: Repository, as provisional: Digest? = nil) throws -> Descriptor {
+public func upload(_ bytes: [UInt8], to repository: Repository, as provisional: Digest? = nil) throws -> Descriptor {
     let writer = try repository.blobs.create()
     try writer.write(bytes)
     return try writer.commit(provisional: Descriptor(digest: provisional ?? Digester.digest(of: bytes), size: Int64(bytes.count)))
 }
 
-func dp(_ s: String) -> DriverPath { try! DriverPath(s) }
+public func dp(_ s: String) -> DriverPath { try! DriverPath(s) }
