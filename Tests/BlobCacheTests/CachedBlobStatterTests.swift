@@ -3,8 +3,8 @@ import Distribution
 import Synchronization
 import Testing
 
-/// A descriptor service with scripted answers that counts its calls.
-final class FakeService: BlobDescriptorService {
+/// A descriptor service with scripted answers that counts its calls; it stands for a cache too.
+final class FakeService: BlobDescriptorService, BlobDescriptorCache {
     struct State {
         var descriptors: [Digest: Descriptor] = [:]
         var failure: BlobError?
@@ -14,23 +14,23 @@ final class FakeService: BlobDescriptorService {
     }
     let state = Mutex(State())
 
-    func stat(_ digest: Digest) throws -> Descriptor {
-        try state.withLock { s in
+    func stat(_ digest: Digest) throws(BlobError) -> Descriptor {
+        try state.withLock { (s) throws(BlobError) in
             s.stats += 1
             if let failure = s.failure { throw failure }
-            guard let d = s.descriptors[digest] else { throw BlobError.unknown(digest) }
+            guard let d = s.descriptors[digest] else { throw .unknown(digest) }
             return d
         }
     }
-    func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
-        try state.withLock { s in
+    func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws(BlobError) {
+        try state.withLock { (s) throws(BlobError) in
             s.sets += 1
             if let failure = s.failure { throw failure }
             s.descriptors[digest] = descriptor
         }
     }
-    func clear(_ digest: Digest) throws {
-        try state.withLock { s in
+    func clear(_ digest: Digest) throws(BlobError) {
+        try state.withLock { (s) throws(BlobError) in
             s.clears += 1
             if let failure = s.failure { throw failure }
             s.descriptors[digest] = nil
