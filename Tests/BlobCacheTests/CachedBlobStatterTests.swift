@@ -97,4 +97,24 @@ final class FakeService: BlobDescriptorService, BlobDescriptorCache {
         try statter.clear(d)
         #expect(backend.counts.clears == 1)
     }
+
+    /// A cache's own failure (Redis's, not a blob error) stops at the statter as `cacheFailed`,
+    /// and storage is left alone.
+    @Test func aCacheFailureThatIsNoBlobErrorIsCacheFailed() throws {
+        struct Unreachable: Error, CustomStringConvertible {
+            var description: String { "cache unreachable" }
+        }
+        struct FailingCache: BlobDescriptorCache {
+            func stat(_ digest: Digest) throws -> Descriptor { throw Unreachable() }
+            func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws { throw Unreachable() }
+            func clear(_ digest: Digest) throws { throw Unreachable() }
+        }
+        let backend = FakeService()
+        let real = Descriptor(digest: d, size: 10)
+        backend.state.withLock { $0.descriptors[d] = real }
+        let statter = CachedBlobStatter(cache: FailingCache(), backend: backend)
+        #expect(try statter.stat(d) == real)
+        #expect(throws: BlobError.cacheFailed("clear \(d): cache unreachable")) { try statter.clear(d) }
+        #expect(backend.counts.clears == 0)
+    }
 }
