@@ -65,7 +65,7 @@ let package = Package(
 
         // The filesystem: inode table, the repo/<name>/blobs/<digest> tree, FUSE operations.
         .target(name: "BlobFS", dependencies: [
-            "CFuse", "Distribution", "StorageDriver", "Storage",
+            "CFuse", "Distribution", "Storage",
             .product(name: "Logging", package: "swift-log"),
             "Scrubber",
         ]),

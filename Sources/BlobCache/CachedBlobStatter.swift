@@ -4,7 +4,8 @@ import Synchronization
 
 /// A descriptor cache in front of a backend statter, with the registry's v3 rules
 /// (docs/storage-format.md, The descriptor cache): only a real miss writes back; a cache error
-/// falls back to the backend without writing.
+/// falls back to the backend without writing. Where the cache's untyped errors stop (see
+/// `BlobDescriptorCache`): what this throws is the backend's `BlobError`, or `cacheFailed`.
 public final class CachedBlobStatter: BlobDescriptorService {
     /// Counters, for logs, benchmarks and tests.
     public struct Statistics: Sendable, Hashable {
@@ -18,12 +19,12 @@ public final class CachedBlobStatter: BlobDescriptorService {
         }
     }
 
-    public let cache: any BlobDescriptorService
+    public let cache: any BlobDescriptorCache
     public let backend: any BlobDescriptorService
     private let counters = Mutex(Statistics())
     private let logger: Logger
 
-    public init(cache: any BlobDescriptorService, backend: any BlobDescriptorService, logger: Logger = Logger(label: "blobfs.cache")) {
+    public init(cache: any BlobDescriptorCache, backend: any BlobDescriptorService, logger: Logger = Logger(label: "blobfs.cache")) {
         self.cache = cache
         self.backend = backend
         self.logger = logger
@@ -31,7 +32,7 @@ public final class CachedBlobStatter: BlobDescriptorService {
 
     public var statistics: Statistics { counters.withLock { $0 } }
 
-    public func stat(_ digest: Digest) throws -> Descriptor {
+    public func stat(_ digest: Digest) throws(BlobError) -> Descriptor {
         let cacheError: (any Error)?
         do {
             let descriptor = try cache.stat(digest)
@@ -110,7 +111,7 @@ public final class CachedBlobStatter: BlobDescriptorService {
     }
 
     /// Records in the cache only; always succeeds (errors are logged).
-    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
+    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws(BlobError) {
         do {
             try cache.setDescriptor(digest, descriptor)
         } catch {
@@ -119,9 +120,16 @@ public final class CachedBlobStatter: BlobDescriptorService {
     }
 
     /// Clears the cache first; if that fails the backend is left alone, so the two never disagree
-    /// in the direction that would resurrect a deleted blob.
-    public func clear(_ digest: Digest) throws {
-        try cache.clear(digest)
+    /// in the direction that would resurrect a deleted blob. A cache's blob error (a miss) is
+    /// passed on as it is; any other failure of the cache is `cacheFailed`.
+    public func clear(_ digest: Digest) throws(BlobError) {
+        do {
+            try cache.clear(digest)
+        } catch let error as BlobError {
+            throw error
+        } catch {
+            throw .cacheFailed("clear \(digest): \(error)")
+        }
         try backend.clear(digest)
     }
 }

@@ -22,12 +22,12 @@ public final class InMemoryCacheProvider: BlobDescriptorCacheProvider {
     /// Entries held now (global and repository-scoped).
     public var count: Int { entries.withLock { $0.count } }
 
-    public func stat(_ digest: Digest) throws -> Descriptor {
+    public func stat(_ digest: Digest) throws(BlobError) -> Descriptor {
         try lookup(Key(digest: digest, repository: nil))
     }
 
     /// First writer wins: a known digest is left as it is. An alias also records the canonical key.
-    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
+    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws(BlobError) {
         try descriptor.validate()
         entries.withLock { entries in
             guard entries.peek(Key(digest: digest, repository: nil)) == nil else { return }
@@ -40,16 +40,16 @@ public final class InMemoryCacheProvider: BlobDescriptorCacheProvider {
         }
     }
 
-    public func clear(_ digest: Digest) throws {
+    public func clear(_ digest: Digest) throws(BlobError) {
         _ = entries.withLock { $0.remove(Key(digest: digest, repository: nil)) }
     }
 
-    public func repositoryScoped(_ name: RepositoryName) throws -> any BlobDescriptorService {
+    public func repositoryScoped(_ name: RepositoryName) throws(BlobError) -> any BlobDescriptorCache {
         RepositoryScope(provider: self, repository: name)
     }
 
-    fileprivate func lookup(_ key: Key) throws -> Descriptor {
-        guard let descriptor = entries.withLock({ $0.get(key) }) else { throw BlobError.unknown(key.digest) }
+    fileprivate func lookup(_ key: Key) throws(BlobError) -> Descriptor {
+        guard let descriptor = entries.withLock({ $0.get(key) }) else { throw .unknown(key.digest) }
         return descriptor
     }
 
@@ -62,22 +62,22 @@ public final class InMemoryCacheProvider: BlobDescriptorCacheProvider {
     }
 
     /// One repository's view: membership and a repository-local media type.
-    private struct RepositoryScope: BlobDescriptorService {
+    private struct RepositoryScope: BlobDescriptorCache {
         let provider: InMemoryCacheProvider
         let repository: RepositoryName
 
-        func stat(_ digest: Digest) throws -> Descriptor {
+        func stat(_ digest: Digest) throws(BlobError) -> Descriptor {
             try provider.lookup(Key(digest: digest, repository: repository))
         }
 
-        func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
+        func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws(BlobError) {
             try descriptor.validate()
             provider.setRepositoryEntry(Key(digest: digest, repository: repository), descriptor)
             try provider.setDescriptor(digest, descriptor)
         }
 
         /// Revokes membership only; the global entry stays for other repositories.
-        func clear(_ digest: Digest) throws {
+        func clear(_ digest: Digest) throws(BlobError) {
             provider.removeRepositoryEntry(Key(digest: digest, repository: repository))
         }
     }

@@ -44,7 +44,7 @@ public final class RedisCacheProvider: BlobDescriptorCacheProvider {
         if reply.integer == 0 { throw BlobError.unknown(digest) }
     }
 
-    public func repositoryScoped(_ name: RepositoryName) throws -> any BlobDescriptorService {
+    public func repositoryScoped(_ name: RepositoryName) throws(BlobError) -> any BlobDescriptorCache {
         RepositoryScope(provider: self, repository: name)
     }
 
@@ -97,7 +97,7 @@ public final class RedisCacheProvider: BlobDescriptorCacheProvider {
     }
 
     /// One repository's view.
-    private struct RepositoryScope: BlobDescriptorService {
+    private struct RepositoryScope: BlobDescriptorCache {
         let provider: RedisCacheProvider
         let repository: RepositoryName
 

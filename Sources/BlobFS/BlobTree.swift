@@ -22,7 +22,7 @@ struct BlobTree: Sendable {
     }
 
     /// Resolves `name` in the directory `path`; nil when there is no such name.
-    func lookup(_ name: String, in path: String, directoryTime: Int64) throws -> Entry? {
+    func lookup(_ name: String, in path: String, directoryTime: Int64) throws(BlobError) -> Entry? {
         if name.contains(":") {
             guard let repository = repositoryBehind(path), let digest = try? Digest(parsing: name) else { return nil }
             let blob = BlobName(repository: repository.name, digest: digest)
@@ -37,7 +37,7 @@ struct BlobTree: Sendable {
                 return Entry(
                     name: name, node: .blob(blob),
                     attributes: NodeAttributes(size: data.descriptor.size, modified: data.modified, descriptor: data.descriptor))
-            } catch BlobError.unknown {
+            } catch .unknown {
                 return nil
             }
         }
@@ -53,7 +53,7 @@ struct BlobTree: Sendable {
 
     /// Every name in the directory `path`, sorted: components, `blobs`, then digests. Blobs whose
     /// link is dangling (a GC leftover) are left out; corrupt ones are logged and left out.
-    func entries(in path: String, directoryTime: Int64) throws -> [Entry] {
+    func entries(in path: String, directoryTime: Int64) throws(BlobError) -> [Entry] {
         var names = Set<String>()
         if path.isEmpty {
             names.formUnion(try registry.childComponents(of: nil))

@@ -1,6 +1,5 @@
 import Distribution
 import Glibc
-import StorageDriver
 
 /// The one place where errors become errno values (docs/architecture.md, "Errors"). Errors that
 /// mean "something is wrong with the store" are EIO, so that cp, rsync and tar fail instead of
@@ -34,29 +33,19 @@ func errnoValue(for error: FileSystemError) -> Int32 {
     }
 }
 
-/// What storage threw, as errno.
-func errnoValue(forStorage error: any Error) -> Int32 {
+/// What storage threw, as errno. Storage hands the filesystem only blob errors: a driver error
+/// reaches here translated once, by `StorageDriverError.blobError` (an `io` with its errno).
+func errnoValue(forStorage error: BlobError) -> Int32 {
     switch error {
-    case let error as BlobError:
-        switch error {
-        case .unknown, .invalidDigestString, .invalidRepositoryName, .uploadUnknown: ENOENT
-        case .invalidDigest, .invalidLength, .corruptLink, .dataMissing, .truncated, .corruptUpload, .invalidDescriptor, .changed,
-            .notRegularFile:
-            EIO
-        case .uploadClosed: EBADF
-        case .unsupported: EPERM
-        // A symbolic link planted in the store is refused, and reads as an I/O error, not as a
-        // confusing "too many levels of symbolic links".
-        case .io(_, _, let code): code == ELOOP ? EIO : code
-        }
-    case let error as StorageDriverError:
-        switch error {
-        case .pathNotFound: ENOENT
-        case .io(_, _, let code): code == ELOOP ? EIO : code
-        default: EIO
-        }
-    default:
+    case .unknown, .invalidDigestString, .invalidRepositoryName, .uploadUnknown: ENOENT
+    case .invalidDigest, .invalidLength, .corruptLink, .dataMissing, .truncated, .corruptUpload, .invalidDescriptor, .changed,
+        .notRegularFile, .cacheFailed:
         EIO
+    case .uploadClosed: EBADF
+    case .unsupported: EPERM
+    // A symbolic link planted in the store is refused, and reads as an I/O error, not as a
+    // confusing "too many levels of symbolic links".
+    case .io(_, _, let code): code == ELOOP ? EIO : code
     }
 }
 

@@ -46,7 +46,7 @@ enum FileSystemError: Error, Sendable {
     /// deinit answers it with this rather than leave its caller waiting for ever.
     case notAnswered
     /// Storage failed, or refused, while doing `operation`.
-    case storage(any Error, operation: String)
+    case storage(BlobError, operation: String)
     /// A new file's name that can never become a blob.
     case refusedName(UploadName.Refusal, operation: String)
     /// An operation whose result no registry store could hold (symlink, mknod of a FIFO, …).
@@ -55,7 +55,7 @@ enum FileSystemError: Error, Sendable {
     case system(code: Int32, operation: String)
 
     /// Runs a storage call; what it throws becomes `.storage` with `operation` as its context.
-    static func storage<T>(_ operation: @autoclosure () -> String, _ body: () throws -> T) throws(FileSystemError) -> T {
+    static func storage<T>(_ operation: @autoclosure () -> String, _ body: () throws(BlobError) -> T) throws(FileSystemError) -> T {
         do {
             return try body()
         } catch {

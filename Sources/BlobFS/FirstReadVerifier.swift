@@ -62,7 +62,7 @@ final class FirstReadVerifier: Sendable {
     /// Hashes the data file `reader` has open with `name`'s algorithm, unless `version` (what the
     /// handle opened) was checked before. Throws `BlobError.changed` when the file is no longer
     /// `version` after the hash: what was hashed is then not known to be what is served.
-    func check(_ reader: DataFileReader, as name: Digest, version: DataFileVersion?) throws -> Outcome {
+    func check(_ reader: DataFileReader, as name: Digest, version: DataFileVersion?) throws(BlobError) -> Outcome {
         let key = RawDigest(name)
         let gate = gates.withLock { gates in
             if let gate = gates[key] { return gate }
@@ -70,7 +70,7 @@ final class FirstReadVerifier: Sendable {
             gates[key] = gate
             return gate
         }
-        return try gate.status.withLock { status in
+        return try gate.status.withLock { (status) throws(BlobError) in
             if let known = status.outcome(for: version) { return known }
             // The ledger is keyed by data file, one digest each: it holds canonical names only.
             if let ledger, let version, name.algorithm == .sha256, ledger.vouches(for: name, version) {
@@ -78,14 +78,14 @@ final class FirstReadVerifier: Sendable {
                 return .intact
             }
             let hash: WholeFileHasher.Hash
-            do {
+            do throws(WholeFileHasher.ReadFailure) {
                 hash = try WholeFileHasher().hash(reader, algorithms: [name.algorithm], readsVersion: version != nil)
-            } catch let failure as WholeFileHasher.ReadFailure {
-                throw failure.error
+            } catch {
+                throw error.error
             }
             // What was hashed is the version this handle opened only if the file kept it throughout.
             if let version, hash.version != version {
-                throw BlobError.changed(name, path: reader.location)
+                throw .changed(name, path: reader.location)
             }
             let actual = hash.digests[0]
             let outcome: Outcome = actual == name ? .intact : .corrupt(actual: actual)

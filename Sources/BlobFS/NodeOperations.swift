@@ -16,7 +16,7 @@ extension BlobFileSystem {
             if let upload = uploads.named(name, in: path) {
                 found = BlobTree.Entry(name: name, node: .upload(upload.serial), attributes: uploadAttributes(upload))
             } else {
-                found = try FileSystemError.storage("lookup \(name)") {
+                found = try FileSystemError.storage("lookup \(name)") { () throws(BlobError) in
                     try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
                 }
             }

@@ -37,7 +37,7 @@ final class PendingUpload: Sendable {
     private let logger: Logger
 
     init(serial: UInt64, repository: Repository, parent: UInt64, directory: String, name: String, digest: Digest?, logger: Logger)
-        throws
+        throws(BlobError)
     {
         // A sha384/sha512 name is checked while writing, so its commit needs no second pass.
         writer = try repository.blobs.createUpload(alsoDigest: digest?.algorithm)
@@ -68,15 +68,15 @@ final class PendingUpload: Sendable {
 
     /// Appends at the end; a write beyond the end fills the gap with zeros; a write behind it
     /// cannot be taken back (the bytes are already hashed) and is refused.
-    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(BlobError) {
         let wasWriting = isWriting
         do {
             try writer.write(bytes, at: offset)
-        } catch BlobError.invalidLength(let size, let offset) {
+        } catch .invalidLength(let size, let offset) {
             logger.error("refusing a write behind the end of an upload", metadata: [
                 "file": "\(directory)/\(name)", "offset": "\(offset)", "size": "\(size)",
             ])
-            throw BlobError.invalidLength(expected: size, actual: offset)
+            throw .invalidLength(expected: size, actual: offset)
         } catch {
             if wasWriting, case .failed = writer.phase {
                 // A full disk or an I/O error: the writer removed the upload (freeing its
@@ -90,7 +90,7 @@ final class PendingUpload: Sendable {
 
     /// Extends the upload with zeros to `size` (`ftruncate` after a trailing hole, as cp and
     /// rsync do for sparse files); it cannot shrink.
-    func extend(to size: Int64) throws {
+    func extend(to size: Int64) throws(BlobError) {
         let before = writer.size
         try writer.extend(to: size)
         if size != before { lastWrite.withLock { $0 = Int64(time(nil)) } }
@@ -99,17 +99,17 @@ final class PendingUpload: Sendable {
     /// At a close(2) that may not be the last (a shell's `>` closes a duplicate first): commits
     /// when the bytes so far have `digest`, and otherwise reports the mismatch but keeps the
     /// upload open for more writes; the last close (release) ends it.
-    func commitIfComplete(as digest: Digest) throws {
+    func commitIfComplete(as digest: Digest) throws(BlobError) {
         // Committed or ended: commit says which.
         if case .writing = writer.phase, writer.contentMatches(digest) == false {
-            throw BlobError.invalidDigest(digest, reason: "content does not match digest")
+            throw .invalidDigest(digest, reason: "content does not match digest")
         }
         _ = try commit(as: digest)
     }
 
     /// Verifies and commits under `digest`; on failure the upload is removed. A second commit
     /// under the same digest (a second close) returns the first one's descriptor.
-    func commit(as digest: Digest) throws -> Descriptor {
+    func commit(as digest: Digest) throws(BlobError) -> Descriptor {
         let wasWriting = isWriting
         do {
             // Size 0: whatever was written when the commit takes the upload over (a concurrent
@@ -171,11 +171,11 @@ final class IdenticalRewrite: Sendable {
         state = Mutex(State(digester: Digester(descriptor.digest.algorithm)))
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
-        try state.withLock { state in
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(BlobError) {
+        try state.withLock { (state) throws(BlobError) in
             guard offset == state.size else {
                 state.failed = true
-                throw BlobError.invalidLength(expected: state.size, actual: offset)
+                throw .invalidLength(expected: state.size, actual: offset)
             }
             state.digester.update(bytes)
             state.size += Int64(bytes.count)
@@ -183,10 +183,10 @@ final class IdenticalRewrite: Sendable {
     }
 
     /// Whether what was written is the blob itself.
-    func check() throws {
-        try state.withLock { state in
+    func check() throws(BlobError) {
+        try state.withLock { (state) throws(BlobError) in
             guard !state.failed, state.size == descriptor.size, state.digester.digest() == descriptor.digest else {
-                throw BlobError.invalidDigest(descriptor.digest, reason: "a blob cannot be rewritten with other content")
+                throw .invalidDigest(descriptor.digest, reason: "a blob cannot be rewritten with other content")
             }
         }
     }

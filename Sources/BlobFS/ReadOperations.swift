@@ -28,10 +28,10 @@ extension BlobFileSystem {
         // repository links it (another mount or the registry removed it), and a removed blob
         // must not stay readable there. ESTALE makes the kernel look the path up again,
         // which then finds what the repository links now.
-        let target: Digest? = try FileSystemError.storage("open \(name)") {
-            do {
+        let target: Digest? = try FileSystemError.storage("open \(name)") { () throws(BlobError) in
+            do throws(BlobError) {
                 return try registry.repository(name.repository).blobs.linkTarget(name.digest)
-            } catch BlobError.unknown {
+            } catch .unknown {
                 return nil
             }
         }
@@ -42,10 +42,13 @@ extension BlobFileSystem {
             forgetName(name)
             throw .staleName
         }
-        let reader = try FileSystemError.storage("open \(name)") { try registry.blobStore.open(descriptor) }
+        let reader = try FileSystemError.storage("open \(name)") { () throws(BlobError) in
+            try registry.blobStore.open(descriptor)
+        }
         // The version opened: what is verified, and what this handle serves. With --no-verify
         // nothing is checked, and no fstat is spent.
-        let version = options.verifyReads ? try FileSystemError.storage("open \(name)") { try reader.version() } : nil
+        let version =
+            options.verifyReads ? try FileSystemError.storage("open \(name)") { () throws(BlobError) in try reader.version() } : nil
         var needsCheck = false
         if options.verifyReads {
             switch verifier.known(name.digest, in: version) {
@@ -76,7 +79,7 @@ extension BlobFileSystem {
         // that version) or reads with --no-verify: the hot path takes no lock for verification.
         if handle.needsCheck.load(ordering: .acquiring) {
             let outcome: FirstReadVerifier.Outcome
-            do {
+            do throws(BlobError) {
                 outcome = try verifier.check(handle.reader, as: handle.name.digest, version: handle.version)
             } catch {
                 dropPages(of: handle)
@@ -88,17 +91,17 @@ extension BlobFileSystem {
             }
             handle.needsCheck.store(false, ordering: .releasing)
         }
-        do {
+        do throws(BlobError) {
             let n = try handle.reader.read(into: buffer, at: offset)
             // The bytes just read are the verified ones only if the file is still the version
             // that was verified: a write moves its ctime before it changes a byte, so one fstat
             // after the read catches an edit made while the file is open.
             if let version = handle.version, try handle.reader.version() != version {
-                throw BlobError.changed(handle.name.digest, path: handle.reader.location)
+                throw .changed(handle.name.digest, path: handle.reader.location)
             }
             return n
         } catch {
-            if case BlobError.changed = error { dropPages(of: handle) }
+            if case .changed = error { dropPages(of: handle) }
             throw .storage(error, operation: "read \(handle.name) at \(offset)")
         }
     }
@@ -117,7 +120,7 @@ extension BlobFileSystem {
             entries = [BlobTree.Entry(name: "repo", node: .directory(path: ""), attributes: directoryAttributes)]
         case .directory(let path):
             entries =
-                try FileSystemError.storage("opendir \(entry.node)") {
+                try FileSystemError.storage("opendir \(entry.node)") { () throws(BlobError) in
                     try tree.entries(in: path, directoryTime: mountTime).map(withDirectoryMode)
                 }
                 + uploads.names(in: path).map {

@@ -45,19 +45,17 @@ extension BlobFileSystem {
             return EntryReply(ino: inodes.reference(node, attributes: attributes), node: node, attributes: attributes)
         }
         defer { uploads.remove(upload) }
-        do {
+        let found: BlobTree.Entry?
+        do throws(BlobError) {
             try upload.commitIfComplete(as: digest)
             invalidate(parent: parent, name: name)
-            guard let found = try tree.lookup(name, in: upload.directory, directoryTime: mountTime) else {
-                throw FileSystemError.vanishedAfterWrite(operation: "mknod \(upload.directory)/\(name)")
-            }
-            return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
-        } catch let error as FileSystemError {
-            throw error
+            found = try tree.lookup(name, in: upload.directory, directoryTime: mountTime)
         } catch {
             upload.cancel(.lastCloseWithoutMatch)
             throw .storage(error, operation: "mknod \(upload.directory)/\(name)")
         }
+        guard let found else { throw .vanishedAfterWrite(operation: "mknod \(upload.directory)/\(name)") }
+        return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
     }
 
     /// Takes back a mknod the kernel never received: the upload of a temporary name, and the lookup.
@@ -99,7 +97,7 @@ extension BlobFileSystem {
     /// Appends `bytes` at `offset` of a file open for writing; returns how many were taken.
     func write(handle number: UInt64, bytes: UnsafeRawBufferPointer, offset: Int64) throws(FileSystemError) -> Int {
         guard case .write(let handle)? = handles[number] else { throw .badHandle }
-        try FileSystemError.storage("write at \(offset)") {
+        try FileSystemError.storage("write at \(offset)") { () throws(BlobError) in
             switch handle.target {
             case .upload(let upload): try upload.write(bytes, at: offset)
             case .rewrite(let rewrite): try rewrite.write(bytes, at: offset)
@@ -112,7 +110,7 @@ extension BlobFileSystem {
     /// mismatch is what close reports (release's errors reach nobody).
     func flush(handle number: UInt64) throws(FileSystemError) {
         guard case .write(let handle)? = handles[number] else { return }
-        try FileSystemError.storage("close") {
+        try FileSystemError.storage("close") { () throws(BlobError) in
             switch handle.target {
             case .upload(let upload):
                 if let digest = upload.digest {
@@ -160,7 +158,7 @@ extension BlobFileSystem {
         case .digest(let digest):
             // Committed or not, the temporary name is gone.
             defer { uploads.remove(upload) }
-            do {
+            do throws(BlobError) {
                 try commit(upload, as: digest)
             } catch {
                 invalidate(parent: parent, name: name)
@@ -190,7 +188,7 @@ extension BlobFileSystem {
             logger.error("deletes are disabled (mount with --allow-delete)", metadata: ["blob": "\(path)/\(name)"])
             throw .notPermitted
         }
-        try FileSystemError.storage("unlink \(path)/\(name)") { try repository.blobs.delete(digest) }
+        try FileSystemError.storage("unlink \(path)/\(name)") { () throws(BlobError) in try repository.blobs.delete(digest) }
     }
 
     /// mkdir(2): `<name>/blobs` makes `<name>` a repository; any other valid component is a
@@ -201,7 +199,7 @@ extension BlobFileSystem {
         let child = path.isEmpty ? name : path + "/" + name
         if name == "blobs", !path.isEmpty, let repository = try? RepositoryName(path) {
             guard !tree.isRepository(path) else { throw .exists }
-            try FileSystemError.storage("mkdir \(child)") { try registry.createRepository(repository) }
+            try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in try registry.createRepository(repository) }
         } else {
             let prefix: RepositoryName
             do { prefix = try RepositoryName(child) } catch {
@@ -209,9 +207,9 @@ extension BlobFileSystem {
                 throw .invalidArgument
             }
             guard !treeHas(name, in: path) else { throw .exists }
-            try FileSystemError.storage("mkdir \(child)") { try registry.createNamePrefix(prefix) }
+            try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in try registry.createNamePrefix(prefix) }
         }
-        let found = try FileSystemError.storage("mkdir \(child)") {
+        let found = try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in
             try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
         }
         guard let found else { throw .vanishedAfterWrite(operation: "mkdir \(child)") }
@@ -233,7 +231,9 @@ extension BlobFileSystem {
             switch entry.node {
             case .upload(let serial):
                 guard let upload = uploads[serial] else { throw .noEntry }
-                try FileSystemError.storage("truncate \(upload.directory)/\(upload.name)") { try upload.extend(to: size) }
+                try FileSystemError.storage("truncate \(upload.directory)/\(upload.name)") { () throws(BlobError) in
+                    try upload.extend(to: size)
+                }
             case .blob where size == 0:
                 // Truncating a blob before rewriting it (no atomic O_TRUNC): what is written next
                 // is checked against the blob's digest.
@@ -263,7 +263,7 @@ extension BlobFileSystem {
         case .temporary: digest = nil
         case .refused(let refusal): throw .refusedName(refusal, operation: "refusing a new file in \(path)")
         }
-        let upload = try FileSystemError.storage("create \(path)/\(name)") {
+        let upload = try FileSystemError.storage("create \(path)/\(name)") { () throws(BlobError) in
             try PendingUpload(
                 serial: uploads.nextSerial(), repository: repository, parent: parent, directory: path, name: name, digest: digest,
                 logger: logger)
@@ -273,7 +273,7 @@ extension BlobFileSystem {
     }
 
     /// Commits and, once the blob exists, makes the kernel forget the names it has cached.
-    func commit(_ upload: PendingUpload, as digest: Digest) throws {
+    func commit(_ upload: PendingUpload, as digest: Digest) throws(BlobError) {
         _ = try upload.commit(as: digest)
         invalidate(parent: upload.parent, name: digest.description)
         invalidate(parent: upload.parent, name: upload.name)

@@ -10,7 +10,8 @@ public enum BlobError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidLength(expected: Int64, actual: Int64)
     /// No upload with this id in this repository.
     case uploadUnknown(String)
-    /// The upload was already committed or cancelled.
+    /// The upload takes no more bytes or commits here: it was committed, released by `close` for a
+    /// later resume, or is being committed. (A cancelled upload is gone: `uploadUnknown`.)
     case uploadClosed(String)
     /// An upload directory that cannot be resumed (an unreadable `startedat`, a directory for `data`).
     case corruptUpload(id: String, reason: String)
@@ -33,6 +34,10 @@ public enum BlobError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The data file was written or replaced while it was verified or served: what was checked
     /// is not known to be what would be served.
     case changed(Digest, path: String)
+    /// The descriptor cache failed while forgetting a blob (Redis unreachable, an error reply),
+    /// so storage was left alone (`CachedBlobStatter.clear`). The cache's other failures reach no
+    /// caller: a stat falls back to storage, and a failed write-back is only logged.
+    case cacheFailed(String)
     /// A storage failure, with the errno the operating system gave.
     case io(operation: String, path: String, errno: Int32)
 
@@ -54,6 +59,7 @@ public enum BlobError: Error, Sendable, Hashable, CustomStringConvertible {
             "data of blob \(d) at \(path) is \(actual) bytes, expected \(expected)"
         case .notRegularFile(let d, let path): "data of blob \(d) at \(path) is not a regular file"
         case .changed(let d, let path): "data of blob \(d) at \(path) changed while it was verified or served"
+        case .cacheFailed(let reason): "descriptor cache failed: \(reason)"
         case .io(let operation, let path, let errno): "\(operation) \(path): \(errnoDescription(errno)) (errno \(errno))"
         }
     }

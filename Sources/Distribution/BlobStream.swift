@@ -28,7 +28,7 @@ public struct BlobStream {
     }
 
     /// Reads at the cursor and advances it; 0 means the end of the blob.
-    public mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    public mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws(BlobError) -> Int {
         guard offset < reader.descriptor.size else { return 0 }
         let n = try reader.read(into: buffer, at: offset)
         offset += Int64(n)
@@ -36,20 +36,20 @@ public struct BlobStream {
     }
 
     /// Reads up to `count` bytes.
-    public mutating func read(count: Int) throws -> [UInt8] {
+    public mutating func read(count: Int) throws(BlobError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        let n = try bytes.withUnsafeMutableBytes { try read(into: $0) }
+        let n = try bytes.withUnsafeMutableBytes { raw in Result { () throws(BlobError) in try read(into: raw) } }.get()
         bytes.removeSubrange(n...)
         return bytes
     }
 
     /// Reads from the cursor to the end.
-    public mutating func readToEnd() throws -> [UInt8] {
+    public mutating func readToEnd() throws(BlobError) -> [UInt8] {
         var result = [UInt8]()
         result.reserveCapacity(Int(max(0, reader.descriptor.size - offset)))
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
-            let n = try chunk.withUnsafeMutableBytes { try read(into: $0) }
+            let n = try chunk.withUnsafeMutableBytes { raw in Result { () throws(BlobError) in try read(into: raw) } }.get()
             if n == 0 { return result }
             result.append(contentsOf: chunk[..<n])
         }

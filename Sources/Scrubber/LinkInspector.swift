@@ -66,9 +66,9 @@ struct LinkInspector: Sendable {
                 _ = try directory.directory(entry.digest.hex)
             } catch StorageDriverError.pathNotFound {
                 return .absent
-            } catch let failure as StorageDriverError {
-                return .failed(failure)
-            } catch {}
+            } catch {
+                return .failed(error)
+            }
             return .problem(.unreadable, "\(error)")
         }
         switch opened.kind {

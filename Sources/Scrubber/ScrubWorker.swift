@@ -1,5 +1,4 @@
 import Distribution
-import Glibc
 import Storage
 import StorageDriver
 import Synchronization
@@ -67,10 +66,8 @@ final class ScrubWorker {
                 offset += n
                 if offset >= file.size && offset < linkBuffer.count { break }
             }
-        } catch let error as StorageDriverError {
-            return .failure(error)
         } catch {
-            return .failure(.io(operation: "read", path: path().value, errno: EIO))
+            return .failure(error)
         }
         // Grown past the limit since it was opened.
         if offset > limit { return .failure(.tooLarge(path().value, size: Int64(offset), limit: limit)) }

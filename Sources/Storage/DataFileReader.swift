@@ -14,34 +14,32 @@ public final class DataFileReader: BlobReader {
     /// Opens the data file; a missing one is `dataMissing`.
     init(driver: any StorageDriver, descriptor: Descriptor) throws(BlobError) {
         let path = PathMapper.path(.blobData(descriptor.digest))
-        do {
+        do throws(StorageDriverError) {
             file = try driver.reader(path)
-        } catch StorageDriverError.pathNotFound, StorageDriverError.isDirectory {
+        } catch .pathNotFound, .isDirectory {
             throw .dataMissing(descriptor.digest, path: path.value)
-        } catch let error as StorageDriverError {
-            throw error.blobError
         } catch {
-            throw .io(operation: "open", path: path.value, errno: 5)
+            throw error.blobError
         }
         self.descriptor = descriptor
         self.path = path
     }
 
     /// Which version of the data file is open (nil where the driver cannot tell).
-    public func version() throws -> DataFileVersion? {
-        try driverCall { try file.version() }
+    public func version() throws(BlobError) -> DataFileVersion? {
+        try driverCall { () throws(StorageDriverError) in try file.version() }
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(BlobError) -> Int {
         guard offset < descriptor.size, buffer.count > 0 else { return 0 }
         let wanted = Int(min(Int64(buffer.count), descriptor.size - offset))
         var filled = 0
         while filled < wanted {
             let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<wanted])
-            let n = try driverCall { try file.read(into: chunk, at: offset + Int64(filled)) }
+            let n = try driverCall { () throws(StorageDriverError) in try file.read(into: chunk, at: offset + Int64(filled)) }
             if n == 0 {
                 let actual = (try? file.currentSize()) ?? -1
-                throw BlobError.truncated(descriptor.digest, path: path.value, expected: descriptor.size, actual: actual)
+                throw .truncated(descriptor.digest, path: path.value, expected: descriptor.size, actual: actual)
             }
             filled += n
         }

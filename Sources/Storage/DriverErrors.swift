@@ -3,9 +3,12 @@ import Glibc
 import StorageDriver
 
 extension StorageDriverError {
-    /// The blob error for a driver failure that has no meaning of its own to the caller;
-    /// callers handle `pathNotFound` themselves where it means "unknown".
-    var blobError: BlobError {
+    /// The one translation of a driver failure that has no meaning of its own to the caller.
+    /// Where Storage gives a driver error a meaning (`pathNotFound` of a link or a data file is
+    /// the blob's `unknown`, as upstream's `case driver.PathNotFoundError: return
+    /// ErrBlobUnknown`), it catches that case itself first; everything else comes here. `io`
+    /// keeps the operating system's errno; each other case gets the errno that says what it is.
+    public var blobError: BlobError {
         switch self {
         case .pathNotFound(let p): .io(operation: "open", path: p, errno: ENOENT)
         case .invalidPath(let p): .io(operation: "resolve", path: p, errno: EINVAL)
@@ -17,15 +20,12 @@ extension StorageDriverError {
     }
 }
 
-/// Runs a driver call, turning driver errors into blob errors.
-func driverCall<T>(_ body: () throws -> T) throws(BlobError) -> T {
+/// Runs a driver call whose failures have no meaning of their own here: each becomes its
+/// `blobError`.
+func driverCall<T>(_ body: () throws(StorageDriverError) -> T) throws(BlobError) -> T {
     do {
         return try body()
-    } catch let error as StorageDriverError {
-        throw error.blobError
-    } catch let error as BlobError {
-        throw error
     } catch {
-        throw .io(operation: "\(error)", path: "", errno: EIO)
+        throw error.blobError
     }
 }

@@ -9,37 +9,37 @@ public struct GlobalBlobStatter: BlobDescriptorService {
     let logger: Logger
 
     /// As the registry answers: a data file that is not a regular file is an unknown blob.
-    public func stat(_ digest: Digest) throws -> Descriptor {
+    public func stat(_ digest: Digest) throws(BlobError) -> Descriptor {
         do {
             return try dataFile(digest).descriptor
-        } catch BlobError.notRegularFile(_, let path) {
+        } catch .notRegularFile(_, let path) {
             logger.warning("blob data is not a regular file: treating the blob as absent", metadata: ["path": "\(path)"])
-            throw BlobError.unknown(digest)
+            throw .unknown(digest)
         }
     }
 
     /// The blob's data file as the disk has it now: its descriptor and modification time;
     /// `notRegularFile` for a directory, FIFO, device or socket.
-    func dataFile(_ digest: Digest) throws -> BlobDataFile {
+    func dataFile(_ digest: Digest) throws(BlobError) -> BlobDataFile {
         let path = PathMapper.path(.blobData(digest))
         let info: FileInfo
-        do {
+        do throws(StorageDriverError) {
             info = try driver.stat(path)
-        } catch StorageDriverError.pathNotFound {
-            throw BlobError.unknown(digest)
-        } catch let error as StorageDriverError {
+        } catch .pathNotFound {
+            throw .unknown(digest)
+        } catch {
             throw error.blobError
         }
         // A damaged store, which a mount reports (EIO, logged) rather than hides.
-        guard info.kind == .file else { throw BlobError.notRegularFile(digest, path: path.value) }
+        guard info.kind == .file else { throw .notRegularFile(digest, path: path.value) }
         return BlobDataFile(descriptor: Descriptor(digest: digest, size: info.size), modified: info.modified)
     }
 
-    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
-        throw BlobError.unsupported("set a descriptor on the global blob statter")
+    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws(BlobError) {
+        throw .unsupported("set a descriptor on the global blob statter")
     }
 
-    public func clear(_ digest: Digest) throws {
-        throw BlobError.unsupported("clear a descriptor on the global blob statter")
+    public func clear(_ digest: Digest) throws(BlobError) {
+        throw .unsupported("clear a descriptor on the global blob statter")
     }
 }

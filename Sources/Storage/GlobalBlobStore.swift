@@ -12,26 +12,26 @@ public struct GlobalBlobStore: Sendable {
     let logger: Logger
 
     /// The whole content, read directly with no stat.
-    public func get(_ digest: Digest) throws -> [UInt8] {
-        do {
+    public func get(_ digest: Digest) throws(BlobError) -> [UInt8] {
+        do throws(StorageDriverError) {
             return try driver.getContent(PathMapper.path(.blobData(digest)), limit: Int.max)
-        } catch StorageDriverError.pathNotFound {
-            throw BlobError.unknown(digest)
-        } catch let error as StorageDriverError {
+        } catch .pathNotFound {
+            throw .unknown(digest)
+        } catch {
             throw error.blobError
         }
     }
 
     /// The blob's data file as the disk has it now, bypassing any cache: for listings that also
     /// want its modification time.
-    public func dataFile(_ digest: Digest) throws -> BlobDataFile {
+    public func dataFile(_ digest: Digest) throws(BlobError) -> BlobDataFile {
         try GlobalBlobStatter(driver: driver, logger: logger).dataFile(digest)
     }
 
     /// The blob as storage has it now (one stat of its data file), with the media type the
     /// descriptor cache holds for it when the cache agrees with the data file: what a mount
     /// serves. A cache entry of another size or digest is dropped, never believed.
-    public func describe(_ digest: Digest) throws -> BlobDataFile {
+    public func describe(_ digest: Digest) throws(BlobError) -> BlobDataFile {
         var file = try dataFile(digest)
         if let cached = statter as? CachedBlobStatter {
             file.descriptor = cached.reconcile(digest, stored: file.descriptor)
@@ -40,22 +40,22 @@ public struct GlobalBlobStore: Sendable {
     }
 
     /// A reader for a descriptor already statted: no second stat.
-    public func open(_ descriptor: Descriptor) throws -> DataFileReader {
+    public func open(_ descriptor: Descriptor) throws(BlobError) -> DataFileReader {
         try DataFileReader(driver: driver, descriptor: descriptor)
     }
 
     /// Stores bytes under their sha256 digest. Existence is checked on the driver, not the cache,
     /// so a stale cache can never skip the write (upstream PR #4868).
-    public func put(mediaType: String, _ bytes: [UInt8]) throws -> Descriptor {
+    public func put(mediaType: String, _ bytes: [UInt8]) throws(BlobError) -> Descriptor {
         let digest = Digester.digest(of: bytes)
         let path = PathMapper.path(.blobData(digest))
         let descriptor = Descriptor(digest: digest, size: Int64(bytes.count), mediaType: mediaType)
-        let existing: FileInfo? = try driverCall {
-            do { return try driver.stat(path) } catch StorageDriverError.pathNotFound { return nil }
+        let existing: FileInfo? = try driverCall { () throws(StorageDriverError) in
+            do throws(StorageDriverError) { return try driver.stat(path) } catch .pathNotFound { return nil }
         }
         // Same size under a content address: the same bytes. Anything else is rewritten.
         if let existing, existing.kind == .file, existing.size == descriptor.size { return descriptor }
-        try driverCall { try driver.putContent(path, bytes) }
+        try driverCall { () throws(StorageDriverError) in try driver.putContent(path, bytes) }
         return descriptor
     }
 }

@@ -11,7 +11,7 @@ public struct LinkedBlobStatter: BlobDescriptorService {
     let global: any BlobStatter
     let logger: Logger
 
-    public func stat(_ digest: Digest) throws -> Descriptor {
+    public func stat(_ digest: Digest) throws(BlobError) -> Descriptor {
         for linkSet in linkSets {
             let path = linkSet.path(repository, digest)
             guard let target = try readLink(path) else { continue }
@@ -21,24 +21,24 @@ public struct LinkedBlobStatter: BlobDescriptorService {
             // A link whose data is gone (a 2.8 GC leaves these) is absent, as the registry says.
             do {
                 return try global.stat(target)
-            } catch BlobError.unknown {
-                throw BlobError.unknown(digest)
+            } catch .unknown {
+                throw .unknown(digest)
             }
         }
-        throw BlobError.unknown(digest)
+        throw .unknown(digest)
     }
 
     /// Links carry no descriptor of their own.
-    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {}
+    public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws(BlobError) {}
 
     /// Removes the link for `digest` in every link set; absent links are fine.
-    public func clear(_ digest: Digest) throws {
+    public func clear(_ digest: Digest) throws(BlobError) {
         for linkSet in linkSets {
-            do {
+            do throws(StorageDriverError) {
                 try driver.delete(linkSet.path(repository, digest))
-            } catch StorageDriverError.pathNotFound {
+            } catch .pathNotFound {
                 continue
-            } catch let error as StorageDriverError {
+            } catch {
                 throw error.blobError
             }
         }
@@ -46,17 +46,17 @@ public struct LinkedBlobStatter: BlobDescriptorService {
 
     /// The digest a link file holds; nil when there is no link, or an empty one (a write in
     /// progress or a crash leftover). Anything else that is not exactly a digest is corrupt.
-    func readLink(_ path: DriverPath) throws -> Digest? {
+    func readLink(_ path: DriverPath) throws(BlobError) -> Digest? {
         try Self.readLink(path, driver: driver)
     }
 
-    static func readLink(_ path: DriverPath, driver: any StorageDriver) throws -> Digest? {
+    static func readLink(_ path: DriverPath, driver: any StorageDriver) throws(BlobError) -> Digest? {
         let read: Result<[UInt8], StorageDriverError>
-        do {
+        do throws(StorageDriverError) {
             read = .success(try driver.getContent(path, limit: Self.linkLimit))
-        } catch StorageDriverError.pathNotFound {
+        } catch .pathNotFound {
             return nil
-        } catch let error as StorageDriverError {
+        } catch {
             read = .failure(error)
         }
         return try Self.target(ofLink: read, at: path)

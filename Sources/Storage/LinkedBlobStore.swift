@@ -15,7 +15,7 @@ public struct LinkedBlobStore: BlobStore {
     let deleteEnabled: Bool
     let logger: Logger
 
-    public func stat(_ digest: Digest) throws -> Descriptor {
+    public func stat(_ digest: Digest) throws(BlobError) -> Descriptor {
         try accessController.stat(digest)
     }
 
@@ -24,9 +24,9 @@ public struct LinkedBlobStore: BlobStore {
     /// make a repository serve a blob it does not link. A sha256 name's link must hold the name
     /// itself, an alias's a sha256 digest (`corruptLink` otherwise); no link, or an empty one,
     /// is `unknown`.
-    public func linkTarget(_ name: Digest) throws -> Digest {
+    public func linkTarget(_ name: Digest) throws(BlobError) -> Digest {
         let path = linkSet.path(repository, name)
-        guard let target = try LinkedBlobStatter.readLink(path, driver: driver) else { throw BlobError.unknown(name) }
+        guard let target = try LinkedBlobStatter.readLink(path, driver: driver) else { throw .unknown(name) }
         try LinkedBlobStatter.checkTarget(target, of: name, at: path)
         return target
     }
@@ -34,83 +34,83 @@ public struct LinkedBlobStore: BlobStore {
     /// `name` as a mount serves it: its link read from storage (`linkTarget`), then its data file
     /// statted (size and time are the data file's; a cache adds only the media type, and only
     /// when it agrees). A link whose data is gone is `unknown`, as the registry answers.
-    public func resolve(_ name: Digest) throws -> BlobDataFile {
+    public func resolve(_ name: Digest) throws(BlobError) -> BlobDataFile {
         try resolve(name, linkedTo: try linkTarget(name))
     }
 
     /// `name` as a mount serves it, for a link already read: `target` is what `linkTarget(name)`
     /// returned. One stat of the data file, so that a cold lookup costs one link read and one
     /// stat; a link whose data is gone is `unknown`, as in `resolve(_:)`.
-    public func resolve(_ name: Digest, linkedTo target: Digest) throws -> BlobDataFile {
+    public func resolve(_ name: Digest, linkedTo target: Digest) throws(BlobError) -> BlobDataFile {
         do {
             return try global.describe(target)
-        } catch BlobError.unknown {
-            throw BlobError.unknown(name)
+        } catch .unknown {
+            throw .unknown(name)
         }
     }
 
-    public func get(_ digest: Digest) throws -> [UInt8] {
+    public func get(_ digest: Digest) throws(BlobError) -> [UInt8] {
         var stream = BlobStream(try open(digest))
         return try stream.readToEnd()
     }
 
     /// One stat through the access check, then a reader that already knows the size.
-    public func open(_ digest: Digest) throws -> any BlobReader {
+    public func open(_ digest: Digest) throws(BlobError) -> any BlobReader {
         try global.open(try stat(digest))
     }
 
     /// A reader for a descriptor this repository has already resolved (no stat at all).
-    public func open(_ descriptor: Descriptor) throws -> DataFileReader {
+    public func open(_ descriptor: Descriptor) throws(BlobError) -> DataFileReader {
         try global.open(descriptor)
     }
 
-    public func put(mediaType: String, _ bytes: [UInt8]) throws -> Descriptor {
+    public func put(mediaType: String, _ bytes: [UInt8]) throws(BlobError) -> Descriptor {
         let descriptor = try global.put(mediaType: mediaType, bytes)
         try accessController.setDescriptor(descriptor.digest, descriptor)
         try link(descriptor, aliases: [])
         return descriptor
     }
 
-    public func create() throws -> any BlobWriter {
+    public func create() throws(BlobError) -> any BlobWriter {
         try createUpload()
     }
 
     /// Starts an upload, with its concrete type: positional writes, its phase, and a digest of
     /// `alsoDigest` (sha384, sha512) computed while writing, so that a commit under a name of
     /// that algorithm needs no second pass over the data.
-    public func createUpload(alsoDigest: DigestAlgorithm? = nil) throws -> UploadWriter {
+    public func createUpload(alsoDigest: DigestAlgorithm? = nil) throws(BlobError) -> UploadWriter {
         try UploadWriter.create(in: self, alsoDigest: alsoDigest)
     }
 
-    public func resume(id: String) throws -> any BlobWriter {
+    public func resume(id: String) throws(BlobError) -> any BlobWriter {
         try UploadWriter.resume(UploadID(id), in: self)
     }
 
     /// Removes this repository's link only; the data stays for other repositories and GC.
-    public func delete(_ digest: Digest) throws {
-        guard deleteEnabled else { throw BlobError.unsupported("delete (deletes are disabled)") }
+    public func delete(_ digest: Digest) throws(BlobError) {
+        guard deleteEnabled else { throw .unsupported("delete (deletes are disabled)") }
         _ = try stat(digest)
         try accessController.clear(digest)
     }
 
     /// Every digest with a link file in this repository, aliases included, in sorted order.
-    public func enumerate(_ body: (Digest) throws -> Void) throws {
+    public func enumerate(_ body: (Digest) throws(BlobError) -> Void) throws(BlobError) {
         for link in try links() { try body(link.digest) }
     }
 
     /// Every link file of this repository with what it holds, sorted by algorithm and digest: one
     /// pass over `_layers/<alg>/` (what is not an algorithm we know, old tarsum trees, is skipped).
     /// A link that holds another blob than its name promises is `corruptLink`, as in `linkTarget`.
-    public func links() throws -> [RepositoryLink] {
+    public func links() throws(BlobError) -> [RepositoryLink] {
         let root = linkSet.root(repository)
         var result: [RepositoryLink] = []
-        do {
+        do throws(StorageDriverError) {
             for algorithm in try driver.list(root).compactMap(DigestAlgorithm.init(rawValue:)) {
                 let directory = try root.appending(algorithm.rawValue)
                 let members: [ChildMember]
-                do {
+                do throws(StorageDriverError) {
                     members = try driver.members(named: "link", in: directory, limit: LinkedBlobStatter.linkLimit)
-                } catch StorageDriverError.pathNotFound {
+                } catch .pathNotFound {
                     continue  // a file, or removed meanwhile
                 }
                 for member in members {
@@ -125,16 +125,16 @@ public struct LinkedBlobStore: BlobStore {
                     result.append(RepositoryLink(digest: digest, target: target))
                 }
             }
-        } catch StorageDriverError.pathNotFound {
+        } catch .pathNotFound {
             return []
-        } catch let error as StorageDriverError {
+        } catch {
             throw error.blobError
         }
         return result
     }
 
     /// Links `source`'s blob into this repository without copying data (a cross-repository mount).
-    public func mount(_ digest: Digest, from source: LinkedBlobStore) throws -> Descriptor {
+    public func mount(_ digest: Digest, from source: LinkedBlobStore) throws(BlobError) -> Descriptor {
         let descriptor = try source.stat(digest)
         try link(descriptor, aliases: [digest])
         return descriptor
@@ -142,11 +142,11 @@ public struct LinkedBlobStore: BlobStore {
 
     /// Writes a link for the canonical digest and each alias; every link holds the canonical
     /// digest, with no newline.
-    func link(_ canonical: Descriptor, aliases: [Digest]) throws {
+    func link(_ canonical: Descriptor, aliases: [Digest]) throws(BlobError) {
         let content = Array(canonical.digest.description.utf8)
         var linked = Set<Digest>()
         for digest in [canonical.digest] + aliases where linked.insert(digest).inserted {
-            try driverCall { try driver.putContent(linkSet.path(repository, digest), content) }
+            try driverCall { () throws(StorageDriverError) in try driver.putContent(linkSet.path(repository, digest), content) }
         }
     }
 }

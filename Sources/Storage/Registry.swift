@@ -34,19 +34,21 @@ public final class Registry: Sendable {
     }
 
     /// The repository `name`, validated; it need not exist yet.
-    public func repository(_ name: String) throws -> Repository {
+    public func repository(_ name: String) throws(BlobError) -> Repository {
         try repository(RepositoryName(name))
     }
 
     /// The repository `name`; it need not exist yet. The same one on every call, so that its
     /// repository-scoped cache statistics add up.
-    public func repository(_ name: RepositoryName) throws -> Repository {
+    public func repository(_ name: RepositoryName) throws(BlobError) -> Repository {
         if let repository = built.withLock({ $0[name] }) { return repository }
         // Built outside the lock (a cache scope may do work); two racing builders make equal
         // values, and the first one stored is kept.
         let linked = LinkedBlobStatter(driver: driver, repository: name, linkSets: [.layers], global: globalStatter, logger: logger)
         let accessController: any BlobDescriptorService =
-            try cache.map { CachedBlobStatter(cache: try $0.repositoryScoped(name), backend: linked, logger: logger) } ?? linked
+            try cache.map { (cache) throws(BlobError) in
+                CachedBlobStatter(cache: try cache.repositoryScoped(name), backend: linked, logger: logger)
+            } ?? linked
         let blobs = LinkedBlobStore(
             repository: name, driver: driver, accessController: accessController, global: blobStore, linkSet: .layers,
             deleteEnabled: deleteEnabled, logger: logger)
@@ -60,11 +62,11 @@ public final class Registry: Sendable {
 
     /// Every repository, sorted: a directory under `repositories/` is one iff it holds `_layers`
     /// (docs/storage-format.md, Repositories). Names outside the grammar are skipped with a warning.
-    public func repositories() throws -> [RepositoryName] {
+    public func repositories() throws(BlobError) -> [RepositoryName] {
         let root = PathMapper.path(.repositoriesRoot)
         var names: [RepositoryName] = []
-        do {
-            try driver.walk(root) { entry in
+        do throws(StorageDriverError) {
+            try driver.walk(root) { (entry) throws(StorageDriverError) in
                 guard entry.path.name.hasPrefix("_") else { return .continue }
                 // A `_layers` that is not a directory makes no repository (`isRepository`).
                 if entry.path.name == "_layers", entry.kind == .directory, let parent = entry.path.parent {
@@ -77,9 +79,9 @@ public final class Registry: Sendable {
                 }
                 return .skipDirectory
             }
-        } catch StorageDriverError.pathNotFound {
+        } catch .pathNotFound {
             return []
-        } catch let error as StorageDriverError {
+        } catch {
             throw error.blobError
         }
         return names.sorted()
@@ -90,12 +92,12 @@ extension Registry {
     /// Makes `name` a repository: its `_layers` directory, as the registry's catalog and GC
     /// recognise repositories (docs/storage-format.md, Repositories). Existing repositories are left
     /// as they are.
-    public func createRepository(_ name: RepositoryName) throws {
-        try driverCall { try driver.createDirectory(PathMapper.path(.layers(name))) }
+    public func createRepository(_ name: RepositoryName) throws(BlobError) {
+        try driverCall { () throws(StorageDriverError) in try driver.createDirectory(PathMapper.path(.layers(name))) }
     }
 
     /// Creates the directory of a name prefix (`team`, `team/app`) that is not a repository yet.
-    public func createNamePrefix(_ name: RepositoryName) throws {
-        try driverCall { try driver.createDirectory(PathMapper.path(.repository(name))) }
+    public func createNamePrefix(_ name: RepositoryName) throws(BlobError) {
+        try driverCall { () throws(StorageDriverError) in try driver.createDirectory(PathMapper.path(.repository(name))) }
     }
 }

@@ -23,14 +23,14 @@ extension Registry {
     /// the directories under `repositories/<prefix>` whose names are valid name components.
     /// `_layers`, `_uploads` and `_manifests` are not components; neither is a file or a
     /// symbolic link. A prefix that is not on disk has none.
-    public func childComponents(of prefix: RepositoryName?) throws -> [String] {
+    public func childComponents(of prefix: RepositoryName?) throws(BlobError) -> [String] {
         let directory = prefix.map { PathMapper.path(.repository($0)) } ?? PathMapper.path(.repositoriesRoot)
         let children: [String]
-        do {
+        do throws(StorageDriverError) {
             children = try driver.list(directory)
-        } catch StorageDriverError.pathNotFound {
+        } catch .pathNotFound {
             return []
-        } catch let error as StorageDriverError {
+        } catch {
             throw error.blobError
         }
         return children.filter { child in

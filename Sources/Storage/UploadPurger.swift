@@ -14,11 +14,11 @@ public struct PurgeReport: Sendable {
 extension Registry {
     /// Removes uploads started before `cutoff` (docs/storage-format.md, Purging uploads): only
     /// UUID-named directories under `_uploads`, and never one without a readable `startedat`.
-    public func purgeUploads(startedBefore cutoff: UploadTimestamp, dryRun: Bool = false) throws -> PurgeReport {
+    public func purgeUploads(startedBefore cutoff: UploadTimestamp, dryRun: Bool = false) throws(BlobError) -> PurgeReport {
         var report = PurgeReport()
         let root = PathMapper.path(.repositoriesRoot)
-        do {
-            try driver.walk(root) { entry in
+        do throws(StorageDriverError) {
+            try driver.walk(root) { (entry) throws(StorageDriverError) in
                 let name = entry.path.name
                 guard name.hasPrefix("_") else { return .continue }
                 if name == "_uploads", entry.kind == .directory {
@@ -26,17 +26,19 @@ extension Registry {
                 }
                 return .skipDirectory
             }
-        } catch StorageDriverError.pathNotFound {
+        } catch .pathNotFound {
             return report
-        } catch let error as StorageDriverError {
+        } catch {
             throw error.blobError
         }
         return report
     }
 
-    private func purge(uploadsDirectory: DriverPath, cutoff: UploadTimestamp, dryRun: Bool, into report: inout PurgeReport) throws {
+    private func purge(
+        uploadsDirectory: DriverPath, cutoff: UploadTimestamp, dryRun: Bool, into report: inout PurgeReport
+    ) throws(StorageDriverError) {
         let children: [String]
-        do { children = try driver.list(uploadsDirectory) } catch StorageDriverError.pathNotFound { return }
+        do throws(StorageDriverError) { children = try driver.list(uploadsDirectory) } catch .pathNotFound { return }
         for child in children where UploadID.isUUID(child) {
             guard let upload = try? uploadsDirectory.appending(child), let startedAtPath = try? upload.appending("startedat")
             else { continue }
@@ -49,9 +51,9 @@ extension Registry {
             }
             guard startedAt < cutoff else { continue }
             if !dryRun {
-                do {
+                do throws(StorageDriverError) {
                     try driver.delete(upload)
-                } catch StorageDriverError.pathNotFound {
+                } catch .pathNotFound {
                     continue
                 } catch {
                     report.errors.append("\(upload): \(error)")

@@ -80,41 +80,41 @@ public final class UploadWriter: BlobWriter {
     deinit { state.withLock { $0.file?.close() } }
 
     /// Starts a new upload: `startedat`, then an empty `data`, as the registry does.
-    static func create(in store: LinkedBlobStore, alsoDigest: DigestAlgorithm?) throws -> UploadWriter {
+    static func create(in store: LinkedBlobStore, alsoDigest: DigestAlgorithm?) throws(BlobError) -> UploadWriter {
         let id = UploadID.random()
         let startedAt = UploadTimestamp.now()
         let name = store.repository
-        do {
-            try driverCall { try store.driver.putContent(PathMapper.path(.uploadStartedAt(name, id)), Array(startedAt.rfc3339.utf8)) }
-            let file = try driverCall { try store.driver.writer(PathMapper.path(.uploadData(name, id)), append: false) }
+        do throws(StorageDriverError) {
+            try store.driver.putContent(PathMapper.path(.uploadStartedAt(name, id)), Array(startedAt.rfc3339.utf8))
+            let file = try store.driver.writer(PathMapper.path(.uploadData(name, id)), append: false)
             return UploadWriter(id: id, startedAt: startedAt, store: store, file: file, inSync: true, alsoDigest: alsoDigest)
         } catch {
             _ = try? store.driver.delete(PathMapper.path(.upload(name, id)))
-            throw error
+            throw error.blobError
         }
     }
 
     /// Reopens an upload for appending; unknown without `startedat`.
-    static func resume(_ id: UploadID, in store: LinkedBlobStore) throws -> UploadWriter {
+    static func resume(_ id: UploadID, in store: LinkedBlobStore) throws(BlobError) -> UploadWriter {
         let name = store.repository
         let startedAtPath = PathMapper.path(.uploadStartedAt(name, id))
         let text: [UInt8]
-        do {
+        do throws(StorageDriverError) {
             text = try store.driver.getContent(startedAtPath, limit: 4096)
-        } catch StorageDriverError.pathNotFound {
-            throw BlobError.uploadUnknown(id.value)
-        } catch let error as StorageDriverError {
+        } catch .pathNotFound {
+            throw .uploadUnknown(id.value)
+        } catch {
             throw error.blobError
         }
         guard let startedAt = UploadTimestamp(rfc3339: String(decoding: text, as: UTF8.self)) else {
-            throw BlobError.corruptUpload(id: id.value, reason: "startedat is not an RFC 3339 time")
+            throw .corruptUpload(id: id.value, reason: "startedat is not an RFC 3339 time")
         }
         let file: any DriverFileWriter
-        do {
+        do throws(StorageDriverError) {
             file = try store.driver.writer(PathMapper.path(.uploadData(name, id)), append: true)
-        } catch StorageDriverError.isDirectory {
-            throw BlobError.corruptUpload(id: id.value, reason: "data is a directory")
-        } catch let error as StorageDriverError {
+        } catch .isDirectory {
+            throw .corruptUpload(id: id.value, reason: "data is a directory")
+        } catch {
             throw error.blobError
         }
         return UploadWriter(id: id, startedAt: startedAt, store: store, file: file, inSync: file.size == 0, alsoDigest: nil)
@@ -133,14 +133,14 @@ public final class UploadWriter: BlobWriter {
     // MARK: - Writes
 
     /// Appends at the end of the upload.
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(BlobError) {
         try write(bytes, at: nil)
     }
 
     /// Writes at `offset`, as a file written by `pwrite` asks: at the end appends; beyond it, the
     /// gap is filled with zeros first; behind it is refused with `invalidLength` (the bytes there
     /// are hashed already and cannot be taken back), and the upload goes on.
-    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(BlobError) {
         try write(bytes, at: Optional(offset))
     }
 
@@ -148,7 +148,7 @@ public final class UploadWriter: BlobWriter {
     /// do for sparse files). The size is compared first, in any phase: the size the upload has
     /// already is no change, and a smaller one is `invalidLength` (it cannot shrink), even after
     /// a commit.
-    public func extend(to size: Int64) throws {
+    public func extend(to size: Int64) throws(BlobError) {
         try write(UnsafeRawBufferPointer(start: nil, count: 0), at: size, extending: true)
     }
 
@@ -189,7 +189,7 @@ public final class UploadWriter: BlobWriter {
     /// Appends `bytes` to the file, then into the digests and the size.
     private static func append(_ state: inout State, _ bytes: UnsafeRawBufferPointer, _ file: any DriverFileWriter) throws(BlobError) {
         guard bytes.count > 0 else { return }
-        try driverCall { try file.write(bytes) }
+        try driverCall { () throws(StorageDriverError) in try file.write(bytes) }
         state.size += Int64(bytes.count)
         if state.inSync {
             state.digester.update(bytes)
@@ -203,7 +203,10 @@ public final class UploadWriter: BlobWriter {
     private static func fillWithZeros(_ state: inout State, upTo end: Int64, _ file: any DriverFileWriter) throws(BlobError) {
         while state.size < end {
             let count = Int(min(Int64(zeros.count), end - state.size))
-            try driverCall { try zeros.withUnsafeBytes { try append(&state, UnsafeRawBufferPointer(rebasing: $0[..<count]), file) } }
+            // `withUnsafeBytes` rethrows untyped: the append's own error comes back as a `Result`.
+            try zeros.withUnsafeBytes { zeros in
+                Result { () throws(BlobError) in try append(&state, UnsafeRawBufferPointer(rebasing: zeros[..<count]), file) }
+            }.get()
         }
     }
 
@@ -215,7 +218,7 @@ public final class UploadWriter: BlobWriter {
     /// state lock: a `getattr` (size, phase) never waits for the fsyncs. A commit of a committed
     /// upload under its digest or canonical digest returns the descriptor again (a second close
     /// of the same file); under another digest it is `uploadClosed`.
-    public func commit(provisional: Descriptor) throws -> Descriptor {
+    public func commit(provisional: Descriptor) throws(BlobError) -> Descriptor {
         try commitTurn.withLock { _ throws(BlobError) in try commitInTurn(provisional) }
     }
 
@@ -282,19 +285,19 @@ public final class UploadWriter: BlobWriter {
     private func storeBlob(_ file: any DriverFileWriter, _ written: Written, provisional: Descriptor) throws(BlobError) -> Descriptor {
         do {
             defer { file.close() }
-            try driverCall { try file.commit() }
+            try driverCall { () throws(StorageDriverError) in try file.commit() }
         }
         let canonicalDigest = try checkContent(written, against: provisional)
         let canonical = Descriptor(
             digest: canonicalDigest, size: written.size, mediaType: provisional.mediaType.isEmpty ? Descriptor.octetStream : provisional.mediaType)
         try moveUnlessPresent(canonical)
-        try driverCall { try store.link(canonical, aliases: [provisional.digest]) }
+        try store.link(canonical, aliases: [provisional.digest])
         return canonical
     }
 
     /// Abandons the upload and removes it; idempotent, and a no-op once committed or failed. A
     /// cancel during a commit waits for it, and is then a no-op.
-    public func cancel() throws {
+    public func cancel() throws(BlobError) {
         _ = try cancelUpload(reportingErrors: true)
     }
 
@@ -305,7 +308,7 @@ public final class UploadWriter: BlobWriter {
         (try? cancelUpload(reportingErrors: false)) ?? nil
     }
 
-    private func cancelUpload(reportingErrors: Bool) throws -> Int64? {
+    private func cancelUpload(reportingErrors: Bool) throws(BlobError) -> Int64? {
         let discarded: Int64? = commitTurn.withLock { _ in
             state.withLock { state in
                 switch state.phase {
@@ -324,7 +327,7 @@ public final class UploadWriter: BlobWriter {
     }
 
     /// Releases the file and keeps the upload on disk for a later `resume`.
-    public func close() throws {
+    public func close() throws(BlobError) {
         state.withLock { state in
             state.file?.close()
             state.file = nil
@@ -338,7 +341,7 @@ public final class UploadWriter: BlobWriter {
     /// the canonical (sha256) digest.
     private func checkContent(_ written: Written, against provisional: Descriptor) throws(BlobError) -> Digest {
         let dataPath = PathMapper.path(.uploadData(store.repository, uploadID))
-        let onDisk = try driverCall { try store.driver.stat(dataPath) }
+        let onDisk = try driverCall { () throws(StorageDriverError) in try store.driver.stat(dataPath) }
         guard onDisk.kind == .file else { throw .corruptUpload(id: id, reason: "data is not a regular file") }
         guard onDisk.size == written.size else {
             throw .corruptUpload(id: id, reason: "data is \(onDisk.size) bytes on disk, \(written.size) written")
@@ -357,49 +360,46 @@ public final class UploadWriter: BlobWriter {
         return canonical
     }
 
-    /// A full pass over the data: sha256 for the canonical digest, plus the provisional algorithm.
+    /// A full pass over the data (the one whole-file hash loop, `WholeFileHasher`): sha256 for the
+    /// canonical digest, plus the provisional algorithm.
     private func rehash(_ dataPath: DriverPath, size: Int64, provisional wanted: DigestAlgorithm) throws(BlobError)
         -> (canonical: Digest, provisional: Digest)
     {
-        let sha256 = Digester(.sha256)
-        let verifier = wanted == .sha256 ? sha256 : Digester(wanted)
-        let reader = try driverCall { try store.driver.reader(dataPath) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset: Int64 = 0
-        while offset < size {
-            let n = try driverCall {
-                try buffer.withUnsafeMutableBytes { raw in
-                    let n = try reader.read(into: raw, at: offset)
-                    let chunk = UnsafeRawBufferPointer(rebasing: raw[..<n])
-                    sha256.update(chunk)
-                    if verifier !== sha256 { verifier.update(chunk) }
-                    return n
-                }
-            }
-            guard n > 0 else { throw .corruptUpload(id: id, reason: "data shrank while it was verified") }
-            offset += Int64(n)
+        let algorithms: [DigestAlgorithm] = wanted == .sha256 ? [.sha256] : [.sha256, wanted]
+        let reader = try driverCall { () throws(StorageDriverError) in try store.driver.reader(dataPath) }
+        let hash: WholeFileHasher.Hash
+        do {
+            hash = try WholeFileHasher().hash(reader, size: size, algorithms: algorithms)
+        } catch {
+            throw error.error
         }
-        return (sha256.digest(), verifier.digest())
+        guard hash.size == size else {
+            let change = hash.size < size ? "shrank" : "grew"
+            throw .corruptUpload(id: id, reason: "data \(change) while it was verified")
+        }
+        return (hash.digests[0], hash.digests[algorithms.count - 1])
     }
 
     /// Moves the upload into `blobs/` unless the same blob is already there. A file of another
     /// size under that digest is corrupt by definition and is replaced by the verified bytes.
     private func moveUnlessPresent(_ canonical: Descriptor) throws(BlobError) {
         let blobPath = PathMapper.path(.blobData(canonical.digest))
-        let existing: FileInfo? = try driverCall {
-            do { return try store.driver.stat(blobPath) } catch StorageDriverError.pathNotFound { return nil }
+        let existing: FileInfo? = try driverCall { () throws(StorageDriverError) in
+            do throws(StorageDriverError) { return try store.driver.stat(blobPath) } catch .pathNotFound { return nil }
         }
         if let existing, existing.kind == .file, existing.size == canonical.size { return }
-        try driverCall { try store.driver.move(from: PathMapper.path(.uploadData(store.repository, uploadID)), to: blobPath) }
+        try driverCall { () throws(StorageDriverError) in
+            try store.driver.move(from: PathMapper.path(.uploadData(store.repository, uploadID)), to: blobPath)
+        }
     }
 
-    private func removeUpload(reportingErrors: Bool) throws {
-        do {
+    private func removeUpload(reportingErrors: Bool) throws(BlobError) {
+        do throws(StorageDriverError) {
             try store.driver.delete(PathMapper.path(.upload(store.repository, uploadID)))
-        } catch StorageDriverError.pathNotFound {
+        } catch .pathNotFound {
         } catch {
             store.logger.error("could not remove upload", metadata: ["upload": "\(id)", "error": "\(error)"])
-            if reportingErrors { throw (error as? StorageDriverError)?.blobError ?? error }
+            if reportingErrors { throw error.blobError }
         }
     }
 

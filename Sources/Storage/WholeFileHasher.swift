@@ -21,7 +21,7 @@ public final class WholeFileHasher {
 
     /// A read failed: the error, and how many bytes were hashed before it.
     public struct ReadFailure: Error {
-        public var error: any Error
+        public var error: BlobError
         public var bytesHashed: Int64
     }
 
@@ -46,7 +46,12 @@ public final class WholeFileHasher {
     public func hash(
         _ reader: any DriverFileReader, size: Int64, algorithms: [DigestAlgorithm], readsVersion: Bool = false
     ) throws(ReadFailure) -> Hash {
-        try hash(size: size, algorithms, readsVersion: readsVersion, read: reader.read(into:at:), version: reader.version)
+        try hash(
+            size: size, algorithms, readsVersion: readsVersion,
+            read: { (buffer, offset) throws(BlobError) in
+                try driverCall { () throws(StorageDriverError) in try reader.read(into: buffer, at: offset) }
+            },
+            version: { () throws(BlobError) in try driverCall { () throws(StorageDriverError) in try reader.version() } })
     }
 
     /// Hashes a blob's data file from 0 to its descriptor's size; a file shorter than that fails
@@ -57,7 +62,7 @@ public final class WholeFileHasher {
 
     private func hash(
         size: Int64, _ algorithms: [DigestAlgorithm], readsVersion: Bool,
-        read: (UnsafeMutableRawBufferPointer, Int64) throws -> Int, version: () throws -> FileVersion?
+        read: (UnsafeMutableRawBufferPointer, Int64) throws(BlobError) -> Int, version: () throws(BlobError) -> FileVersion?
     ) throws(ReadFailure) -> Hash {
         let before = readsVersion ? try? version() : nil
         let used = algorithms.map { algorithm in
@@ -67,7 +72,7 @@ public final class WholeFileHasher {
             return digester
         }
         var offset: Int64 = 0
-        do {
+        do throws(BlobError) {
             while true {
                 let n = try read(buffer, offset)
                 if n == 0 { break }

@@ -4,15 +4,15 @@ public protocol DriverDirectory: AnyObject, Sendable {
     /// The directory's own driver path.
     var path: DriverPath { get }
     /// The children sorted by name; names outside the driver path grammar are left out.
-    func entries() throws -> [DirectoryEntry]
+    func entries() throws(StorageDriverError) -> [DirectoryEntry]
     /// A child directory, held open in turn.
-    func directory(_ name: String) throws -> any DriverDirectory
+    func directory(_ name: String) throws(StorageDriverError) -> any DriverDirectory
     /// Opens `relative` (components joined by `/`) for reading with a single open: what it is,
     /// and for a regular file a reader. Never updates the file's access time where the
     /// filesystem allows it: verification reads should leave the store as it was.
-    func open(_ relative: String) throws -> OpenedFile
+    func open(_ relative: String) throws(StorageDriverError) -> OpenedFile
     /// What `relative` is, without opening it for reading.
-    func stat(_ relative: String) throws -> FileInfo
+    func stat(_ relative: String) throws(StorageDriverError) -> FileInfo
 }
 
 /// One child of a directory.
@@ -43,7 +43,7 @@ public struct OpenedFile: Sendable {
 
 extension StorageDriver {
     /// The directory at `path`, held open where the driver can; by default a path-based handle.
-    public func directory(_ path: DriverPath) throws -> any DriverDirectory {
+    public func directory(_ path: DriverPath) throws(StorageDriverError) -> any DriverDirectory {
         try PathDirectory(driver: self, checking: path)
     }
 
@@ -64,29 +64,29 @@ final class PathDirectory: DriverDirectory {
         self.path = path
     }
 
-    convenience init(driver: any StorageDriver, checking path: DriverPath) throws {
+    convenience init(driver: any StorageDriver, checking path: DriverPath) throws(StorageDriverError) {
         guard try driver.stat(path).kind == .directory else { throw StorageDriverError.pathNotFound(path.value) }
         self.init(driver: driver, path: path)
     }
 
-    func entries() throws -> [DirectoryEntry] {
+    func entries() throws(StorageDriverError) -> [DirectoryEntry] {
         try driver.list(path).compactMap { name in
             guard let child = try? path.appending(name), let info = try? driver.stat(child) else { return nil }
             return DirectoryEntry(name: name, kind: info.kind)
         }
     }
 
-    func directory(_ name: String) throws -> any DriverDirectory {
+    func directory(_ name: String) throws(StorageDriverError) -> any DriverDirectory {
         try PathDirectory(driver: driver, checking: try path.appending(name))
     }
 
-    func open(_ relative: String) throws -> OpenedFile {
+    func open(_ relative: String) throws(StorageDriverError) -> OpenedFile {
         let child = try DriverPath(path.value + "/" + relative)
         let info = try driver.stat(child)
         return OpenedFile(kind: info.kind, size: info.size, reader: info.kind == .file ? try driver.reader(child) : nil)
     }
 
-    func stat(_ relative: String) throws -> FileInfo {
+    func stat(_ relative: String) throws(StorageDriverError) -> FileInfo {
         try driver.stat(try DriverPath(path.value + "/" + relative))
     }
 }

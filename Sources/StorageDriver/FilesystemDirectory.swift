@@ -21,7 +21,7 @@ final class FilesystemDirectory: DriverDirectory {
 
     private func fullPath(_ relative: String) -> String { path.value + "/" + relative }
 
-    func entries() throws -> [DirectoryEntry] {
+    func entries() throws(StorageDriverError) -> [DirectoryEntry] {
         // A descriptor of its own for fdopendir, which takes it over and moves its offset.
         let listing = blobfs_openat_beneath(fd, ".", O_RDONLY | O_DIRECTORY, 0)
         guard listing >= 0 else { throw failure("open", path, errno) }
@@ -35,13 +35,13 @@ final class FilesystemDirectory: DriverDirectory {
         }.sorted { $0.name < $1.name }
     }
 
-    func directory(_ name: String) throws -> any DriverDirectory {
+    func directory(_ name: String) throws(StorageDriverError) -> any DriverDirectory {
         let child = blobfs_openat_beneath(fd, name, O_RDONLY | O_DIRECTORY, 0)
         guard child >= 0 else { throw failure("open", fullPath(name), errno) }
         return FilesystemDirectory(driver: driver, fd: child, path: try path.appending(name))
     }
 
-    func open(_ relative: String) throws -> OpenedFile {
+    func open(_ relative: String) throws(StorageDriverError) -> OpenedFile {
         // O_NONBLOCK: a FIFO in the store must not hang the open; it is a no-op on regular files.
         let flags = O_RDONLY | O_NONBLOCK | O_NOCTTY
         let fd = driver.openWithoutAtime(self.fd, relative, flags)
@@ -60,7 +60,7 @@ final class FilesystemDirectory: DriverDirectory {
         return OpenedFile(kind: kind, size: Int64(st.st_size), reader: FilesystemFileReader(fd: fd, path: fullPath(relative)))
     }
 
-    func stat(_ relative: String) throws -> FileInfo {
+    func stat(_ relative: String) throws(StorageDriverError) -> FileInfo {
         let fd = blobfs_openat_beneath(self.fd, relative, O_PATH, 0)
         guard fd >= 0 else { throw failure("open", fullPath(relative), errno) }
         defer { Glibc.close(fd) }

@@ -17,7 +17,7 @@ public final class FilesystemDriver: StorageDriver {
     let readsWithoutAtime = Atomic(true)
 
     /// Opens `root`, which must be an existing directory.
-    public init(root: String) throws {
+    public init(root: String) throws(StorageDriverError) {
         let fd = Glibc.open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw StorageDriverError.io(operation: "open storage root", path: root, errno: errno) }
         self.root = root
@@ -35,7 +35,7 @@ public final class FilesystemDriver: StorageDriver {
 
     deinit { Glibc.close(rootFD) }
 
-    public func getContent(_ path: DriverPath, limit: Int) throws -> [UInt8] {
+    public func getContent(_ path: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] {
         let fd = try open(path, O_RDONLY)
         let reader = FilesystemFileReader(fd: fd, path: path)  // closes `fd` when done
         let info = try fileStatus(fd, path)
@@ -44,7 +44,7 @@ public final class FilesystemDriver: StorageDriver {
         return try reader.readAll(expected: info.size, limit: limit, path: path.value)
     }
 
-    public func putContent(_ path: DriverPath, _ content: [UInt8]) throws {
+    public func putContent(_ path: DriverPath, _ content: [UInt8]) throws(StorageDriverError) {
         let parentFD = try makeDirectories(path.parent, mode: 0o777)
         defer { Glibc.close(parentFD) }
         // Temp file, fsync, rename, fsync the directory: readers see the old or the new bytes,
@@ -59,7 +59,8 @@ public final class FilesystemDriver: StorageDriver {
         }
         do {
             defer { Glibc.close(fd) }
-            try content.withUnsafeBytes { try writeAll(fd, $0, at: 0, path) }
+            // `withUnsafeBytes` rethrows untyped: the write's own error comes back as a `Result`.
+            try content.withUnsafeBytes { bytes in Result { () throws(StorageDriverError) in try writeAll(fd, bytes, at: 0, path) } }.get()
             guard fsync(fd) == 0 else { throw failure("fsync", path, errno) }
         }
         guard renameat(parentFD, temporary, parentFD, path.name) == 0 else { throw failure("rename", path, errno) }
@@ -67,10 +68,10 @@ public final class FilesystemDriver: StorageDriver {
         _ = fsync(parentFD)
     }
 
-    public func reader(_ path: DriverPath) throws -> any DriverFileReader {
+    public func reader(_ path: DriverPath) throws(StorageDriverError) -> any DriverFileReader {
         let fd = try open(path, O_RDONLY)
-        do {
-            if try fileStatus(fd, path).kind == .directory { throw StorageDriverError.isDirectory(path.value) }
+        do throws(StorageDriverError) {
+            if try fileStatus(fd, path).kind == .directory { throw .isDirectory(path.value) }
         } catch {
             Glibc.close(fd)
             throw error
@@ -78,7 +79,7 @@ public final class FilesystemDriver: StorageDriver {
         return FilesystemFileReader(fd: fd, path: path)
     }
 
-    public func writer(_ path: DriverPath, append: Bool) throws -> any DriverFileWriter {
+    public func writer(_ path: DriverPath, append: Bool) throws(StorageDriverError) -> any DriverFileWriter {
         let parentFD = try makeDirectories(path.parent, mode: 0o777)
         let fd = blobfs_openat_beneath(parentFD, path.name, O_WRONLY | O_CREAT | (append ? 0 : O_TRUNC), 0o666)
         guard fd >= 0 else {
@@ -86,9 +87,9 @@ public final class FilesystemDriver: StorageDriver {
             Glibc.close(parentFD)
             throw failure("open for writing", path, code)
         }
-        do {
+        do throws(StorageDriverError) {
             let info = try fileStatus(fd, path)
-            guard info.kind == .file else { throw StorageDriverError.isDirectory(path.value) }
+            guard info.kind == .file else { throw .isDirectory(path.value) }
             if info.size == 0 { adopt(fd, parent: parentFD) }  // new (or empty): never re-own someone's data
             return FilesystemFileWriter(fd: fd, parentFD: parentFD, path: path, size: info.size)
         } catch {
@@ -98,22 +99,22 @@ public final class FilesystemDriver: StorageDriver {
         }
     }
 
-    public func stat(_ path: DriverPath) throws -> FileInfo {
+    public func stat(_ path: DriverPath) throws(StorageDriverError) -> FileInfo {
         let fd = try open(path, O_PATH)
         defer { Glibc.close(fd) }
         return try fileStatus(fd, path)
     }
 
-    public func createDirectory(_ path: DriverPath) throws {
+    public func createDirectory(_ path: DriverPath) throws(StorageDriverError) {
         Glibc.close(try makeDirectories(path, mode: 0o777))
     }
 
-    public func list(_ path: DriverPath) throws -> [String] {
+    public func list(_ path: DriverPath) throws(StorageDriverError) -> [String] {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         return try Self.entries(ofDirectory: fd, path).map(\.name).sorted()
     }
 
-    public func move(from source: DriverPath, to destination: DriverPath) throws {
+    public func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) {
         let sourceParent = try openDirectory(source.parent, flags: O_PATH)
         defer { Glibc.close(sourceParent) }
         let destinationParent = try makeDirectories(destination.parent, mode: 0o755)
@@ -123,18 +124,18 @@ public final class FilesystemDriver: StorageDriver {
         }
     }
 
-    public func delete(_ path: DriverPath) throws {
+    public func delete(_ path: DriverPath) throws(StorageDriverError) {
         let parentFD = try openDirectory(path.parent, flags: O_RDONLY)
         defer { Glibc.close(parentFD) }
         try removeTree(parentFD, path.name, path, isTop: true)
     }
 
-    public func walk(_ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws {
+    public func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError) {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         try walkDirectory(fd, path, visit)
     }
 
-    public func directory(_ path: DriverPath) throws -> any DriverDirectory {
+    public func directory(_ path: DriverPath) throws(StorageDriverError) -> any DriverDirectory {
         FilesystemDirectory(driver: self, fd: try open(path, O_RDONLY | O_DIRECTORY), path: path)
     }
 
@@ -153,14 +154,14 @@ public final class FilesystemDriver: StorageDriver {
     }
 
     /// Opens a driver path beneath the root.
-    private func open(_ path: DriverPath, _ flags: Int32) throws -> Int32 {
+    private func open(_ path: DriverPath, _ flags: Int32) throws(StorageDriverError) -> Int32 {
         let fd = String(path.relative).withCString { blobfs_openat_beneath(rootFD, $0, flags, 0) }
         guard fd >= 0 else { throw failure("open", path, errno) }
         return fd
     }
 
     /// Opens a directory, or the root for nil.
-    private func openDirectory(_ path: DriverPath?, flags: Int32) throws -> Int32 {
+    private func openDirectory(_ path: DriverPath?, flags: Int32) throws(StorageDriverError) -> Int32 {
         guard let path else {
             let fd = blobfs_openat_beneath(rootFD, ".", flags | O_DIRECTORY, 0)
             guard fd >= 0 else { throw StorageDriverError.io(operation: "open", path: root, errno: errno) }
@@ -171,7 +172,7 @@ public final class FilesystemDriver: StorageDriver {
 
     /// `mkdir -p` beneath the root, one component at a time so no link is ever followed;
     /// returns the directory opened for reading (fsync-able).
-    private func makeDirectories(_ path: DriverPath?, mode: mode_t) throws -> Int32 {
+    private func makeDirectories(_ path: DriverPath?, mode: mode_t) throws(StorageDriverError) -> Int32 {
         if let existing = try? openDirectory(path, flags: O_RDONLY) { return existing }
         var current = try openDirectory(nil, flags: O_RDONLY)
         var walked = ""
@@ -198,7 +199,7 @@ public final class FilesystemDriver: StorageDriver {
         return current
     }
 
-    private func fileStatus(_ fd: Int32, _ path: DriverPath) throws -> FileInfo {
+    private func fileStatus(_ fd: Int32, _ path: DriverPath) throws(StorageDriverError) -> FileInfo {
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else { throw failure("stat", path, errno) }
         return FileInfo(path: path, status: st)
@@ -207,7 +208,7 @@ public final class FilesystemDriver: StorageDriver {
     // MARK: - Directories
 
     /// The entries of a directory, consuming `fd`.
-    static func entries(ofDirectory fd: Int32, _ path: DriverPath) throws -> [(name: String, kind: FileKind?)] {
+    static func entries(ofDirectory fd: Int32, _ path: DriverPath) throws(StorageDriverError) -> [(name: String, kind: FileKind?)] {
         guard let dir = fdopendir(fd) else {
             let code = errno
             Glibc.close(fd)
@@ -236,7 +237,9 @@ public final class FilesystemDriver: StorageDriver {
         }
     }
 
-    private func walkDirectory(_ fd: Int32, _ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws {
+    private func walkDirectory(
+        _ fd: Int32, _ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision
+    ) throws(StorageDriverError) {
         let dirFD = dup(fd)  // `entries` consumes one descriptor; keep one to open children
         guard dirFD >= 0 else {
             Glibc.close(fd)
@@ -264,7 +267,7 @@ public final class FilesystemDriver: StorageDriver {
     }
 
     /// Removes `name` in `parentFD`, recursing into directories without following links.
-    private func removeTree(_ parentFD: Int32, _ name: String, _ path: DriverPath, isTop: Bool) throws {
+    private func removeTree(_ parentFD: Int32, _ name: String, _ path: DriverPath, isTop: Bool) throws(StorageDriverError) {
         if unlinkat(parentFD, name, 0) == 0 { return }
         switch errno {
         case ENOENT:
@@ -309,7 +312,7 @@ func failure(_ operation: String, _ path: String, _ code: Int32) -> StorageDrive
 }
 
 /// Writes every byte at `offset`, retrying short writes and EINTR.
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, _ path: DriverPath) throws {
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, _ path: DriverPath) throws(StorageDriverError) {
     var done = 0
     while done < bytes.count {
         let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))

@@ -17,7 +17,7 @@ final class FilesystemFileReader: DriverFileReader {
 
     deinit { Glibc.close(fd) }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         while true {
             let n = pread(fd, base, buffer.count, off_t(offset))
@@ -26,7 +26,7 @@ final class FilesystemFileReader: DriverFileReader {
         }
     }
 
-    func version() throws -> FileVersion? {
+    func version() throws(StorageDriverError) -> FileVersion? {
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else { throw StorageDriverError.io(operation: "stat", path: path, errno: errno) }
         return FileVersion(
@@ -35,7 +35,7 @@ final class FilesystemFileReader: DriverFileReader {
             changed: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
     }
 
-    func currentSize() throws -> Int64 {
+    func currentSize() throws(StorageDriverError) -> Int64 {
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else { throw StorageDriverError.io(operation: "stat", path: path, errno: errno) }
         return Int64(st.st_size)

@@ -29,16 +29,16 @@ final class FilesystemFileWriter: DriverFileWriter {
 
     var size: Int64 { state.withLock { $0.size } }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        try state.withLock { state in
+    func write(_ bytes: UnsafeRawBufferPointer) throws(StorageDriverError) {
+        try state.withLock { (state) throws(StorageDriverError) in
             guard state.fd >= 0 else { throw StorageDriverError.io(operation: "write", path: path.value, errno: EBADF) }
             try writeAll(state.fd, bytes, at: state.size, path)
             state.size += Int64(bytes.count)
         }
     }
 
-    func commit() throws {
-        try state.withLock { state in
+    func commit() throws(StorageDriverError) {
+        try state.withLock { (state) throws(StorageDriverError) in
             guard state.fd >= 0 else { throw StorageDriverError.io(operation: "fsync", path: path.value, errno: EBADF) }
             guard fsync(state.fd) == 0 else { throw StorageDriverError.io(operation: "fsync", path: path.value, errno: errno) }
         }
@@ -51,7 +51,7 @@ final class FilesystemFileWriter: DriverFileWriter {
         }
     }
 
-    func cancel() throws {
+    func cancel() throws(StorageDriverError) {
         close()
         if unlinkat(parentFD, path.name, 0) != 0 && errno != ENOENT {
             throw StorageDriverError.io(operation: "unlink", path: path.value, errno: errno)

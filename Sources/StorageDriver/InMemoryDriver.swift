@@ -27,27 +27,27 @@ public final class InMemoryDriver: StorageDriver {
 
     public init() {}
 
-    public func getContent(_ path: DriverPath, limit: Int) throws -> [UInt8] {
+    public func getContent(_ path: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] {
         let file = try lookup(path)
         let content = file.content.withLock { $0 }
         if content.count > limit { throw StorageDriverError.tooLarge(path.value, size: Int64(content.count), limit: limit) }
         return content
     }
 
-    public func putContent(_ path: DriverPath, _ content: [UInt8]) throws {
-        try state.withLock { state in
+    public func putContent(_ path: DriverPath, _ content: [UInt8]) throws(StorageDriverError) {
+        try state.withLock { (state) throws(StorageDriverError) in
             try Self.checkParents(of: path, in: state)
             if Self.isDirectory(path, in: state) { throw StorageDriverError.isDirectory(path.value) }
             state.files[path] = File(content)
         }
     }
 
-    public func reader(_ path: DriverPath) throws -> any DriverFileReader {
+    public func reader(_ path: DriverPath) throws(StorageDriverError) -> any DriverFileReader {
         InMemoryFileReader(file: try lookup(path))
     }
 
-    public func writer(_ path: DriverPath, append: Bool) throws -> any DriverFileWriter {
-        let file = try state.withLock { state in
+    public func writer(_ path: DriverPath, append: Bool) throws(StorageDriverError) -> any DriverFileWriter {
+        let file = try state.withLock { (state) throws(StorageDriverError) in
             try Self.checkParents(of: path, in: state)
             if Self.isDirectory(path, in: state) { throw StorageDriverError.isDirectory(path.value) }
             if append, let existing = state.files[path] { return existing }
@@ -58,8 +58,8 @@ public final class InMemoryDriver: StorageDriver {
         return InMemoryFileWriter(driver: self, file: file, path: path)
     }
 
-    public func stat(_ path: DriverPath) throws -> FileInfo {
-        try state.withLock { state in
+    public func stat(_ path: DriverPath) throws(StorageDriverError) -> FileInfo {
+        try state.withLock { (state) throws(StorageDriverError) in
             if let file = state.files[path] {
                 return FileInfo(path: path, kind: .file, size: Int64(file.content.withLock { $0.count }), modified: file.modified)
             }
@@ -68,8 +68,8 @@ public final class InMemoryDriver: StorageDriver {
         }
     }
 
-    public func createDirectory(_ path: DriverPath) throws {
-        try state.withLock { state in
+    public func createDirectory(_ path: DriverPath) throws(StorageDriverError) {
+        try state.withLock { (state) throws(StorageDriverError) in
             try Self.checkParents(of: path, in: state)
             if state.files[path] != nil {
                 throw StorageDriverError.io(operation: "mkdir (a file is in the way)", path: path.value, errno: EEXIST)
@@ -82,8 +82,8 @@ public final class InMemoryDriver: StorageDriver {
         }
     }
 
-    public func list(_ path: DriverPath) throws -> [String] {
-        try state.withLock { state in
+    public func list(_ path: DriverPath) throws(StorageDriverError) -> [String] {
+        try state.withLock { (state) throws(StorageDriverError) in
             guard Self.isDirectory(path, in: state) else {
                 throw state.files[path] != nil
                     ? StorageDriverError.io(operation: "list", path: path.value, errno: ENOTDIR)
@@ -95,8 +95,8 @@ public final class InMemoryDriver: StorageDriver {
         }
     }
 
-    public func move(from source: DriverPath, to destination: DriverPath) throws {
-        try state.withLock { state in
+    public func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) {
+        try state.withLock { (state) throws(StorageDriverError) in
             guard let file = state.files[source] else { throw StorageDriverError.pathNotFound(source.value) }
             try Self.checkParents(of: destination, in: state)
             if Self.isDirectory(destination, in: state) { throw StorageDriverError.isDirectory(destination.value) }
@@ -105,8 +105,8 @@ public final class InMemoryDriver: StorageDriver {
         }
     }
 
-    public func delete(_ path: DriverPath) throws {
-        try state.withLock { state in
+    public func delete(_ path: DriverPath) throws(StorageDriverError) {
+        try state.withLock { (state) throws(StorageDriverError) in
             let doomed = state.files.keys.filter { $0.isWithin(path) }
             let doomedDirectories = state.directories.filter { $0.isWithin(path) }
             guard !doomed.isEmpty || !doomedDirectories.isEmpty else { throw StorageDriverError.pathNotFound(path.value) }
@@ -115,9 +115,9 @@ public final class InMemoryDriver: StorageDriver {
         }
     }
 
-    public func walk(_ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws {
+    public func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError) {
         // Snapshot, then visit without the lock so that `visit` may call back into the driver.
-        let entries: [WalkEntry] = try state.withLock { state in
+        let entries: [WalkEntry] = try state.withLock { (state) throws(StorageDriverError) in
             guard Self.isDirectory(path, in: state) else { throw StorageDriverError.pathNotFound(path.value) }
             var kinds: [DriverPath: FileKind] = [:]
             for key in state.directories where key.isWithin(path) && key != path {
@@ -142,8 +142,8 @@ public final class InMemoryDriver: StorageDriver {
         }
     }
 
-    private func lookup(_ path: DriverPath) throws -> File {
-        try state.withLock { state in
+    private func lookup(_ path: DriverPath) throws(StorageDriverError) -> File {
+        try state.withLock { (state) throws(StorageDriverError) in
             if let file = state.files[path] { return file }
             throw Self.isDirectory(path, in: state)
                 ? StorageDriverError.isDirectory(path.value) : StorageDriverError.pathNotFound(path.value)
@@ -155,7 +155,7 @@ public final class InMemoryDriver: StorageDriver {
     }
 
     /// A file cannot have children.
-    private static func checkParents(of path: DriverPath, in state: State) throws {
+    private static func checkParents(of path: DriverPath, in state: State) throws(StorageDriverError) {
         var parent = path.parent
         while let p = parent {
             if state.files[p] != nil { throw StorageDriverError.io(operation: "mkdir (a file is in the way)", path: p.value, errno: ENOTDIR) }
@@ -181,7 +181,7 @@ private final class InMemoryFileReader: DriverFileReader {
     let file: InMemoryDriver.File
     init(file: InMemoryDriver.File) { self.file = file }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
         file.content.withLock { content in
             guard offset < content.count else { return 0 }
             let n = min(buffer.count, content.count - Int(offset))
@@ -192,7 +192,7 @@ private final class InMemoryFileReader: DriverFileReader {
         }
     }
 
-    func currentSize() throws -> Int64 { Int64(file.content.withLock { $0.count }) }
+    func currentSize() throws(StorageDriverError) -> Int64 { Int64(file.content.withLock { $0.count }) }
 }
 
 private final class InMemoryFileWriter: DriverFileWriter {
@@ -209,18 +209,18 @@ private final class InMemoryFileWriter: DriverFileWriter {
 
     var size: Int64 { Int64(file.content.withLock { $0.count }) }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
+    func write(_ bytes: UnsafeRawBufferPointer) throws(StorageDriverError) {
         guard !closed.load(ordering: .acquiring) else {
             throw StorageDriverError.io(operation: "write", path: path.value, errno: EBADF)
         }
         file.content.withLock { $0.append(contentsOf: bytes) }
     }
 
-    func commit() throws {}
+    func commit() throws(StorageDriverError) {}
 
     func close() { closed.store(true, ordering: .releasing) }
 
-    func cancel() throws {
+    func cancel() throws(StorageDriverError) {
         close()
         driver.remove(path, ifStill: file)
     }

@@ -5,31 +5,31 @@ public protocol StorageDriver: Sendable {
     /// A short name for logs ("filesystem", "inmemory").
     var name: String { get }
     /// The whole content of a small file; files over `limit` bytes are refused.
-    func getContent(_ path: DriverPath, limit: Int) throws -> [UInt8]
+    func getContent(_ path: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8]
     /// Replaces a file's content atomically, creating parent directories.
-    func putContent(_ path: DriverPath, _ content: [UInt8]) throws
+    func putContent(_ path: DriverPath, _ content: [UInt8]) throws(StorageDriverError)
     /// Opens a file for positional reads.
-    func reader(_ path: DriverPath) throws -> any DriverFileReader
+    func reader(_ path: DriverPath) throws(StorageDriverError) -> any DriverFileReader
     /// Opens a file for appending, creating it (and its parents); `append: false` truncates it.
-    func writer(_ path: DriverPath, append: Bool) throws -> any DriverFileWriter
-    func stat(_ path: DriverPath) throws -> FileInfo
+    func writer(_ path: DriverPath, append: Bool) throws(StorageDriverError) -> any DriverFileWriter
+    func stat(_ path: DriverPath) throws(StorageDriverError) -> FileInfo
     /// Creates a directory and its parents; an existing directory is fine.
-    func createDirectory(_ path: DriverPath) throws
+    func createDirectory(_ path: DriverPath) throws(StorageDriverError)
     /// The names of a directory's children, sorted.
-    func list(_ path: DriverPath) throws -> [String]
+    func list(_ path: DriverPath) throws(StorageDriverError) -> [String]
     /// Renames a file, creating the destination's parents and replacing the destination.
-    func move(from source: DriverPath, to destination: DriverPath) throws
+    func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError)
     /// Removes a file or a whole directory tree; `pathNotFound` if it is absent.
-    func delete(_ path: DriverPath) throws
+    func delete(_ path: DriverPath) throws(StorageDriverError)
     /// Visits everything below `path` depth-first in sorted order, never following links.
-    func walk(_ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws
+    func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError)
     /// Holds a directory open for many reads below it (`pathNotFound` if it is not a directory).
-    func directory(_ path: DriverPath) throws -> any DriverDirectory
+    func directory(_ path: DriverPath) throws(StorageDriverError) -> any DriverDirectory
 }
 
 extension StorageDriver {
     /// Small files only: links, `startedat`.
-    public func getContent(_ path: DriverPath) throws -> [UInt8] {
+    public func getContent(_ path: DriverPath) throws(StorageDriverError) -> [UInt8] {
         try getContent(path, limit: 4 << 20)
     }
 
@@ -39,25 +39,23 @@ extension StorageDriver {
     /// of thousands is that many opens, and its caller waits for all of them. A child or member
     /// that is a symbolic link (or another non-directory child) is reported as a failure, not left
     /// out: a listing says what it skipped, as a lookup of the same name fails.
-    public func members(named member: String, in path: DriverPath, limit: Int) throws -> [ChildMember] {
+    public func members(named member: String, in path: DriverPath, limit: Int) throws(StorageDriverError) -> [ChildMember] {
         precondition(!member.isEmpty && !member.contains("/"), "a member is one path component")
         let directory = try directory(path)
         let children = try directory.entries().filter { $0.kind != .file }.map(\.name)
         return children.concurrentMap { child in
-            do {
+            do throws(StorageDriverError) {
                 let opened = try directory.open(child + "/" + member)
                 guard opened.kind == .file, let reader = opened.reader else { return nil }
                 guard opened.size <= limit else {
-                    throw StorageDriverError.tooLarge("\(path.value)/\(child)/\(member)", size: opened.size, limit: limit)
+                    throw .tooLarge("\(path.value)/\(child)/\(member)", size: opened.size, limit: limit)
                 }
                 let content = try reader.readAll(expected: opened.size, limit: limit, path: "\(path.value)/\(child)/\(member)")
                 return ChildMember(child: child, content: .success(content))
-            } catch StorageDriverError.pathNotFound {
+            } catch .pathNotFound {
                 return nil  // absent, or removed meanwhile
-            } catch let error as StorageDriverError {
-                return ChildMember(child: child, content: .failure(error))
             } catch {
-                return ChildMember(child: child, content: .failure(.io(operation: "read", path: "\(path.value)/\(child)/\(member)", errno: EIO)))
+                return ChildMember(child: child, content: .failure(error))
             }
         }.compactMap { $0 }
     }
@@ -67,12 +65,17 @@ extension DriverFileReader {
     /// The whole of a small file (`path`, for errors) whose size was `expected` when it was
     /// opened, at most `limit` bytes. One byte more is asked for, so a file that grew is seen; a
     /// regular file reads short only at its end, so one read usually does.
-    func readAll(expected: Int64, limit: Int, path: String) throws -> [UInt8] {
+    func readAll(expected: Int64, limit: Int, path: String) throws(StorageDriverError) -> [UInt8] {
         var content = [UInt8](repeating: 0, count: Int(min(expected, Int64(limit))) + 1)
         var filled = 0
         while true {
             let asked = content.count - filled
-            let n = try content.withUnsafeMutableBytes { try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]), at: Int64(filled)) }
+            // `withUnsafeMutableBytes` rethrows untyped: the read's own error comes back as a `Result`.
+            let n = try content.withUnsafeMutableBytes { bytes in
+                Result { () throws(StorageDriverError) in
+                    try read(into: UnsafeMutableRawBufferPointer(rebasing: bytes[filled...]), at: Int64(filled))
+                }
+            }.get()
             filled += n
             if n == 0 || n < asked { break }
             guard content.count <= limit else {
@@ -143,26 +146,26 @@ public struct FileInfo: Sendable, Hashable {
 /// Positional reads of one open file.
 public protocol DriverFileReader: AnyObject, Sendable {
     /// Reads up to `buffer.count` bytes at `offset`; 0 at the end of the file.
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int
     /// The file's current size.
-    func currentSize() throws -> Int64
+    func currentSize() throws(StorageDriverError) -> Int64
     /// Which version of the file is open, where the driver can tell (nil where it cannot).
-    func version() throws -> FileVersion?
+    func version() throws(StorageDriverError) -> FileVersion?
 }
 
 extension DriverFileReader {
-    public func version() throws -> FileVersion? { nil }
+    public func version() throws(StorageDriverError) -> FileVersion? { nil }
 }
 
 /// An append-only writer of one file.
 public protocol DriverFileWriter: AnyObject, Sendable {
     /// The file's size: where the next write lands.
     var size: Int64 { get }
-    func write(_ bytes: UnsafeRawBufferPointer) throws
+    func write(_ bytes: UnsafeRawBufferPointer) throws(StorageDriverError)
     /// Makes the content durable (fsync).
-    func commit() throws
+    func commit() throws(StorageDriverError)
     /// Releases the file; idempotent.
     func close()
     /// Releases and removes the file.
-    func cancel() throws
+    func cancel() throws(StorageDriverError)
 }

@@ -3,8 +3,8 @@ import Distribution
 import Synchronization
 import Testing
 
-/// A descriptor service with scripted answers that counts its calls.
-final class FakeService: BlobDescriptorService {
+/// A descriptor service with scripted answers that counts its calls; it stands for a cache too.
+final class FakeService: BlobDescriptorService, BlobDescriptorCache {
     struct State {
         var descriptors: [Digest: Descriptor] = [:]
         var failure: BlobError?
@@ -14,23 +14,23 @@ final class FakeService: BlobDescriptorService {
     }
     let state = Mutex(State())
 
-    func stat(_ digest: Digest) throws -> Descriptor {
-        try state.withLock { s in
+    func stat(_ digest: Digest) throws(BlobError) -> Descriptor {
+        try state.withLock { (s) throws(BlobError) in
             s.stats += 1
             if let failure = s.failure { throw failure }
-            guard let d = s.descriptors[digest] else { throw BlobError.unknown(digest) }
+            guard let d = s.descriptors[digest] else { throw .unknown(digest) }
             return d
         }
     }
-    func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
-        try state.withLock { s in
+    func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws(BlobError) {
+        try state.withLock { (s) throws(BlobError) in
             s.sets += 1
             if let failure = s.failure { throw failure }
             s.descriptors[digest] = descriptor
         }
     }
-    func clear(_ digest: Digest) throws {
-        try state.withLock { s in
+    func clear(_ digest: Digest) throws(BlobError) {
+        try state.withLock { (s) throws(BlobError) in
             s.clears += 1
             if let failure = s.failure { throw failure }
             s.descriptors[digest] = nil
@@ -96,5 +96,25 @@ final class FakeService: BlobDescriptorService {
         cache.state.withLock { $0.failure = nil }
         try statter.clear(d)
         #expect(backend.counts.clears == 1)
+    }
+
+    /// A cache's own failure (Redis's, not a blob error) stops at the statter as `cacheFailed`,
+    /// and storage is left alone.
+    @Test func aCacheFailureThatIsNoBlobErrorIsCacheFailed() throws {
+        struct Unreachable: Error, CustomStringConvertible {
+            var description: String { "cache unreachable" }
+        }
+        struct FailingCache: BlobDescriptorCache {
+            func stat(_ digest: Digest) throws -> Descriptor { throw Unreachable() }
+            func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws { throw Unreachable() }
+            func clear(_ digest: Digest) throws { throw Unreachable() }
+        }
+        let backend = FakeService()
+        let real = Descriptor(digest: d, size: 10)
+        backend.state.withLock { $0.descriptors[d] = real }
+        let statter = CachedBlobStatter(cache: FailingCache(), backend: backend)
+        #expect(try statter.stat(d) == real)
+        #expect(throws: BlobError.cacheFailed("clear \(d): cache unreachable")) { try statter.clear(d) }
+        #expect(backend.counts.clears == 0)
     }
 }

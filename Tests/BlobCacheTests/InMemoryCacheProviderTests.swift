@@ -53,11 +53,11 @@ final class ForgetfulProvider: BlobDescriptorCacheProvider {
     func stat(_ digest: Digest) throws -> Descriptor { try inner.stat(digest) }
     func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws { try inner.setDescriptor(digest, descriptor) }
     func clear(_ digest: Digest) throws {}
-    func repositoryScoped(_ name: RepositoryName) throws -> any BlobDescriptorService {
+    func repositoryScoped(_ name: RepositoryName) throws(BlobError) -> any BlobDescriptorCache {
         Scope(inner: try inner.repositoryScoped(name))
     }
-    struct Scope: BlobDescriptorService {
-        let inner: any BlobDescriptorService
+    struct Scope: BlobDescriptorCache {
+        let inner: any BlobDescriptorCache
         func stat(_ digest: Digest) throws -> Descriptor { try inner.stat(digest) }
         func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws { try inner.setDescriptor(digest, descriptor) }
         func clear(_ digest: Digest) throws {}

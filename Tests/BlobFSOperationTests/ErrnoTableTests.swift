@@ -1,6 +1,7 @@
 @testable import BlobFS
 import Distribution
 import Glibc
+import Storage
 import StorageDriver
 import Testing
 
@@ -49,6 +50,7 @@ import Testing
         (.notRegularFile(digest, path: "p"), EIO),
         (.uploadClosed("u"), EBADF),
         (.unsupported("delete"), EPERM),
+        (.cacheFailed("clear"), EIO),
         (.io(operation: "write", path: "p", errno: ENOSPC), ENOSPC),
         // A symbolic link planted in the store reads as an I/O error.
         (.io(operation: "open", path: "p", errno: ELOOP), EIO),
@@ -57,10 +59,41 @@ import Testing
         #expect(errnoValue(for: .storage(error, operation: "test")) == code)
     }
 
-    @Test func driverErrorsThatReachTheFilesystemHaveTheirErrno() {
-        #expect(errnoValue(for: .storage(StorageDriverError.pathNotFound("p"), operation: "t")) == ENOENT)
-        #expect(errnoValue(for: .storage(StorageDriverError.io(operation: "o", path: "p", errno: ENOSPC), operation: "t")) == ENOSPC)
-        #expect(errnoValue(for: .storage(StorageDriverError.isDirectory("p"), operation: "t")) == EIO)
+    /// Driver errors reach the filesystem only through Storage's one translation,
+    /// `StorageDriverError.blobError`: each case keeps what it says as an errno.
+    @Test(arguments: [
+        (StorageDriverError.pathNotFound("p"), BlobError.io(operation: "open", path: "p", errno: ENOENT), ENOENT),
+        (.isDirectory("p"), .io(operation: "open", path: "p", errno: EISDIR), EISDIR),
+        (.tooLarge("p", size: 2, limit: 1), .io(operation: "read", path: "p", errno: EFBIG), EFBIG),
+        (.io(operation: "write", path: "p", errno: ENOSPC), .io(operation: "write", path: "p", errno: ENOSPC), ENOSPC),
+        // A symbolic link is refused (ELOOP), and a mount reports it as an I/O error.
+        (.symlinkRefused("p"), .io(operation: "resolve (symbolic links are not followed)", path: "p", errno: ELOOP), EIO),
+        (.invalidPath("p"), .io(operation: "resolve", path: "p", errno: EINVAL), EINVAL),
+    ])
+    func eachDriverErrorIsTranslatedOnceAndKeepsItsErrno(driverError: StorageDriverError, blobError: BlobError, code: Int32) {
+        #expect(driverError.blobError == blobError)
+        #expect(errnoValue(for: .storage(driverError.blobError, operation: "t")) == code)
+    }
+
+    /// Where Storage gives a missing path a meaning (no link, no data file), it is the blob's
+    /// `unknown`, which a mount answers with ENOENT, as the registry answers ErrBlobUnknown.
+    @Test func aMissingBlobIsUnknownNotAMissingPath() throws {
+        let registry = Registry(driver: InMemoryDriver())
+        let repository = try registry.repository("a/b")
+        let d = Self.digest
+        func expectUnknown(_ call: () throws(BlobError) -> Void, sourceLocation: SourceLocation = #_sourceLocation) {
+            do throws(BlobError) {
+                try call()
+                Issue.record("a missing blob was found", sourceLocation: sourceLocation)
+            } catch {
+                #expect(error == .unknown(d), sourceLocation: sourceLocation)
+                #expect(errnoValue(for: .storage(error, operation: "t")) == ENOENT, sourceLocation: sourceLocation)
+            }
+        }
+        expectUnknown { () throws(BlobError) in _ = try repository.blobs.stat(d) }
+        expectUnknown { () throws(BlobError) in _ = try repository.blobs.linkTarget(d) }
+        expectUnknown { () throws(BlobError) in _ = try registry.blobStore.get(d) }
+        expectUnknown { () throws(BlobError) in _ = try registry.blobStore.dataFile(d) }
     }
 
     @Test func onlyNoSuchNameGoesUnlogged() {

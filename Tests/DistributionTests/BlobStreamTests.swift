@@ -9,7 +9,7 @@ final class BytesReader: BlobReader {
         self.bytes = bytes
         descriptor = Descriptor(digest: Digester.digest(of: bytes), size: Int64(bytes.count))
     }
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(BlobError) -> Int {
         guard offset < bytes.count else { return 0 }
         let n = min(buffer.count, bytes.count - Int(offset))
         bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + Int(offset), byteCount: n) }

@@ -64,7 +64,7 @@ import StorageTesting
             #expect(throws: BlobError.self) { try repository.blobs.stat(d) }
             do {
                 _ = try repository.blobs.stat(d)
-            } catch let error as BlobError {
+            } catch {
                 guard case .corruptLink(let path, _) = error else {
                     Issue.record("expected corruptLink, got \(error)")
                     continue

@@ -30,24 +30,28 @@ final class ScriptedDriver: StorageDriver {
         var stat = 0
     }
 
-    func getContent(_ path: DriverPath, limit: Int) throws -> [UInt8] {
+    func getContent(_ path: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] {
         calls.withLock { $0.getContent += 1 }
         return try base.getContent(path, limit: limit)
     }
-    func putContent(_ path: DriverPath, _ content: [UInt8]) throws { try base.putContent(path, content) }
-    func reader(_ path: DriverPath) throws -> any DriverFileReader { try base.reader(path) }
-    func stat(_ path: DriverPath) throws -> FileInfo {
+    func putContent(_ path: DriverPath, _ content: [UInt8]) throws(StorageDriverError) { try base.putContent(path, content) }
+    func reader(_ path: DriverPath) throws(StorageDriverError) -> any DriverFileReader { try base.reader(path) }
+    func stat(_ path: DriverPath) throws(StorageDriverError) -> FileInfo {
         calls.withLock { $0.stat += 1 }
         return try base.stat(path)
     }
-    func createDirectory(_ path: DriverPath) throws { try base.createDirectory(path) }
-    func list(_ path: DriverPath) throws -> [String] { try base.list(path) }
-    func move(from source: DriverPath, to destination: DriverPath) throws { try base.move(from: source, to: destination) }
-    func delete(_ path: DriverPath) throws { try base.delete(path) }
-    func walk(_ path: DriverPath, _ visit: (WalkEntry) throws -> WalkDecision) throws { try base.walk(path, visit) }
-    func directory(_ path: DriverPath) throws -> any DriverDirectory { try base.directory(path) }
+    func createDirectory(_ path: DriverPath) throws(StorageDriverError) { try base.createDirectory(path) }
+    func list(_ path: DriverPath) throws(StorageDriverError) -> [String] { try base.list(path) }
+    func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) {
+        try base.move(from: source, to: destination)
+    }
+    func delete(_ path: DriverPath) throws(StorageDriverError) { try base.delete(path) }
+    func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError) {
+        try base.walk(path, visit)
+    }
+    func directory(_ path: DriverPath) throws(StorageDriverError) -> any DriverDirectory { try base.directory(path) }
 
-    func writer(_ path: DriverPath, append: Bool) throws -> any DriverFileWriter {
+    func writer(_ path: DriverPath, append: Bool) throws(StorageDriverError) -> any DriverFileWriter {
         ScriptedFileWriter(base: try base.writer(path, append: append), path: path, space: spaceForEachFile, fsyncGate: fsyncGate)
     }
 }
@@ -73,14 +77,14 @@ private final class ScriptedFileWriter: DriverFileWriter {
 
     var size: Int64 { base.size }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
+    func write(_ bytes: UnsafeRawBufferPointer) throws(StorageDriverError) {
         if let space, base.size + Int64(bytes.count) > space {
             throw StorageDriverError.io(operation: "write", path: path.value, errno: ENOSPC)
         }
         try base.write(bytes)
     }
 
-    func commit() throws {
+    func commit() throws(StorageDriverError) {
         if let fsyncGate {
             fsyncGate.entered.signal()
             fsyncGate.release.wait()
@@ -89,5 +93,5 @@ private final class ScriptedFileWriter: DriverFileWriter {
     }
 
     func close() { base.close() }
-    func cancel() throws { try base.cancel() }
+    func cancel() throws(StorageDriverError) { try base.cancel() }
 }

@@ -60,7 +60,7 @@ import Testing
             try WholeFileHasher().hash(reader, size: Int64(bytes.count), algorithms: [.sha256])
         }
         #expect(failure.bytesHashed == Int64(WholeFileHasher.pieceSize))
-        #expect(failure.error as? StorageDriverError == .io(operation: "read", path: "/changing", errno: EIO))
+        #expect(failure.error == .io(operation: "read", path: "/changing", errno: EIO))
     }
 }
 
@@ -75,8 +75,8 @@ private final class ChangingReader: DriverFileReader {
         self.failsAt = failsAt
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
-        if offset == failsAt { throw StorageDriverError.io(operation: "read", path: "/changing", errno: EIO) }
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
+        if offset == failsAt { throw .io(operation: "read", path: "/changing", errno: EIO) }
         reads.add(1, ordering: .relaxed)
         let start = Int(offset)
         let n = max(0, min(buffer.count, bytes.count - start))
@@ -84,9 +84,9 @@ private final class ChangingReader: DriverFileReader {
         return n
     }
 
-    func currentSize() throws -> Int64 { Int64(bytes.count) }
+    func currentSize() throws(StorageDriverError) -> Int64 { Int64(bytes.count) }
 
-    func version() throws -> FileVersion? {
+    func version() throws(StorageDriverError) -> FileVersion? {
         FileVersion(device: 1, inode: 1, size: Int64(bytes.count), modified: Int64(reads.load(ordering: .relaxed)), changed: 0)
     }
 }
