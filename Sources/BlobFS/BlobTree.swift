@@ -65,38 +65,31 @@ struct BlobTree: Sendable {
             Entry(name: $0, node: .directory(path: path.isEmpty ? $0 : path + "/" + $0), attributes: NodeAttributes(modified: directoryTime))
         }
         if let repository = repositoryBehind(path) {
-            // Each link's entry is a stat at most, independent of the others: spread a large
-            // listing over the CPUs while the caller waits for all of it.
-            result += try repository.blobs.links().concurrentMap { blobEntry($0, in: repository) }.compactMap { $0 }
+            let knownAttributes = self.knownAttributes
+            let name = repository.name
+            let listed = try repository.blobs.listing { digest, target in
+                // A name the kernel already holds, whose link was just read and still holds the
+                // same blob: its attributes stand with no system call (an open checks the data file).
+                guard let known = knownAttributes(BlobName(repository: name, digest: digest)), let descriptor = known.descriptor,
+                    descriptor.digest == target
+                else { return nil }
+                return BlobDataFile(descriptor: descriptor, modified: known.modified)
+            }
+            for blob in listed {
+                switch blob.file {
+                case .success(let data):
+                    result.append(
+                        Entry(
+                            name: blob.name.description, node: .blob(BlobName(repository: name, digest: blob.name)),
+                            attributes: NodeAttributes(size: data.descriptor.size, modified: data.modified, descriptor: data.descriptor)))
+                case .failure(let error):
+                    logger.error("skipping a blob that cannot be read", metadata: [
+                        "repository": "\(name)", "digest": "\(blob.name)", "error": "\(error)",
+                    ])
+                }
+            }
         }
         return result
-    }
-
-    /// A listed link as an entry: nil when it names no blob (empty, or dangling after a GC).
-    private func blobEntry(_ link: RepositoryLink, in repository: Repository) -> Entry? {
-        let name = link.digest.description
-        let blob = BlobName(repository: repository.name, digest: link.digest)
-        do {
-            guard let target = try link.target.get() else { return nil }
-            // A name the kernel already holds, whose link was just read and still holds the same
-            // blob: its attributes stand with no system call (an open checks the data file).
-            if let known = knownAttributes(blob), known.descriptor?.digest == target {
-                return Entry(name: name, node: .blob(blob), attributes: known)
-            }
-            // One stat for size and time, past the descriptor cache: an LRU smaller than the
-            // listing would miss on every entry, and a listing is no access check to remember.
-            let data = try registry.blobStore.dataFile(target)
-            return Entry(
-                name: name, node: .blob(blob),
-                attributes: NodeAttributes(size: data.descriptor.size, modified: data.modified, descriptor: data.descriptor))
-        } catch BlobError.unknown {
-            return nil
-        } catch {
-            logger.error("skipping a blob that cannot be read", metadata: [
-                "repository": "\(repository.name)", "digest": "\(link.digest)", "error": "\(error)",
-            ])
-            return nil
-        }
     }
 
     // MARK: - Helpers

@@ -52,6 +52,19 @@ import Testing
         #expect(try names(fixture, "repo/team/app/blobs") == [".", "..", one.description, two.description].sortedDigestsLast())
     }
 
+    @Test func aListingLeavesOutEmptyDanglingAndCorruptLinks() throws {
+        let fixture = OperationFixture()
+        let kept = try fixture.push(Array("kept".utf8), to: "app")
+        let dangling = try fixture.push(Array("gone".utf8), to: "app")
+        let empty = try fixture.push(Array("empty".utf8), to: "app")
+        let corrupt = try fixture.push(Array("corrupt".utf8), to: "app")
+        let app = try RepositoryName("app")
+        try fixture.driver.delete(PathMapper.path(.blob(dangling)))  // a GC took the data
+        try fixture.driver.putContent(PathMapper.path(.layerLink(app, empty)), [])
+        try fixture.driver.putContent(PathMapper.path(.layerLink(app, corrupt)), Array("garbage".utf8))
+        #expect(try names(fixture, "repo/app/blobs") == [".", "..", kept.description])
+    }
+
     @Test func aPlainListingBorrowsInodesAndAPlusListingCountsOneLookupEach() throws {
         let fixture = OperationFixture()
         let digest = try fixture.push(Array("one".utf8), to: "app")
