@@ -94,7 +94,7 @@ let package = Package(
         ]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
         // The FUSE operations called directly on an in-memory store: no kernel, no mount.
-        .testTarget(name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse"]),
+        .testTarget(name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse", "TestSupport"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.
         .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "BlobFS", "Storage", "StorageDriver", "Distribution", "TestSupport"]),
     ],

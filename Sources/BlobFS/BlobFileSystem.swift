@@ -21,7 +21,7 @@ public final class BlobFileSystem: Sendable {
     let tree: BlobTree
     let inodes: InodeTable
     let buffers = BufferPool(bufferSize: 1 << 20)
-    /// Owner of every file: the owner of the storage root.
+    /// Owner of every file: the store's owner (the storage root's, on a local filesystem).
     let owner: (uid: uid_t, gid: gid_t)
     /// Directories' times: the mount's start, so they stay stable for rsync within a mount.
     let mountTime: Int64
@@ -46,8 +46,8 @@ public final class BlobFileSystem: Sendable {
         let inodes = InodeTable(rootAttributes: NodeAttributes(modified: Int64(time(nil)), writableDirectories: options.readWrite))
         self.inodes = inodes
         tree = BlobTree(registry: registry, logger: logger) { inodes.attributes(of: .blob($0)) }
-        var st = Glibc.stat()
-        owner = fstatat(AT_FDCWD, options.storageRoot, &st, 0) == 0 ? (st.st_uid, st.st_gid) : (getuid(), getgid())
+        // The store's owner, so that the registry's user reads the mount as its own store.
+        owner = registry.owner.map { ($0.user, $0.group) } ?? (getuid(), getgid())
         mountTime = inodes[InodeTable.rootID]!.attributes.modified
     }
 

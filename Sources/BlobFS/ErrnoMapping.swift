@@ -29,7 +29,6 @@ func errnoValue(for error: FileSystemError) -> Int32 {
     case .refusedName: EINVAL
     // An operation whose result a store cannot hold (WriteRefusal): "not permitted here".
     case .refusedWrite: EPERM
-    case .system(let code, _): code
     }
 }
 

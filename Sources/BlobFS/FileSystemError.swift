@@ -51,8 +51,6 @@ enum FileSystemError: Error, Sendable {
     case refusedName(UploadName.Refusal, operation: String)
     /// An operation whose result no registry store could hold (symlink, mknod of a FIFO, …).
     case refusedWrite(WriteRefusal, operation: String)
-    /// A system call of the filesystem's own failed with `code`.
-    case system(code: Int32, operation: String)
 
     /// Runs a storage call; what it throws becomes `.storage` with `operation` as its context.
     static func storage<T>(_ operation: @autoclosure () -> String, _ body: () throws(BlobError) -> T) throws(FileSystemError) -> T {
@@ -70,7 +68,6 @@ enum FileSystemError: Error, Sendable {
         case .storage(let error, let operation): "\(operation): \(error)"
         case .refusedName(let refusal, let operation): "\(operation): \(refusal)"
         case .refusedWrite(let refusal, let operation): "\(operation): \(refusal)"
-        case .system(let code, let operation): "\(operation): errno \(code)"
         case .vanishedAfterWrite(let operation): "\(operation): the name written is not in the store any more"
         default: nil
         }

@@ -41,10 +41,23 @@ extension BlobFileSystem {
         inodes.forget(ino, count: count)
     }
 
-    /// The storage root's filesystem: what `df` shows for the mount.
+    /// What `df` shows for the mount: the store's capacity, as its driver tells it (a storage
+    /// that cannot tell shows an empty filesystem of 4 KiB blocks).
     func statfs() throws(FileSystemError) -> statvfs {
         var info = statvfs()
-        guard statvfs(options.storageRoot, &info) == 0 else { throw .system(code: errno, operation: "statfs \(options.storageRoot)") }
+        info.f_bsize = 4096
+        info.f_frsize = 4096
+        info.f_namemax = 255
+        guard let capacity = try FileSystemError.storage("statfs", { () throws(BlobError) in try registry.capacity() }) else { return info }
+        info.f_bsize = UInt(capacity.blockSize)
+        info.f_frsize = UInt(capacity.fragmentSize)
+        info.f_blocks = fsblkcnt_t(capacity.blocks)
+        info.f_bfree = fsblkcnt_t(capacity.freeBlocks)
+        info.f_bavail = fsblkcnt_t(capacity.availableBlocks)
+        info.f_files = fsfilcnt_t(capacity.files)
+        info.f_ffree = fsfilcnt_t(capacity.freeFiles)
+        info.f_favail = fsfilcnt_t(capacity.availableFiles)
+        info.f_namemax = UInt(capacity.nameMax)
         return info
     }
 

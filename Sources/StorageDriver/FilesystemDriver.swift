@@ -24,6 +24,23 @@ public final class FilesystemDriver: StorageDriver {
         self.rootFD = fd
     }
 
+    /// The filesystem the root is on (fstatvfs of the root directory, as `df` would show it).
+    public func capacity() throws(StorageDriverError) -> StorageCapacity? {
+        var info = statvfs()
+        guard fstatvfs(rootFD, &info) == 0 else { throw .io(operation: "statvfs", path: root, errno: errno) }
+        return StorageCapacity(
+            blockSize: UInt64(info.f_bsize), fragmentSize: UInt64(info.f_frsize), blocks: UInt64(info.f_blocks),
+            freeBlocks: UInt64(info.f_bfree), availableBlocks: UInt64(info.f_bavail), files: UInt64(info.f_files),
+            freeFiles: UInt64(info.f_ffree), availableFiles: UInt64(info.f_favail), nameMax: UInt64(info.f_namemax))
+    }
+
+    /// The owner of the root directory.
+    public var owner: StorageOwner? {
+        var st = Glibc.stat()
+        guard fstat(rootFD, &st) == 0 else { return nil }
+        return StorageOwner(user: st.st_uid, group: st.st_gid)
+    }
+
     /// Gives a file or directory just created to the owner of its parent directory (see
     /// `adoptsParentOwner`).
     private func adopt(_ fd: Int32, parent: Int32) {

@@ -25,9 +25,16 @@ public protocol StorageDriver: Sendable {
     func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError)
     /// Holds a directory open for many reads below it (`pathNotFound` if it is not a directory).
     func directory(_ path: DriverPath) throws(StorageDriverError) -> any DriverDirectory
+    /// How much room the storage has; nil where it cannot tell (an object store, memory).
+    func capacity() throws(StorageDriverError) -> StorageCapacity?
+    /// Who owns the storage; nil where it has no owners.
+    var owner: StorageOwner? { get }
 }
 
 extension StorageDriver {
+    public func capacity() throws(StorageDriverError) -> StorageCapacity? { nil }
+    public var owner: StorageOwner? { nil }
+
     /// Small files only: links, `startedat`.
     public func getContent(_ path: DriverPath) throws(StorageDriverError) -> [UInt8] {
         try getContent(path, limit: 4 << 20)

@@ -26,7 +26,6 @@ import Testing
         (.notAnswered, EIO),
         (.refusedName(.notADigest(name: "layer.tar", suggestion: nil), operation: "create"), EINVAL),
         (.refusedWrite(.symbolicLink(name: "x"), operation: "symlink"), EPERM),
-        (.system(code: EACCES, operation: "statfs"), EACCES),
     ])
     func eachFilesystemErrorHasItsErrno(error: FileSystemError, code: Int32) {
         #expect(errnoValue(for: error) == code)

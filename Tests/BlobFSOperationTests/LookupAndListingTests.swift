@@ -4,6 +4,7 @@ import Distribution
 import Glibc
 import Storage
 import StorageDriver
+import TestSupport
 import Testing
 
 /// lookup, getattr, opendir/readdir and extended attributes, on an in-memory store.
@@ -128,6 +129,20 @@ import Testing
         #expect(list == .bytes(Array("user.blobfs.digest\0user.blobfs.size\0user.blobfs.mediatype\0".utf8)))
         // Directories have none, and listing them never fails.
         #expect(try fixture.fs.listxattr(ino: try fixture.inode("repo"), size: 0) == .size(0))
+    }
+
+    @Test func statfsShowsTheStoresCapacityOrAnEmptyFilesystem() throws {
+        // The in-memory driver cannot tell: an empty filesystem of 4 KiB blocks.
+        let memory = try OperationFixture().fs.statfs()
+        #expect(memory.f_bsize == 4096 && memory.f_blocks == 0 && memory.f_namemax == 255)
+        // A local store shows the filesystem it is on, as df would.
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let fs = BlobFileSystem(registry: Registry(driver: try FilesystemDriver(root: directory.path)), options: MountOptions(storageRoot: directory.path))
+        var expected = statvfs()
+        #expect(statvfs(directory.path, &expected) == 0)
+        let shown = try fs.statfs()
+        #expect(shown.f_blocks == expected.f_blocks && shown.f_bsize == expected.f_bsize && shown.f_files == expected.f_files)
     }
 
     private func names(_ fixture: OperationFixture, _ path: String) throws -> [String] {
