@@ -18,10 +18,12 @@ import FoundationEssentials
 /// 5. any other `schemaVersion` (0 when absent) is refused.
 ///
 /// Each decode uses the Go structs' field types, so a field of the wrong JSON type fails here as
-/// it fails there. Where Foundation's decoder and Go's `encoding/json` differ, blobfs is stricter
-/// or the difference cannot occur in a manifest the registry accepted on PUT: Go matches keys
-/// case-insensitively and lets the last duplicate key win (here keys match exactly), accepts
-/// invalid UTF-8 in strings, and refuses `2.0` for an integer.
+/// it fails there; the interop tests check these rules against the registry's `Content-Type`.
+/// Foundation's decoder and Go's `encoding/json` differ on documents no client produces, and
+/// there this function may answer otherwise than the registry: Go matches keys
+/// case-insensitively (here exactly), lets the last of duplicate keys win (here the first),
+/// accepts invalid UTF-8 in strings (here refused), and refuses `2.0` or `2e0` for an integer
+/// (here 2).
 public enum ManifestContent {
     /// The `Content-Type` registry 2.8.2 answers a GET of these bytes with (given an `Accept`
     /// that lists every type), or why it answers with an error instead.

@@ -11,6 +11,13 @@ public struct ManifestFile: Sendable, Hashable {
     /// `.manifestRevisions` for every manifest written since registry 2.1.1; `.layers` for one
     /// that only a 2.1.0 registry's `_layers` link names (`ManifestStore.linkTarget`).
     public var linkSet: LinkSet
+
+    public init(digest: Digest, size: Int64, modified: Int64, linkSet: LinkSet) {
+        self.digest = digest
+        self.size = size
+        self.modified = modified
+        self.linkSet = linkSet
+    }
 }
 
 /// One `_manifests/revisions/<alg>/<hex>/link` of a repository, as a listing found it.
@@ -20,4 +27,9 @@ public struct ManifestRevision: Sendable, Hashable {
     /// that is not a regular file, an unreadable file). Revisions that read as absent (an empty
     /// link, a link whose data is gone) are not listed at all.
     public var file: Result<ManifestFile, BlobError>
+
+    public init(digest: Digest, file: Result<ManifestFile, BlobError>) {
+        self.digest = digest
+        self.file = file
+    }
 }

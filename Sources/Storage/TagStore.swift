@@ -6,6 +6,11 @@ import StorageDriver
 public struct TagLink: Sendable, Hashable {
     public var tag: Tag
     public var digest: Digest
+
+    public init(tag: Tag, digest: Digest) {
+        self.tag = tag
+        self.digest = digest
+    }
 }
 
 /// One repository's tags under `_manifests/tags/`, read and written as registry 2.8.2's
