@@ -150,8 +150,8 @@ public struct ManifestStore: Sendable {
             mediaType = Descriptor.octetStream
         }
         let stored = try global.put(mediaType: mediaType, bytes)
-        try driverCall { try driver.putContent(LinkSet.manifestRevisions.path(repository, digest), Array(digest.description.utf8)) }
-        try driverCall { try driver.createDirectory(PathMapper.path(.layers(repository))) }
+        try storageCallResult { try driver.putContent(LinkSet.manifestRevisions.path(repository, digest), Array(digest.description.utf8)) }.get()
+        try storageCallResult { try driver.createDirectory(PathMapper.path(.layers(repository))) }.get()
         return Descriptor(digest: stored.digest, size: stored.size, mediaType: mediaType)
     }
 
@@ -167,7 +167,7 @@ public struct ManifestStore: Sendable {
     }
 
     private func statData(_ target: Digest) -> Result<BlobDataFile, BlobError> {
-        Result { () throws(BlobError) in try driverCall { try global.dataFile(target) } }
+        storageCallResult { try global.dataFile(target) }
     }
 
     private func file(_ digest: Digest, _ data: BlobDataFile, linkSet: LinkSet) -> ManifestFile {

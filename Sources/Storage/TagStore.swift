@@ -89,8 +89,8 @@ public struct TagStore: Sendable {
             throw BlobError.invalidDigest(digest, reason: "a tag must name a sha256 manifest digest")
         }
         let content = Array(digest.description.utf8)
-        try driverCall { try driver.putContent(PathMapper.path(.manifestTagIndexEntryLink(repository, tag, digest)), content) }
-        try driverCall { try driver.putContent(PathMapper.path(.manifestTagCurrent(repository, tag)), content) }
+        try storageCallResult { try driver.putContent(PathMapper.path(.manifestTagIndexEntryLink(repository, tag, digest)), content) }.get()
+        try storageCallResult { try driver.putContent(PathMapper.path(.manifestTagCurrent(repository, tag)), content) }.get()
     }
 
     /// Removes the tag's whole directory, as `tagStore.Untag` does; false when there was none

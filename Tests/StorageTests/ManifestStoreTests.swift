@@ -4,6 +4,9 @@ import Glibc
 import StorageDriver
 import Testing
 import TestSupport
+#if canImport(StorageTesting)
+import StorageTesting
+#endif
 
 /// A repository's manifests read and written on both drivers: what a push writes, what a listing
 /// shows and leaves out, and what a damaged store gives.
