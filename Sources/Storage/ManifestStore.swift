@@ -39,29 +39,29 @@ public struct ManifestStore: Sendable {
     public func revisions() throws -> [ManifestRevision] {
         let root = LinkSet.manifestRevisions.root(repository)
         var found: [(digest: Digest, target: Result<Digest?, BlobError>)] = []
-        do {
-            for algorithm in try driver.list(root).compactMap(DigestAlgorithm.init(rawValue:)) {
-                let directory = try root.appending(algorithm.rawValue)
-                let members: [ChildMember]
-                do {
-                    members = try driver.members(named: "link", in: directory, limit: LinkedBlobStatter.linkLimit)
-                } catch StorageDriverError.pathNotFound {
-                    continue  // a file, or removed meanwhile
-                }
-                for member in members {
-                    guard let digest = try? Digest(parsing: "\(algorithm.rawValue):\(member.child)") else { continue }
-                    let path = (try? directory.appending(member.child).appending("link")) ?? directory
-                    found.append((digest, Result { () throws(BlobError) -> Digest? in
-                        let target = try LinkedBlobStatter.target(ofLink: member.content, at: path)
-                        if let target { try LinkedBlobStatter.checkTarget(target, of: digest, at: path) }
-                        return target
-                    }))
-                }
+        let algorithms: [String]
+        switch driverCallResult({ try driver.list(root) }) {
+        case .success(let names): algorithms = names
+        case .failure(.pathNotFound): return []
+        case .failure(let error): throw error.blobError
+        }
+        for algorithm in algorithms.compactMap(DigestAlgorithm.init(rawValue:)) {
+            let directory = try storageCallResult { try root.appending(algorithm.rawValue) }.get()
+            let members: [ChildMember]
+            switch driverCallResult({ try driver.members(named: "link", in: directory, limit: LinkedBlobStatter.linkLimit) }) {
+            case .success(let read): members = read
+            case .failure(.pathNotFound): continue  // a file, or removed meanwhile
+            case .failure(let error): throw error.blobError
             }
-        } catch StorageDriverError.pathNotFound {
-            return []
-        } catch let error as StorageDriverError {
-            throw error.blobError
+            for member in members {
+                guard let digest = try? Digest(parsing: "\(algorithm.rawValue):\(member.child)") else { continue }
+                let path = (try? directory.appending(member.child).appending("link")) ?? directory
+                found.append((digest, Result { () throws(BlobError) -> Digest? in
+                    let target = try LinkedBlobStatter.target(ofLink: member.content, at: path)
+                    if let target { try LinkedBlobStatter.checkTarget(target, of: digest, at: path) }
+                    return target
+                }))
+            }
         }
         // One stat per revision, spread over the CPUs for a large repository.
         let statted = found.concurrentMap { entry -> ManifestRevision? in
@@ -109,12 +109,10 @@ public struct ManifestStore: Sendable {
     /// EFBIG, never cut short).
     public func get(_ digest: Digest) throws -> [UInt8] {
         let target = try linkTarget(digest)
-        do {
-            return try driver.getContent(PathMapper.path(.blobData(target)), limit: Self.sizeLimit)
-        } catch StorageDriverError.pathNotFound {
-            throw BlobError.unknown(digest)
-        } catch let error as StorageDriverError {
-            throw error.blobError
+        switch driverCallResult({ try driver.getContent(PathMapper.path(.blobData(target)), limit: Self.sizeLimit) }) {
+        case .success(let bytes): return bytes
+        case .failure(.pathNotFound): throw BlobError.unknown(digest)
+        case .failure(let error): throw error.blobError
         }
     }
 

@@ -39,18 +39,13 @@ public struct TagStore: Sendable {
     public func currentLinks() throws -> [TagLink] {
         let root = PathMapper.path(.manifestTags(repository))
         let names: [String]
-        do {
-            names = try driver.list(root)
-        } catch StorageDriverError.pathNotFound {
-            return []
-        } catch let error as StorageDriverError {
-            throw error.blobError
+        switch driverCallResult({ try driver.list(root) }) {
+        case .success(let listed): names = listed
+        case .failure(.pathNotFound): return []
+        case .failure(let error): throw error.blobError
         }
         let read = names.concurrentMap { name -> TagLink? in
-            let tag: Tag
-            do {
-                tag = try Tag(name)
-            } catch {
+            guard let tag = try? Tag(name) else {
                 logger.warning("tag directory with an invalid tag name left out", metadata: ["repository": "\(repository)", "name": "\(name)"])
                 return nil
             }
@@ -97,13 +92,10 @@ public struct TagStore: Sendable {
     /// (the registry's untag is idempotent). The manifest stays.
     @discardableResult
     public func untag(_ tag: Tag) throws -> Bool {
-        do {
-            try driver.delete(PathMapper.path(.manifestTag(repository, tag)))
-            return true
-        } catch StorageDriverError.pathNotFound {
-            return false
-        } catch let error as StorageDriverError {
-            throw error.blobError
+        switch driverCallResult({ try driver.delete(PathMapper.path(.manifestTag(repository, tag))) }) {
+        case .success: return true
+        case .failure(.pathNotFound): return false
+        case .failure(let error): throw error.blobError
         }
     }
 }
