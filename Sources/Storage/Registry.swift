@@ -52,7 +52,9 @@ public final class Registry: Sendable {
         let blobs = LinkedBlobStore(
             repository: name, driver: driver, accessController: accessController, global: blobStore, linkSet: .layers,
             deleteEnabled: deleteEnabled, logger: logger)
-        let repository = Repository(name: name, blobs: blobs)
+        let repository = Repository(
+            name: name, blobs: blobs, manifests: ManifestStore(repository: name, driver: driver, global: blobStore, logger: logger),
+            tags: TagStore(repository: name, driver: driver, logger: logger))
         return built.withLock { built in
             if let first = built[name] { return first }
             built[name] = repository
