@@ -36,19 +36,19 @@ public struct ManifestStore: Sendable {
     /// data is gone (2.8.2's GC leaves such links) is left out, as the registry's GC enumeration
     /// skips it; a corrupt link or a data file that cannot be read is one failed entry, not a
     /// failed listing.
-    public func revisions() throws -> [ManifestRevision] {
+    public func revisions() throws(BlobError) -> [ManifestRevision] {
         let root = LinkSet.manifestRevisions.root(repository)
         var found: [(digest: Digest, target: Result<Digest?, BlobError>)] = []
         let algorithms: [String]
-        switch driverCallResult({ try driver.list(root) }) {
+        switch Result(catching: { () throws(StorageDriverError) in try driver.list(root) }) {
         case .success(let names): algorithms = names
         case .failure(.pathNotFound): return []
         case .failure(let error): throw error.blobError
         }
         for algorithm in algorithms.compactMap(DigestAlgorithm.init(rawValue:)) {
-            let directory = try storageCallResult { try root.appending(algorithm.rawValue) }.get()
+            let directory = try driverCall { () throws(StorageDriverError) in try root.appending(algorithm.rawValue) }
             let members: [ChildMember]
-            switch driverCallResult({ try driver.members(named: "link", in: directory, limit: LinkedBlobStatter.linkLimit) }) {
+            switch Result(catching: { () throws(StorageDriverError) in try driver.members(named: "link", in: directory, limit: LinkedBlobStatter.linkLimit) }) {
             case .success(let read): members = read
             case .failure(.pathNotFound): continue  // a file, or removed meanwhile
             case .failure(let error): throw error.blobError
@@ -90,13 +90,13 @@ public struct ManifestStore: Sendable {
     /// The digest this repository's link for `digest` holds, read from storage: the revision
     /// link, else the 2.1.0 `_layers` link (see the type's comment). The link must hold `digest`
     /// itself (`corruptLink` otherwise); no link, or an empty one, is `unknown`.
-    public func linkTarget(_ digest: Digest) throws -> Digest {
+    public func linkTarget(_ digest: Digest) throws(BlobError) -> Digest {
         try findLink(digest).target
     }
 
     /// The manifest `digest` as storage has it now: its link (`linkTarget`), then one stat of its
     /// data file. A link whose data is gone is `unknown`, as the registry answers.
-    public func resolve(_ digest: Digest) throws -> ManifestFile {
+    public func resolve(_ digest: Digest) throws(BlobError) -> ManifestFile {
         let link = try findLink(digest)
         switch statData(link.target) {
         case .success(let data): return file(digest, data, linkSet: link.linkSet)
@@ -107,9 +107,9 @@ public struct ManifestStore: Sendable {
 
     /// The manifest's bytes, at most `sizeLimit` of them (a larger data file is refused with
     /// EFBIG, never cut short).
-    public func get(_ digest: Digest) throws -> [UInt8] {
+    public func get(_ digest: Digest) throws(BlobError) -> [UInt8] {
         let target = try linkTarget(digest)
-        switch driverCallResult({ try driver.getContent(PathMapper.path(.blobData(target)), limit: Self.sizeLimit) }) {
+        switch Result(catching: { () throws(StorageDriverError) in try driver.getContent(PathMapper.path(.blobData(target)), limit: Self.sizeLimit) }) {
         case .success(let bytes): return bytes
         case .failure(.pathNotFound): throw BlobError.unknown(digest)
         case .failure(let error): throw error.blobError
@@ -127,7 +127,7 @@ public struct ManifestStore: Sendable {
     /// again changes nothing. Returns the stored descriptor, with the media type 2.8.2 serves
     /// (`application/octet-stream` for bytes it cannot serve).
     @discardableResult
-    public func put(_ bytes: [UInt8], as digest: Digest) throws -> Descriptor {
+    public func put(_ bytes: [UInt8], as digest: Digest) throws(BlobError) -> Descriptor {
         guard digest.algorithm == .sha256 else {
             throw BlobError.invalidDigest(digest, reason: "registry 2.8.2 stores manifests under sha256 digests only")
         }
@@ -148,13 +148,13 @@ public struct ManifestStore: Sendable {
             mediaType = Descriptor.octetStream
         }
         let stored = try global.put(mediaType: mediaType, bytes)
-        try storageCallResult { try driver.putContent(LinkSet.manifestRevisions.path(repository, digest), Array(digest.description.utf8)) }.get()
-        try storageCallResult { try driver.createDirectory(PathMapper.path(.layers(repository))) }.get()
+        try driverCall { () throws(StorageDriverError) in try driver.putContent(LinkSet.manifestRevisions.path(repository, digest), Array(digest.description.utf8)) }
+        try driverCall { () throws(StorageDriverError) in try driver.createDirectory(PathMapper.path(.layers(repository))) }
         return Descriptor(digest: stored.digest, size: stored.size, mediaType: mediaType)
     }
 
     /// The first link set that links `digest`, and the digest its link holds.
-    private func findLink(_ digest: Digest) throws -> (target: Digest, linkSet: LinkSet) {
+    private func findLink(_ digest: Digest) throws(BlobError) -> (target: Digest, linkSet: LinkSet) {
         for linkSet in Self.lookupLinkSets {
             let path = linkSet.path(repository, digest)
             guard let target = try LinkedBlobStatter.readLink(path, driver: driver) else { continue }
@@ -165,7 +165,7 @@ public struct ManifestStore: Sendable {
     }
 
     private func statData(_ target: Digest) -> Result<BlobDataFile, BlobError> {
-        storageCallResult { try global.dataFile(target) }
+        Result(catching: { () throws(BlobError) in try global.dataFile(target) })
     }
 
     private func file(_ digest: Digest, _ data: BlobDataFile, linkSet: LinkSet) -> ManifestFile {

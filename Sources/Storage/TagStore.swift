@@ -25,7 +25,7 @@ public struct TagStore: Sendable {
     let logger: Logger
 
     /// Every tag whose `current/link` holds a sha256 digest, sorted by name (byte order).
-    public func all() throws -> [Tag] {
+    public func all() throws(BlobError) -> [Tag] {
         try currentLinks().map(\.tag)
     }
 
@@ -36,10 +36,10 @@ public struct TagStore: Sendable {
     /// algorithm than sha256 (manifests are stored under sha256 only) and one that cannot be read
     /// are left out and logged, never a failure of the listing (issue 12, images-spec §6). Whether
     /// the named manifest exists is not checked: a tag can arrive before its manifest in a restore.
-    public func currentLinks() throws -> [TagLink] {
+    public func currentLinks() throws(BlobError) -> [TagLink] {
         let root = PathMapper.path(.manifestTags(repository))
         let names: [String]
-        switch driverCallResult({ try driver.list(root) }) {
+        switch Result(catching: { () throws(StorageDriverError) in try driver.list(root) }) {
         case .success(let listed): names = listed
         case .failure(.pathNotFound): return []
         case .failure(let error): throw error.blobError
@@ -66,7 +66,7 @@ public struct TagStore: Sendable {
     /// The digest `tag`'s `current/link` holds; nil when the tag, its `current/link`, or the
     /// link's content is absent (an empty link is a write in progress or a crash leftover). A
     /// link that is not exactly one sha256 digest is `corruptLink`.
-    public func current(_ tag: Tag) throws -> Digest? {
+    public func current(_ tag: Tag) throws(BlobError) -> Digest? {
         let path = PathMapper.path(.manifestTagCurrent(repository, tag))
         let target = try LinkedBlobStatter.readLink(path, driver: driver)
         if let target, target.algorithm != .sha256 {
@@ -79,20 +79,20 @@ public struct TagStore: Sendable {
     /// `index/sha256/<hex>/link` first, then `current/link`, so that a tag is never current
     /// without its index entry. The manifest need not exist yet (a restore's files arrive in any
     /// order). Tagging again with the same digest rewrites the same bytes.
-    public func tag(_ tag: Tag, to digest: Digest) throws {
+    public func tag(_ tag: Tag, to digest: Digest) throws(BlobError) {
         guard digest.algorithm == .sha256 else {
             throw BlobError.invalidDigest(digest, reason: "a tag must name a sha256 manifest digest")
         }
         let content = Array(digest.description.utf8)
-        try storageCallResult { try driver.putContent(PathMapper.path(.manifestTagIndexEntryLink(repository, tag, digest)), content) }.get()
-        try storageCallResult { try driver.putContent(PathMapper.path(.manifestTagCurrent(repository, tag)), content) }.get()
+        try driverCall { () throws(StorageDriverError) in try driver.putContent(PathMapper.path(.manifestTagIndexEntryLink(repository, tag, digest)), content) }
+        try driverCall { () throws(StorageDriverError) in try driver.putContent(PathMapper.path(.manifestTagCurrent(repository, tag)), content) }
     }
 
     /// Removes the tag's whole directory, as `tagStore.Untag` does; false when there was none
     /// (the registry's untag is idempotent). The manifest stays.
     @discardableResult
-    public func untag(_ tag: Tag) throws -> Bool {
-        switch driverCallResult({ try driver.delete(PathMapper.path(.manifestTag(repository, tag))) }) {
+    public func untag(_ tag: Tag) throws(BlobError) -> Bool {
+        switch Result(catching: { () throws(StorageDriverError) in try driver.delete(PathMapper.path(.manifestTag(repository, tag))) }) {
         case .success: return true
         case .failure(.pathNotFound): return false
         case .failure(let error): throw error.blobError
