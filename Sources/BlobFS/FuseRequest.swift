@@ -95,6 +95,14 @@ struct FuseRequest: ~Copyable {
         return fuse_reply_buf(request, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count) == 0
     }
 
+    /// A symbolic link's target.
+    @discardableResult
+    consuming func reply(link target: String) -> Bool {
+        let request = self.request
+        discard self
+        return fuse_reply_readlink(request, target) == 0
+    }
+
     @discardableResult
     consuming func reply(written count: Int) -> Bool {
         let request = self.request

@@ -1,5 +1,6 @@
 import Distribution
 import Glibc
+import Storage
 
 /// What an inode stands for.
 enum Node: Hashable, Sendable {
@@ -15,6 +16,20 @@ enum Node: Hashable, Sendable {
     case blob(BlobName)
     /// A file being written (read-write mounts): an upload in progress, by its serial number.
     case upload(UInt64)
+    /// A manifest revision of a repository, `<name>/manifests/sha256:<hex>`: a file of the
+    /// manifest's bytes, verified as a blob's are.
+    case manifest(BlobName)
+    /// A tag of a repository, `<name>/tags/<tag>`: a symbolic link to the manifest it names now,
+    /// `../manifests/sha256:<hex>`, read at each readlink so that it follows tag moves.
+    case tag(TagName)
+}
+
+/// A tag's name: the repository and the tag.
+struct TagName: Hashable, Sendable, CustomStringConvertible {
+    var repository: RepositoryName
+    var tag: Tag
+
+    var description: String { "\(repository)/tags/\(tag)" }
 }
 
 /// A blob file's name: the repository that links it and the digest it is named by (sha256, or
@@ -49,6 +64,17 @@ struct NodeAttributes: Sendable {
             st.st_size = Int(size)
             st.st_blocks = Int((size + 511) / 512)
             st.st_blksize = 1 << 20  // coreutils size their copy buffer from this
+        case .manifest:
+            st.st_mode = S_IFREG | 0o444
+            st.st_nlink = 1
+            st.st_size = Int(size)
+            st.st_blocks = Int((size + 511) / 512)
+            st.st_blksize = 1 << 20
+        case .tag:
+            // A symbolic link's size is the length of its target, as on any filesystem.
+            st.st_mode = S_IFLNK | 0o777
+            st.st_nlink = 1
+            st.st_size = Int(size)
         case .upload:
             st.st_mode = S_IFREG | 0o644
             st.st_nlink = 1

@@ -1,5 +1,6 @@
 import Distribution
 import Glibc
+import Storage
 
 /// Names and attributes: lookup, getattr, forget, statfs and extended attributes. Like every
 /// operation, each decides and returns, or throws why not; RequestShells.swift replies.
@@ -20,7 +21,7 @@ extension BlobFileSystem {
                     try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
                 }
             }
-        case .blob, .upload:
+        case .blob, .upload, .manifest, .tag:
             throw .notADirectory
         }
         guard let found else { return nil }
@@ -35,6 +36,18 @@ extension BlobFileSystem {
     func getattr(ino: UInt64) throws(FileSystemError) -> AttributesReply {
         guard let entry = inodes[ino] else { throw .noEntry }
         return AttributesReply(ino: ino, node: entry.node, attributes: currentAttributes(entry))
+    }
+
+    /// Where a tag's symbolic link points now: its manifest, read from the tag's current link
+    /// (a tag moved since its lookup points at the new manifest).
+    func readlink(ino: UInt64) throws(FileSystemError) -> String {
+        guard let entry = inodes[ino] else { throw .noEntry }
+        guard case .tag(let name) = entry.node else { throw .invalidArgument }
+        let digest = try FileSystemError.storage("readlink \(name)") { () throws(BlobError) in
+            try registry.repository(name.repository).tags.current(name.tag)
+        }
+        guard let digest else { throw .noEntry }
+        return BlobTree.linkTarget(of: digest)
     }
 
     func forget(_ ino: UInt64, count: UInt64) {
@@ -101,19 +114,27 @@ extension BlobFileSystem {
     /// How long the kernel may keep a node's entry and attributes.
     func timeout(for node: Node) -> Double {
         switch node {
-        case .blob: options.blobTimeout
+        case .blob, .manifest: options.blobTimeout
         case .upload: 0  // it grows, and becomes a blob
-        case .root, .directory: options.directoryTimeout
+        // A tag moves when the registry pushes it again.
+        case .root, .directory, .tag: options.directoryTimeout
         }
     }
 
-    /// A blob's digest, size and media type, as `user.blobfs.*` attributes; directories have none.
+    /// A blob's or manifest's digest, size and media type, as `user.blobfs.*` attributes;
+    /// directories and tags have none. A manifest's media type is the one the registry serves it
+    /// with, found from its bytes when asked (a listing reads no manifest).
     func extendedAttributes(_ entry: InodeTable.Entry) -> [(name: String, value: String)] {
         guard let descriptor = entry.attributes.descriptor else { return [] }
+        var mediaType = descriptor.mediaType
+        if case .manifest(let name) = entry.node {
+            let bytes = try? registry.repository(name.repository).manifests.get(name.digest)
+            mediaType = bytes.flatMap { try? ManifestContent.servedMediaType(of: $0) } ?? Descriptor.octetStream
+        }
         return [
             ("user.blobfs.digest", descriptor.digest.description),
             ("user.blobfs.size", String(descriptor.size)),
-            ("user.blobfs.mediatype", descriptor.mediaType),
+            ("user.blobfs.mediatype", mediaType),
         ]
     }
 

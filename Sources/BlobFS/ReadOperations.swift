@@ -18,7 +18,17 @@ extension BlobFileSystem {
             logger.error("an upload in progress cannot be read", metadata: ["inode": "\(ino)"])
             throw .uploadNotReadable
         }
-        guard case .blob(let name) = entry.node, let descriptor = entry.attributes.descriptor else { throw .isADirectory }
+        // A blob or a manifest: both are a data file in blobs/, named by their digest and
+        // linked by the repository (a manifest by its revision link).
+        let name: BlobName
+        let section: BlobTree.Section
+        switch entry.node {
+        case .blob(let blob): (name, section) = (blob, .blobs)
+        case .manifest(let manifest): (name, section) = (manifest, .manifests)
+        case .tag: throw .invalidArgument  // the kernel follows a symbolic link; it never opens one
+        case .root, .directory, .upload: throw .isADirectory
+        }
+        guard let descriptor = entry.attributes.descriptor else { throw .isADirectory }
         // An empty data file is only right for the empty digest.
         if descriptor.size == 0 && name.digest != Digester(name.digest.algorithm).digest() {
             logger.error("blob data is empty but its digest is not the empty digest", metadata: ["blob": "\(name)"])
@@ -30,7 +40,9 @@ extension BlobFileSystem {
         // which then finds what the repository links now.
         let target: Digest? = try FileSystemError.storage("open \(name)") { () throws(BlobError) in
             do throws(BlobError) {
-                return try registry.repository(name.repository).blobs.linkTarget(name.digest)
+                let repository = try registry.repository(name.repository)
+                return section == .manifests
+                    ? try repository.manifests.linkTarget(name.digest) : try repository.blobs.linkTarget(name.digest)
             } catch .unknown {
                 return nil
             }
@@ -39,7 +51,7 @@ extension BlobFileSystem {
             logger.info("a blob name the kernel held is no longer linked as it was", metadata: [
                 "blob": "\(name)", "was": "\(descriptor.digest)", "now": "\(target.map { "\($0)" } ?? "no link")",
             ])
-            forgetName(name)
+            forgetName(name, in: section)
             throw .staleName
         }
         let reader = try FileSystemError.storage("open \(name)") { () throws(BlobError) in
@@ -126,7 +138,7 @@ extension BlobFileSystem {
                 + uploads.names(in: path).map {
                     BlobTree.Entry(name: $0.name, node: .upload($0.upload.serial), attributes: uploadAttributes($0.upload))
                 }
-        case .blob, .upload:
+        case .blob, .upload, .manifest, .tag:
             throw .notADirectory
         }
         return OpenReply(handle: handles.insert(.directory(OpenDirectory(inode: ino, entries: entries))))
@@ -176,8 +188,8 @@ extension BlobFileSystem {
     // MARK: - Helpers
 
     /// Makes the kernel forget a blob name it holds, so that its next use is a fresh lookup.
-    func forgetName(_ name: BlobName) {
-        guard let parent = inodes.inode(of: .directory(path: "\(name.repository)/blobs")) else { return }
+    func forgetName(_ name: BlobName, in section: BlobTree.Section = .blobs) {
+        guard let parent = inodes.inode(of: .directory(path: BlobTree.path(of: section, in: name.repository))) else { return }
         invalidate(parent: parent, name: name.digest.description)
     }
 

@@ -45,6 +45,14 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         case .failure(let error): fs.fail(request, error)
         }
     }
+    ops.readlink = { req, ino in
+        let request = FuseRequest(req!, "readlink")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.readlink(ino: ino) }) {
+        case .success(let target): request.reply(link: target)
+        case .failure(let error): fs.fail(request, error)
+        }
+    }
     ops.setattr = { req, ino, attributes, toSet, _ in
         let request = FuseRequest(req!, "setattr")
         let fs = request.fileSystem

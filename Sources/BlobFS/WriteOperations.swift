@@ -88,6 +88,9 @@ extension BlobFileSystem {
                 throw .notPermitted
             }
             target = .rewrite(IdenticalRewrite(descriptor: descriptor))
+        case .manifest, .tag:
+            logger.error("manifests and tags cannot be written through the mount yet")
+            throw .notPermitted
         case .root, .directory:
             throw .isADirectory
         }
@@ -191,23 +194,28 @@ extension BlobFileSystem {
         try FileSystemError.storage("unlink \(path)/\(name)") { () throws(BlobError) in try repository.blobs.delete(digest) }
     }
 
-    /// mkdir(2): `<name>/blobs` makes `<name>` a repository; any other valid component is a
-    /// name prefix (a directory that repositories go under).
+    /// mkdir(2): `<name>/blobs` (or `manifests`, `tags`) makes `<name>` a repository; any other
+    /// valid component is a name prefix (a directory that repositories go under), spelled
+    /// `@<component>` when it is a reserved word (BlobTree). Nothing is made inside a section.
     func mkdir(parent: UInt64, name: String) throws(FileSystemError) -> EntryReply {
         guard options.readWrite else { throw .readOnlyMount }
-        guard case .directory(let path)? = inodes[parent]?.node else { throw .notPermitted }
+        guard case .directory(let path)? = inodes[parent]?.node, case .names(let prefix)? = BlobTree.place(of: path) else {
+            logger.error("directories can only be made for repository names", metadata: ["name": "\(name)"])
+            throw .notPermitted
+        }
         let child = path.isEmpty ? name : path + "/" + name
-        if name == "blobs", !path.isEmpty, let repository = try? RepositoryName(path) {
+        if BlobTree.Section(rawValue: name) != nil, let repository = prefix {
             guard !tree.isRepository(path) else { throw .exists }
             try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in try registry.createRepository(repository) }
         } else {
-            let prefix: RepositoryName
-            do { prefix = try RepositoryName(child) } catch {
-                logger.error("refusing an invalid repository name: \(error)")
+            guard let component = BlobTree.component(shownAs: name),
+                let full = try? RepositoryName(prefix.map { "\($0)/\(component)" } ?? component)
+            else {
+                logger.error("refusing an invalid repository name component \(name.debugDescription) (a reserved word is written @\(name))")
                 throw .invalidArgument
             }
             guard !treeHas(name, in: path) else { throw .exists }
-            try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in try registry.createNamePrefix(prefix) }
+            try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in try registry.createNamePrefix(full) }
         }
         let found = try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in
             try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)

@@ -23,7 +23,7 @@ import TestSupport
         let expectedNames = Set(inMany.map(\.digest.description))
 
         try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
-            let directory = mount.path("repo/many/blobs/blobs")
+            let directory = mount.path("repo/many/@blobs/blobs")
             // readdir (ls -f: no sort, no stat), then readdirplus with attributes (ls -l).
             let plain = try Command.run("ls", ["-f", "-1", directory])
             let plainNames = plain.stdoutText.split(separator: "\n").map(String.init).filter { $0 != "." && $0 != ".." }

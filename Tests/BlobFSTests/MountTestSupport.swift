@@ -48,9 +48,17 @@ struct StoredBlob: Sendable, CustomStringConvertible {
 
     /// The canonical digest: sha256 of the bytes.
     var canonical: Digest { Digester.digest(of: bytes) }
-    /// The file inside the mount: `repo/<name>/blobs/<digest>`.
-    var relativePath: String { "repo/\(repository)/blobs/\(digest)" }
+    /// The file inside the mount: `repo/<name>/blobs/<digest>`, with `<name>`'s components shown
+    /// as the mount shows them.
+    var relativePath: String { "repo/\(shownPath(repository))/blobs/\(digest)" }
     var description: String { "\(repository)@\(digest) (\(bytes.count) bytes)" }
+}
+
+/// A repository name as the mount's directories spell it: a component that is one of the
+/// reserved entries of a repository's directory (or of the OCI view) is shown as `@<component>`.
+func shownPath(_ repository: String) -> String {
+    let reserved: Set<Substring> = ["blobs", "manifests", "tags", "index.json", "oci-layout"]
+    return repository.split(separator: "/").map { reserved.contains($0) ? "@\($0)" : String($0) }.joined(separator: "/")
 }
 
 /// `<root>/docker/registry/v2/blobs/sha256/<xx>/<hex>/data`: where the bytes of a blob live.
@@ -80,6 +88,15 @@ func filesBelow(_ directory: String) throws -> Set<String> {
     return Set(result.stdoutText.split(separator: "\n").map(String.init))
 }
 
+/// The blob files below `directory` (relative paths): files in a `blobs` directory. Manifests,
+/// which the tree shows beside them, are checked by the tests of manifests.
+func blobFilesBelow(_ directory: String) throws -> Set<String> {
+    try filesBelow(directory).filter { path in
+        let components = path.split(separator: "/")
+        return components.count >= 2 && components[components.count - 2] == "blobs"
+    }
+}
+
 /// `sha256sum` of many files in one run: path -> hex. Throws if the tool fails on any of them.
 func sha256sums(_ paths: [String]) throws -> [String: String] {
     guard !paths.isEmpty else { return [:] }
@@ -102,7 +119,7 @@ func expectTree(
     sourceLocation: SourceLocation = #_sourceLocation
 ) throws {
     let expected = Dictionary(blobs.map { (String($0.relativePath.dropFirst(prefix.count)), $0) }, uniquingKeysWith: { a, _ in a })
-    let found = try filesBelow(directory)
+    let found = try blobFilesBelow(directory)
     #expect(found == Set(expected.keys), "\(what): files differ; missing \(Set(expected.keys).subtracting(found).sorted()), unexpected \(found.subtracting(expected.keys).sorted())", sourceLocation: sourceLocation)
     let paths = expected.keys.sorted().filter(found.contains).map { directory + "/" + $0 }
     let sums = try sha256sums(paths)

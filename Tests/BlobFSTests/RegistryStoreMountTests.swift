@@ -140,7 +140,15 @@ import TestSupport
             for blob in store.blobs {
                 #expect(ls.stdoutText.contains(blob.digest.description), "ls -R lists \(blob)")
             }
-            #expect(!ls.stdoutText.contains(store.manifest.hex), "ls -R must not list the manifest")
+            // The manifest is a revision, not a blob: listed once, in manifests/, and named by its tag.
+            #expect(ls.stdoutText.components(separatedBy: store.manifest.hex).count == 2, "ls -R lists the manifest once")
+            #expect(try listing(mount.path("repo/library/alpine/manifests")) == ["\(store.manifest)"])
+            #expect(!(try listing(mount.path("repo/library/alpine/blobs")).contains("\(store.manifest)")))
+            let tag = mount.path("repo/library/alpine/tags/v1")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: tag) == "../manifests/\(store.manifest)")
+            #expect(try sha256Hex(ofFile: tag) == store.manifest.hex, "reading through the tag gives the manifest's bytes")
+            let mediaType = try Command.run("getfattr", ["--only-values", "-n", "user.blobfs.mediatype", mount.path("repo/library/alpine/manifests/\(store.manifest)")])
+            #expect(mediaType.stdoutText == "application/vnd.docker.distribution.manifest.v2+json", "\(mediaType)")
             let lsLong = try Command.run("ls", ["-lR", mount.mountpoint])
             #expect(lsLong.status == 0 && lsLong.stderr.isEmpty, "\(lsLong)")
             for blob in store.blobs.prefix(4) {
@@ -215,7 +223,7 @@ import TestSupport
             ("mkdir repo/new", { syscallOutcome { Int(Glibc.mkdir(mount.path("repo/new"), 0o755)) } }),
             ("mkdir in blobs/", { syscallOutcome { Int(Glibc.mkdir(blobsDirectory + "/dir", 0o755)) } }),
             ("unlink a blob", { syscallOutcome { Int(Glibc.unlink(blob)) } }),
-            ("rmdir blobs/", { syscallOutcome { Int(Glibc.rmdir(mount.path("repo/edge/blobs/deep/blobs"))) } }),
+            ("rmdir blobs/", { syscallOutcome { Int(Glibc.rmdir(mount.path("repo/edge/@blobs/deep/blobs"))) } }),
             ("rename a blob", { syscallOutcome { Int(Glibc.rename(blob, blobsDirectory + "/renamed")) } }),
             ("rename a directory", { syscallOutcome { Int(Glibc.rename(mount.path("repo/team"), mount.path("repo/team2"))) } }),
             ("link", { syscallOutcome { Int(Glibc.link(blob, blobsDirectory + "/hardlink")) } }),

@@ -1,0 +1,97 @@
+@testable import BlobFS
+import Distribution
+import Glibc
+import Storage
+import StorageDriver
+import Testing
+
+/// `manifests/` and `tags/` of a repository, and the `@` spelling of reserved components, on an
+/// in-memory store.
+@Suite struct ImageTreeTests {
+    let manifest = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#.utf8)
+
+    /// A repository `app` with one blob, the manifest, and the tag `v1` on it.
+    func fixture() throws -> (OperationFixture, Digest) {
+        let fixture = OperationFixture(readWrite: false)
+        try fixture.push(Array("{}".utf8), to: "app")
+        let repository = try fixture.registry.repository("app")
+        let digest = try repository.manifests.put(manifest, as: Digester.digest(of: manifest)).digest
+        try repository.tags.tag(try Tag("v1"), to: digest)
+        return (fixture, digest)
+    }
+
+    @Test func aRepositoryShowsItsManifestsAndTags() throws {
+        let (fixture, digest) = try fixture()
+        #expect(try names(fixture, "repo/app") == [".", "..", "blobs", "manifests", "tags"])
+        #expect(try names(fixture, "repo/app/manifests") == [".", "..", digest.description])
+        #expect(try names(fixture, "repo/app/tags") == [".", "..", "v1"])
+        // The manifest is no blob of the repository.
+        #expect(!(try names(fixture, "repo/app/blobs")).contains(digest.description))
+    }
+
+    @Test func aManifestReadsAsItsBytesAndCarriesItsServedMediaType() throws {
+        let (fixture, digest) = try fixture()
+        let ino = try fixture.inode("repo/app/manifests/\(digest)")
+        #expect(fixture.fs.stat(try fixture.fs.getattr(ino: ino)).st_mode == S_IFREG | 0o444)
+        #expect(try fixture.contents(of: ino, size: 4096) == manifest)
+        let mediaType = try fixture.fs.getxattr(ino: ino, name: "user.blobfs.mediatype", size: 4096)
+        #expect(mediaType == .bytes(Array("application/vnd.oci.image.manifest.v1+json".utf8)))
+    }
+
+    @Test func aTagIsASymbolicLinkToItsManifestThatFollowsTagMoves() throws {
+        let (fixture, digest) = try fixture()
+        let ino = try fixture.inode("repo/app/tags/v1")
+        let st = fixture.fs.stat(try fixture.fs.getattr(ino: ino))
+        let target = "../manifests/\(digest)"
+        #expect(st.st_mode == S_IFLNK | 0o777 && st.st_size == target.utf8.count)
+        #expect(try fixture.fs.readlink(ino: ino) == target)
+        // The registry moves the tag: the same inode now points at the new manifest.
+        let other = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[],"annotations":{"v":"2"}}"#.utf8)
+        let repository = try fixture.registry.repository("app")
+        let moved = try repository.manifests.put(other, as: Digester.digest(of: other)).digest
+        try repository.tags.tag(try Tag("v1"), to: moved)
+        #expect(try fixture.fs.readlink(ino: ino) == "../manifests/\(moved)")
+        // An untagged tag is gone.
+        try repository.tags.untag(try Tag("v1"))
+        #expect(errnoOf { try fixture.fs.readlink(ino: ino) } == ENOENT)
+        #expect(try fixture.fs.lookup(parent: try fixture.inode("repo/app/tags"), name: "v1") == nil)
+    }
+
+    @Test func namesThatAreNotRevisionsOrTagsAreNotThere() throws {
+        let (fixture, _) = try fixture()
+        let manifests = try fixture.inode("repo/app/manifests")
+        let blob = Digester.digest(of: Array("{}".utf8))
+        // A blob linked in _layers is not a manifest revision.
+        #expect(try fixture.fs.lookup(parent: manifests, name: blob.description) == nil)
+        #expect(try fixture.fs.lookup(parent: manifests, name: "sha512:" + String(repeating: "a", count: 128)) == nil)
+        let tags = try fixture.inode("repo/app/tags")
+        #expect(try fixture.fs.lookup(parent: tags, name: "v2") == nil)
+        #expect(try fixture.fs.lookup(parent: tags, name: ".hidden") == nil)
+        #expect(errnoOf { try fixture.fs.open(ino: try fixture.inode("repo/app/tags/v1"), flags: O_RDONLY) } == EINVAL)
+    }
+
+    @Test func reservedComponentsAreSpelledWithAnAt() throws {
+        let fixture = OperationFixture(readWrite: true)
+        for name in ["team", "team/blobs", "team/tags/app", "manifests"] { try fixture.push(Array(name.utf8), to: name) }
+        #expect(try names(fixture, "repo") == [".", "..", "@manifests", "team"])
+        #expect(try names(fixture, "repo/team") == [".", "..", "@blobs", "@tags", "blobs", "manifests", "tags"])
+        #expect(try names(fixture, "repo/team/@blobs/blobs").count == 3)
+        #expect(try names(fixture, "repo/team/@tags/app/blobs").count == 3)
+        // Bare reserved words are sections or nothing; the spelled form is the component.
+        #expect(try fixture.fs.lookup(parent: try fixture.inode("repo"), name: "manifests") == nil)
+        #expect(try fixture.fs.lookup(parent: try fixture.inode("repo"), name: "@team") == nil)
+        // mkdir takes the same spelling.
+        let repo = try fixture.inode("repo")
+        #expect(errnoOf { try fixture.fs.mkdir(parent: repo, name: "tags") } == EINVAL)
+        let tagsPrefix = try fixture.fs.mkdir(parent: repo, name: "@tags")
+        _ = try fixture.fs.mkdir(parent: tagsPrefix.ino, name: "blobs")
+        #expect(try fixture.registry.repositories().map(\.description).contains("tags"))
+        #expect(errnoOf { try fixture.fs.mkdir(parent: try fixture.inode("repo/team/blobs"), name: "x") } == EPERM)
+    }
+
+    private func names(_ fixture: OperationFixture, _ path: String) throws -> [String] {
+        let opened = try fixture.fs.opendir(ino: try fixture.inode(path))
+        defer { fixture.fs.releasedir(handle: opened.handle) }
+        return try fixture.fs.readdir(handle: opened.handle, offset: 0, size: 1 << 16, plus: false).map(\.name)
+    }
+}
