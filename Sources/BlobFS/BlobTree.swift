@@ -104,6 +104,15 @@ struct BlobTree: Sendable {
         "../manifests/\(manifest)"
     }
 
+    /// The manifest a tag's link target names: exactly `../manifests/sha256:<64 hex>`, the form
+    /// `linkTarget(of:)` writes and a backup of the mount holds.
+    static func manifest(linkedBy target: String) -> Digest? {
+        guard target.hasPrefix("../manifests/"), let digest = try? Digest(parsing: String(target.dropFirst("../manifests/".count))),
+            digest.algorithm == .sha256
+        else { return nil }
+        return digest
+    }
+
     // MARK: - Lookups and listings
 
     /// Resolves `name` in the directory `path`; nil when there is no such name.
@@ -119,8 +128,8 @@ struct BlobTree: Sendable {
             return try tag(name, in: repository, directoryTime: directoryTime)
         case .names(let prefix):
             let child = path.isEmpty ? name : path + "/" + name
-            if Section(rawValue: name) != nil {
-                guard let prefix, registry.isRepository(prefix) else { return nil }
+            if let section = Section(rawValue: name) {
+                guard let prefix, sections(of: prefix).contains(section) else { return nil }
                 return Entry(name: name, node: .directory(path: child), attributes: NodeAttributes(modified: directoryTime))
             }
             guard let component = Self.component(shownAs: name),
@@ -139,7 +148,7 @@ struct BlobTree: Sendable {
             return []
         case .names(let prefix):
             var names = Set(try registry.childComponents(of: prefix).map { Self.shown($0) })
-            if let prefix, registry.isRepository(prefix) { names.formUnion(Section.allCases.map(\.rawValue)) }
+            if let prefix { names.formUnion(sections(of: prefix).map(\.rawValue)) }
             return names.sorted().map {
                 Entry(name: $0, node: .directory(path: path.isEmpty ? $0 : path + "/" + $0), attributes: NodeAttributes(modified: directoryTime))
             }
@@ -158,6 +167,24 @@ struct BlobTree: Sendable {
     func repositoryOwningBlobs(_ path: String) -> Repository? {
         guard case .section(.blobs, let name)? = Self.place(of: path), registry.isRepository(name) else { return nil }
         return try? registry.repository(name)
+    }
+
+    /// The sections a name's directory shows: none unless it is a repository; then `blobs`, and
+    /// `manifests` and `tags` when the repository has them on disk (a push, or a restore's mkdir,
+    /// made them). Shown only when they exist, so that `cp -a`, which makes every directory it
+    /// copies, finds none of them there already.
+    func sections(of name: RepositoryName) -> [Section] {
+        guard registry.isRepository(name) else { return [] }
+        return [.blobs] + (registry.hasManifests(name) ? [.manifests] : []) + (registry.hasTags(name) ? [.tags] : [])
+    }
+
+    /// The repository and section a new file in the directory `path` is written into: a
+    /// repository's `blobs/` or `manifests/`, when it is a repository now.
+    func uploadTarget(_ path: String) -> (repository: Repository, section: Section)? {
+        guard case .section(let section, let name)? = Self.place(of: path), section != .tags, registry.isRepository(name),
+            let repository = try? registry.repository(name)
+        else { return nil }
+        return (repository, section)
     }
 
     /// Whether the directory `path` is a repository's own directory (`_layers` exists on disk:

@@ -30,17 +30,23 @@ final class PendingUpload: Sendable {
     let name: String
     /// The digest the name gives, committed at close; nil for a temporary name.
     let digest: Digest?
+    /// A manifest written into `manifests/` (committed as a revision, at most 4 MiB), not a blob.
+    let isManifest: Bool
     private let writer: UploadWriter
     /// When the last write landed, seconds since the epoch: the file's mtime for getattr. Its
     /// own lock, taken after a write returns and never together with the writer's.
     private let lastWrite: Mutex<Int64>
     private let logger: Logger
 
-    init(serial: UInt64, repository: Repository, parent: UInt64, directory: String, name: String, digest: Digest?, logger: Logger)
+    init(
+        serial: UInt64, repository: Repository, parent: UInt64, directory: String, name: String, digest: Digest?, isManifest: Bool = false,
+        logger: Logger
+    )
         throws(BlobError)
     {
         // A sha384/sha512 name is checked while writing, so its commit needs no second pass.
-        writer = try repository.blobs.createUpload(alsoDigest: digest?.algorithm)
+        writer = isManifest ? try repository.manifests.createUpload() : try repository.blobs.createUpload(alsoDigest: digest?.algorithm)
+        self.isManifest = isManifest
         self.serial = serial
         self.repository = repository
         self.parent = parent
@@ -62,6 +68,12 @@ final class PendingUpload: Sendable {
 
     var size: Int64 { writer.size }
 
+    /// A manifest is at most the registry's 4 MiB: a larger one could never be served (EFBIG).
+    private func checkManifestSize(_ end: Int64) throws(BlobError) {
+        guard isManifest, end > Int64(ManifestStore.sizeLimit) else { return }
+        throw .io(operation: "write a manifest over the registry's 4 MiB limit", path: "\(directory)/\(name)", errno: EFBIG)
+    }
+
     /// Whether the writer still takes bytes: a failure seen after it was, is this call's own.
     private var isWriting: Bool { writer.phase == .writing }
     var modified: Int64 { lastWrite.withLock { $0 } }
@@ -69,6 +81,7 @@ final class PendingUpload: Sendable {
     /// Appends at the end; a write beyond the end fills the gap with zeros; a write behind it
     /// cannot be taken back (the bytes are already hashed) and is refused.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(BlobError) {
+        try checkManifestSize(offset + Int64(bytes.count))
         let wasWriting = isWriting
         do {
             try writer.write(bytes, at: offset)
@@ -91,6 +104,7 @@ final class PendingUpload: Sendable {
     /// Extends the upload with zeros to `size` (`ftruncate` after a trailing hole, as cp and
     /// rsync do for sparse files); it cannot shrink.
     func extend(to size: Int64) throws(BlobError) {
+        try checkManifestSize(size)
         let before = writer.size
         try writer.extend(to: size)
         if size != before { lastWrite.withLock { $0 = Int64(time(nil)) } }

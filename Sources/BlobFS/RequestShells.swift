@@ -162,10 +162,11 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
             fs.fail(request, error)
         }
     }
-    ops.symlink = { req, _, parent, name in
+    ops.symlink = { req, link, parent, name in
         let request = FuseRequest(req!, "symlink")
         let fs = request.fileSystem
-        switch Result(catching: { () throws(FileSystemError) in try fs.symlink(parent: parent, name: String(cString: name!)) }) {
+        let (target, name) = (String(cString: link!), String(cString: name!))
+        switch Result(catching: { () throws(FileSystemError) in try fs.symlink(target: target, parent: parent, name: name) }) {
         case .success(let entry):
             if !request.reply(entry: fs.entryParameters(entry)) { fs.entryNotDelivered(entry) }
         case .failure(let error):

@@ -29,6 +29,14 @@ enum UploadName: Equatable, Sendable {
     case temporary
     case refused(Refusal)
 
+    /// `classify`, for a new file in a repository's `manifests/`: the digest must be sha256.
+    static func classifyManifest(_ name: String) -> UploadName {
+        switch classify(name) {
+        case .digest(let digest) where digest.algorithm != .sha256: .refused(.manifestNotSHA256(name: name))
+        case let other: other
+        }
+    }
+
     static func classify(_ name: String) -> UploadName {
         if let digest = try? Digest(parsing: name) { return .digest(digest) }
         if name.hasPrefix(".") { return classifyTemporary(name) }
@@ -87,6 +95,13 @@ enum UploadName: Equatable, Sendable {
         case notATemporaryName(name: String)
         /// rsync's temporary name for `target`, which is not a digest (rsync of a mis-named tree).
         case temporaryNameOfNoDigest(name: String, target: String)
+        /// A digest of another algorithm than sha256 in `manifests/`: the registry stores
+        /// manifests under sha256 only.
+        case manifestNotSHA256(name: String)
+        /// A symbolic link in `tags/` whose name is not a tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
+        case notATag(name: String)
+        /// A symbolic link in `tags/` that does not point at a manifest beside it.
+        case notAManifestTarget(name: String, target: String)
 
         static let accepted =
             "blobs/ accepts only digest names (sha256:<64 hex>, sha384:<96 hex>, sha512:<128 hex>, lowercase) "
@@ -95,7 +110,7 @@ enum UploadName: Equatable, Sendable {
         var name: String {
             switch self {
             case .invalidDigest(let name, _), .notADigest(let name, _), .notATemporaryName(let name),
-                .temporaryNameOfNoDigest(let name, _):
+                .temporaryNameOfNoDigest(let name, _), .manifestNotSHA256(let name), .notATag(let name), .notAManifestTarget(let name, _):
                 name
             }
         }
@@ -110,7 +125,21 @@ enum UploadName: Equatable, Sendable {
                 case .temporaryNameOfNoDigest(let name, let target):
                     "\(name.debugDescription) is a temporary name for \(target.debugDescription), which is not a digest"
                         + (UploadName.suggestedDigest(for: target).map { " (did you mean \($0)?)" } ?? "")
+                case .manifestNotSHA256(let name):
+                    "\(name.debugDescription) is not a sha256 digest: the registry stores manifests under sha256 only"
+                case .notATag(let name):
+                    "\(name.debugDescription) is not a tag (letters, digits and _, then also . and -, at most 128)"
+                case .notAManifestTarget(let name, let target):
+                    "the tag \(name.debugDescription) points at \(target.debugDescription), not at a manifest"
                 }
+            switch self {
+            case .manifestNotSHA256:
+                return "\(reason); manifests/ accepts only sha256:<64 hex> names and rsync's temporary names for them"
+            case .notATag, .notAManifestTarget:
+                return "\(reason); tags/ accepts only symbolic links <tag> -> ../manifests/sha256:<64 hex>"
+            default:
+                break
+            }
             return "\(reason); \(Self.accepted)"
         }
     }

@@ -67,10 +67,29 @@ extension BlobFileSystem {
         inodes.forget(entry.ino, count: 1)
     }
 
-    /// `ln -s`: a store holds no symbolic links.
-    func symlink(parent: UInt64, name: String) throws(FileSystemError) -> EntryReply {
+    /// symlink(2): in a repository's `tags/`, `<tag> -> ../manifests/sha256:<hex>` tags that
+    /// manifest (`current/link` after its `index/` entry, as the registry tags; the manifest may
+    /// arrive later, in a restore's any order); anywhere else a store holds no symbolic links.
+    func symlink(target: String, parent: UInt64, name: String) throws(FileSystemError) -> EntryReply {
         guard options.readWrite else { throw .readOnlyMount }
-        throw .refusedWrite(.symbolicLink(name: name), operation: "symlink in \(directoryName(parent))")
+        guard case .directory(let path)? = inodes[parent]?.node, case .section(.tags, let repositoryName)? = BlobTree.place(of: path),
+            tree.isRepository(BlobTree.path(of: repositoryName))
+        else {
+            throw .refusedWrite(.symbolicLink(name: name), operation: "symlink in \(directoryName(parent))")
+        }
+        guard let tag = try? Tag(name) else { throw .refusedName(.notATag(name: name), operation: "symlink in \(path)") }
+        guard let digest = BlobTree.manifest(linkedBy: target) else {
+            throw .refusedName(.notAManifestTarget(name: name, target: target), operation: "symlink in \(path)")
+        }
+        try FileSystemError.storage("tag \(repositoryName):\(tag)") { () throws(BlobError) in
+            try registry.repository(repositoryName).tags.tag(tag, to: digest)
+        }
+        invalidate(parent: parent, name: name)
+        let found = try FileSystemError.storage("symlink \(path)/\(name)") { () throws(BlobError) in
+            try tree.lookup(name, in: path, directoryTime: mountTime)
+        }
+        guard let found else { throw .vanishedAfterWrite(operation: "symlink \(path)/\(name)") }
+        return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
     }
 
     /// Writing to an existing file: continuing an upload of this mount, or — with O_TRUNC — a
@@ -157,7 +176,7 @@ extension BlobFileSystem {
         guard newPath == path else {
             throw .refusedWrite(.renameOutOfItsDirectory(name: name, from: path, to: newPath), operation: "rename")
         }
-        switch UploadName.classify(newName) {
+        switch (upload.isManifest ? UploadName.classifyManifest(newName) : UploadName.classify(newName)) {
         case .digest(let digest):
             // Committed or not, the temporary name is gone.
             defer { uploads.remove(upload) }
@@ -184,6 +203,18 @@ extension BlobFileSystem {
             uploads.remove(upload)
             return
         }
+        if case .section(.tags, let repositoryName)? = BlobTree.place(of: path), let tag = try? Tag(name) {
+            // Untagging: the tag's directory goes, the manifest stays (the registry's untag).
+            guard options.allowDelete else {
+                logger.error("deletes are disabled (mount with --allow-delete)", metadata: ["tag": "\(path)/\(name)"])
+                throw .notPermitted
+            }
+            let removed = try FileSystemError.storage("untag \(path)/\(name)") { () throws(BlobError) in
+                try registry.repository(repositoryName).tags.untag(tag)
+            }
+            guard removed else { throw .noEntry }
+            return
+        }
         guard let repository = tree.repositoryOwningBlobs(path), case .digest(let digest) = UploadName.classify(name) else {
             throw treeHas(name, in: path) ? .notPermitted : .noEntry
         }
@@ -204,9 +235,15 @@ extension BlobFileSystem {
             throw .notPermitted
         }
         let child = path.isEmpty ? name : path + "/" + name
-        if BlobTree.Section(rawValue: name) != nil, let repository = prefix {
-            guard !tree.isRepository(path) else { throw .exists }
-            try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in try registry.createRepository(repository) }
+        if let section = BlobTree.Section(rawValue: name), let repository = prefix {
+            guard !tree.sections(of: repository).contains(section) else { throw .exists }
+            try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in
+                switch section {
+                case .blobs: try registry.createRepository(repository)
+                case .manifests: try registry.createManifestsDirectory(repository)
+                case .tags: try registry.createTagsDirectory(repository)
+                }
+            }
         } else {
             guard let component = BlobTree.component(shownAs: name),
                 let full = try? RepositoryName(prefix.map { "\($0)/\(component)" } ?? component)
@@ -259,22 +296,21 @@ extension BlobFileSystem {
     /// outside a repository's `blobs/`; EINVAL for a name that can never become a blob
     /// (UploadName), so that nothing is accepted only to be thrown away.
     private func startUpload(parent: UInt64, name: String) throws(FileSystemError) -> PendingUpload {
-        guard let parentEntry = inodes[parent], case .directory(let path) = parentEntry.node,
-            let repository = tree.repositoryOwningBlobs(path)
-        else {
-            logger.error("files can only be created in a repository's blobs directory", metadata: ["name": "\(name)"])
+        guard let parentEntry = inodes[parent], case .directory(let path) = parentEntry.node, let target = tree.uploadTarget(path) else {
+            logger.error("files can only be created in a repository's blobs or manifests directory", metadata: ["name": "\(name)"])
             throw .notPermitted
         }
+        let isManifest = target.section == .manifests
         let digest: Digest?
-        switch UploadName.classify(name) {
+        switch isManifest ? UploadName.classifyManifest(name) : UploadName.classify(name) {
         case .digest(let d): digest = d
         case .temporary: digest = nil
         case .refused(let refusal): throw .refusedName(refusal, operation: "refusing a new file in \(path)")
         }
         let upload = try FileSystemError.storage("create \(path)/\(name)") { () throws(BlobError) in
             try PendingUpload(
-                serial: uploads.nextSerial(), repository: repository, parent: parent, directory: path, name: name, digest: digest,
-                logger: logger)
+                serial: uploads.nextSerial(), repository: target.repository, parent: parent, directory: path, name: name, digest: digest,
+                isManifest: isManifest, logger: logger)
         }
         uploads.add(upload)
         return upload

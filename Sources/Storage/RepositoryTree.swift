@@ -39,6 +39,30 @@ extension Registry {
         }
     }
 
+    /// Whether repository `name` has manifest revisions to show: `_manifests/revisions` is a
+    /// directory (a push made it; so does `createManifestsDirectory`).
+    public func hasManifests(_ name: RepositoryName) -> Bool {
+        isDirectory(PathMapper.path(.manifestRevisions(name)))
+    }
+
+    /// Whether repository `name` has tags to show: `_manifests/tags` is a directory.
+    public func hasTags(_ name: RepositoryName) -> Bool {
+        isDirectory(PathMapper.path(.manifestTags(name)))
+    }
+
+    /// Makes `name` a repository with a `_manifests/revisions` directory (a restore's
+    /// `mkdir <name>/manifests`), as the registry's first manifest push does. Idempotent.
+    public func createManifestsDirectory(_ name: RepositoryName) throws(BlobError) {
+        try createRepository(name)
+        try driverCall { () throws(StorageDriverError) in try driver.createDirectory(PathMapper.path(.manifestRevisions(name))) }
+    }
+
+    /// Makes `name` a repository with a `_manifests/tags` directory (`mkdir <name>/tags`). Idempotent.
+    public func createTagsDirectory(_ name: RepositoryName) throws(BlobError) {
+        try createRepository(name)
+        try driverCall { () throws(StorageDriverError) in try driver.createDirectory(PathMapper.path(.manifestTags(name))) }
+    }
+
     private func isDirectory(_ path: DriverPath) -> Bool {
         (try? driver.stat(path))?.isDirectory ?? false
     }

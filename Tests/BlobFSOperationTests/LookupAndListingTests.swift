@@ -49,7 +49,7 @@ import Testing
         let two = try fixture.push(Array("two".utf8), to: "team/app")
         try fixture.push(Array("three".utf8), to: "team/web")
         #expect(try names(fixture, "repo/team") == [".", "..", "app", "web"])
-        #expect(try names(fixture, "repo/team/app") == [".", "..", "blobs", "manifests", "tags"])
+        #expect(try names(fixture, "repo/team/app") == [".", "..", "blobs"])
         #expect(try names(fixture, "repo/team/app/blobs") == [".", "..", one.description, two.description].sortedDigestsLast())
     }
 

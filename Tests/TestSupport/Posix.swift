@@ -13,6 +13,7 @@ public struct Errno: Error, Equatable, Hashable, Sendable, CustomStringConvertib
     public static let EIO = Errno(Glibc.EIO)
     public static let EACCES = Errno(Glibc.EACCES)
     public static let EPERM = Errno(Glibc.EPERM)
+    public static let EINVAL = Errno(Glibc.EINVAL)
 
     public var description: String {
         let names: [Int32: String] = [

@@ -1,0 +1,84 @@
+import Distribution
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+/// Issue 12's central promise, for the copy tools that preserve symbolic links: a backup of a
+/// registry's tree taken through a read-only mount, restored into an empty directory through a
+/// read-write mount, is a store the real registry serves the same image from — its manifest by
+/// tag and by digest, and every blob the manifest names.
+@Suite(.serialized) struct ImageRestoreTests {
+    @Test(arguments: ["rsync", "cp"])
+    func aBackupThroughTheMountRestoresAPullableImage(tool: String) throws {
+        let workspace = try Workspace("restore-\(tool)")
+        defer { workspace.remove() }
+        let store = try RegistryStoreMountTests.pushStore(root: workspace.root)
+        let backup = try workspace.makeDirectory("backup")
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
+            let copy = try Command.run("rsync", ["-a", mount.path("repo") + "/", backup + "/"], timeout: 120)
+            #expect(copy.status == 0 && copy.stderr.isEmpty, "backup: \(copy)")
+        }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: backup + "/library/alpine/tags/v1") == "../manifests/\(store.manifest)")
+
+        // Restore into an empty directory: a new store, written only through the mount.
+        let restored = try workspace.makeDirectory("restored")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy =
+                tool == "rsync"
+                ? try Command.run("rsync", ["-a", backup + "/", mount.path("repo") + "/"], timeout: 120)
+                : try Command.run("cp", ["-a", "--no-preserve=xattr", backup + "/.", mount.path("repo")], timeout: 120)
+            #expect(copy.status == 0, "restore with \(tool): \(copy)\n\(mount.log.tail(3000))")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: mount.path("repo/library/alpine/tags/v1"))
+                == "../manifests/\(store.manifest)")
+        }
+
+        // The real registry serves the restored image.
+        try RegistryServer.withServer(root: restored) { server in
+            let accept = ["Accept": "application/vnd.docker.distribution.manifest.v2+json"]
+            let byTag = try server.client.send("GET", url: "/v2/library/alpine/manifests/v1", headers: accept)
+            #expect(byTag.status == 200, "GET by tag: \(byTag.status) \(byTag.text)\n\(server.log.tail(2000))")
+            #expect(byTag.header("Docker-Content-Digest") == "\(store.manifest)")
+            #expect(try sha256Hex(of: byTag.body) == store.manifest.hex)
+            let byDigest = try server.client.send("GET", url: "/v2/library/alpine/manifests/\(store.manifest)", headers: accept)
+            #expect(byDigest.status == 200 && byDigest.body == byTag.body, "GET by digest: \(byDigest.status)")
+            // Every blob the manifest names is served, with its bytes.
+            let manifest = try JSONSerialization.jsonObject(with: Data(byTag.body)) as? [String: Any]
+            let config = (manifest?["config"] as? [String: Any])?["digest"] as? String
+            let layers = ((manifest?["layers"] as? [[String: Any]]) ?? []).compactMap { $0["digest"] as? String }
+            #expect(config != nil && layers.count == 1, "\(String(decoding: byTag.body, as: UTF8.self))")
+            for digest in [config].compactMap({ $0 }) + layers {
+                let blob = try server.client.get(repository: "library/alpine", digest: digest)
+                let hex = try sha256Hex(of: blob.body)
+                #expect(blob.status == 200 && "sha256:" + hex == digest, "GET blob \(digest): \(blob.status)")
+            }
+            let tags = try server.client.send("GET", url: "/v2/library/alpine/tags/list")
+            #expect(tags.status == 200 && tags.text.contains("\"v1\""), "tags/list: \(tags.text)")
+        }
+    }
+
+    @Test func tagsAcceptOnlyLinksToAManifestAndUntagOnlyWithAllowDelete() throws {
+        let workspace = try Workspace("restore-refusals")
+        defer { workspace.remove() }
+        let restored = try workspace.makeDirectory("restored")
+        let manifest = Digester.digest(of: Array("{}".utf8))
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let mkdir = try Command.run("mkdir", ["-p", mount.path("repo/app/tags")])
+            #expect(mkdir.status == 0, "\(mkdir)")
+            let tags = mount.path("repo/app/tags")
+            #expect(syscallOutcome { Int(Glibc.symlink("../manifests/\(manifest)", tags + "/v1")) } == .succeeded)
+            #expect(syscallOutcome { Int(Glibc.symlink("/etc/passwd", tags + "/v2")) } == .failed(.EINVAL))
+            #expect(syscallOutcome { Int(Glibc.symlink("../manifests/sha512:" + String(repeating: "a", count: 128), tags + "/v3")) } == .failed(.EINVAL))
+            #expect(syscallOutcome { Int(Glibc.symlink("../manifests/\(manifest)", tags + "/-bad")) } == .failed(.EINVAL))
+            #expect(syscallOutcome { Int(Glibc.symlink("../manifests/\(manifest)", mount.path("repo/app/blobs/x"))) } == .failed(.EPERM))
+            #expect(syscallOutcome { Int(Glibc.unlink(tags + "/v1")) } == .failed(.EPERM), "untag needs --allow-delete")
+            let listed = try FileManager.default.contentsOfDirectory(atPath: tags)
+            #expect(listed == ["v1"])
+        }
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write", "--allow-delete"]) { mount in
+            #expect(syscallOutcome { Int(Glibc.unlink(mount.path("repo/app/tags/v1"))) } == .succeeded)
+            let listed = try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/app/tags"))
+            #expect(listed.isEmpty)
+        }
+    }
+}
