@@ -179,9 +179,10 @@ struct BlobTree: Sendable {
     }
 
     /// The repository and section a new file in the directory `path` is written into: a
-    /// repository's `blobs/` or `manifests/`, when it is a repository now.
+    /// repository's `blobs/`, `manifests/` or `tags/` (placeholders only), when it is a
+    /// repository now.
     func uploadTarget(_ path: String) -> (repository: Repository, section: Section)? {
-        guard case .section(let section, let name)? = Self.place(of: path), section != .tags, registry.isRepository(name),
+        guard case .section(let section, let name)? = Self.place(of: path), registry.isRepository(name),
             let repository = try? registry.repository(name)
         else { return nil }
         return (repository, section)

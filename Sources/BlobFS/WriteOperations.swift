@@ -300,12 +300,22 @@ extension BlobFileSystem {
             logger.error("files can only be created in a repository's blobs or manifests directory", metadata: ["name": "\(name)"])
             throw .notPermitted
         }
-        let isManifest = target.section == .manifests
+        let isManifest = target.section != .blobs
         let digest: Digest?
-        switch isManifest ? UploadName.classifyManifest(name) : UploadName.classify(name) {
-        case .digest(let d): digest = d
-        case .temporary: digest = nil
-        case .refused(let refusal): throw .refusedName(refusal, operation: "refusing a new file in \(path)")
+        switch target.section {
+        case .tags:
+            // GNU tar writes each symbolic link whose target holds `..` as an empty placeholder
+            // file first, and replaces it (unlink, symlink) at the end of the archive. A file
+            // under a tag's name is such a placeholder: it stays in this mount, like a temporary
+            // name, until that unlink drops it; it never becomes a tag (a symbolic link does).
+            guard (try? Tag(name)) != nil else { throw .refusedName(.notATag(name: name), operation: "refusing a new file in \(path)") }
+            digest = nil
+        case .blobs, .manifests:
+            switch isManifest ? UploadName.classifyManifest(name) : UploadName.classify(name) {
+            case .digest(let d): digest = d
+            case .temporary: digest = nil
+            case .refused(let refusal): throw .refusedName(refusal, operation: "refusing a new file in \(path)")
+            }
         }
         let upload = try FileSystemError.storage("create \(path)/\(name)") { () throws(BlobError) in
             try PendingUpload(
