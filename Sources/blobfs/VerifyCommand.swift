@@ -29,6 +29,12 @@ struct VerifyCommand: ParsableCommand {
               unreachable             a directory that is a symbolic link (never
                                       followed) or cannot be opened or listed:
                                       nothing below it was checked
+            With --images, also checks that every tag's image could be pulled: \
+            its manifest, then the config and layers it names (linked in the \
+            repository, with data), or the child manifests of a list or an \
+            index, one line per incomplete image:
+              incomplete image        <repository>:<tag> (<manifest>): what is
+                                      missing
             Exits 0 when the store is intact and 1 when anything is wrong; with \
             --ignore-deleted-blob-links, links to deleted blobs are still printed \
             but do not fail. Shows progress on standard error when it is a \
@@ -43,6 +49,9 @@ struct VerifyCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Check only this repository's links and the blobs they name.", valueName: "name"))
     var repository: String?
+
+    @Flag(help: "Also check that every tag's image is complete: its manifest, config and layers, or its index's children.")
+    var images = false
 
     @Flag(help: "Report links to deleted blobs (left by registry 2.x garbage collection) without failing.")
     var ignoreDeletedBlobLinks = false
@@ -96,8 +105,24 @@ struct VerifyCommand: ParsableCommand {
             let dropped = ledger.forget(corrupt)
             if dropped > 0 { writeStandardOutput("taken out of the verification ledger \(ledger.path): \(dropped) corrupt blob(s)\n") }
         }
+        var incompleteImages = 0
+        if images {
+            let checked: ImageCheckReport
+            do {
+                checked = try ImageCheck(registry: Registry(driver: store.driver)).check(repository: name)
+            } catch {
+                throw CommandFailure(error)
+            }
+            for image in checked.incomplete {
+                writeStandardOutput("incomplete image: \(image.reference) (\(image.manifest)): \(image.missing.joined(separator: "; "))\n")
+            }
+            incompleteImages = checked.incomplete.count
+            writeStandardOutput(
+                "blobfs verify --images: \(checked.images) tagged image\(checked.images == 1 ? "" : "s") checked, "
+                    + (incompleteImages == 0 ? "all complete" : "\(incompleteImages) incomplete") + "\n")
+        }
         let failing = report.problems.filter { !(ignoreDeletedBlobLinks && $0.kind == .linkToDeletedBlob) }
-        if !failing.isEmpty { throw ExitCode.failure }
+        if !failing.isEmpty || incompleteImages > 0 { throw ExitCode.failure }
     }
 
     static func describe(_ state: ScrubProgress) -> String {

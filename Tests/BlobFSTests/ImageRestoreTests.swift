@@ -42,6 +42,11 @@ import Testing
                 == "../manifests/\(store.manifest)")
         }
 
+        // blobfs verify --images finds every tagged image complete.
+        let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 120)
+        #expect(verify.status == 0 && verify.stdoutText.contains("tagged image"), "\(verify)")
+        #expect(verify.stdoutText.contains("all complete"), "\(verify)")
+
         // The real registry serves the restored image.
         try RegistryServer.withServer(root: restored) { server in
             let accept = ["Accept": "application/vnd.docker.distribution.manifest.v2+json"]
