@@ -29,6 +29,8 @@ public final class BlobFileSystem: Sendable {
     let verifier: FirstReadVerifier
     /// Files being written (read-write mounts).
     let uploads = UploadTable()
+    /// Symbolic links made under temporary names in `tags/`, until their rename.
+    let pendingLinks = PendingLinks()
     /// Open files and directories, by the handle number the kernel holds.
     let handles = HandleTable()
     /// Where notices to the kernel go: the mounted session's, set once mounted (a recorder in

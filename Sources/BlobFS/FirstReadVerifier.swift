@@ -62,7 +62,11 @@ final class FirstReadVerifier: Sendable {
     /// Hashes the data file `reader` has open with `name`'s algorithm, unless `version` (what the
     /// handle opened) was checked before. Throws `BlobError.changed` when the file is no longer
     /// `version` after the hash: what was hashed is then not known to be what is served.
-    func check(_ reader: DataFileReader, as name: Digest, version: DataFileVersion?) throws(BlobError) -> Outcome {
+    /// `hashedNow` is true for the one call that hashed (or asked the ledger): the one that
+    /// reports a mismatch, where every concurrent first reader gets the same outcome.
+    func check(_ reader: DataFileReader, as name: Digest, version: DataFileVersion?) throws(BlobError) -> (
+        outcome: Outcome, hashedNow: Bool
+    ) {
         let key = RawDigest(name)
         let gate = gates.withLock { gates in
             if let gate = gates[key] { return gate }
@@ -71,11 +75,11 @@ final class FirstReadVerifier: Sendable {
             return gate
         }
         return try gate.status.withLock { (status) throws(BlobError) in
-            if let known = status.outcome(for: version) { return known }
+            if let known = status.outcome(for: version) { return (known, false) }
             // The ledger is keyed by data file, one digest each: it holds canonical names only.
             if let ledger, let version, name.algorithm == .sha256, ledger.vouches(for: name, version) {
                 status = .checked(version, .intact)  // verified by an earlier mount, and not written since
-                return .intact
+                return (.intact, true)
             }
             let hash: WholeFileHasher.Hash
             do throws(WholeFileHasher.ReadFailure) {
@@ -93,7 +97,7 @@ final class FirstReadVerifier: Sendable {
             if outcome == .intact, let ledger, let version, name.algorithm == .sha256 {
                 ledger.record(name, version)
             }
-            return outcome
+            return (outcome, true)
         }
     }
 }

@@ -22,6 +22,9 @@ enum Node: Hashable, Sendable {
     /// A tag of a repository, `<name>/tags/<tag>`: a symbolic link to the manifest it names now,
     /// `../manifests/sha256:<hex>`, read at each readlink so that it follows tag moves.
     case tag(TagName)
+    /// A symbolic link in `tags/` under a temporary name, waiting for its rename onto a tag
+    /// (PendingLinks), by its serial number.
+    case pendingLink(UInt64)
 }
 
 /// A tag's name: the repository and the tag.
@@ -70,7 +73,7 @@ struct NodeAttributes: Sendable {
             st.st_size = Int(size)
             st.st_blocks = Int((size + 511) / 512)
             st.st_blksize = 1 << 20
-        case .tag:
+        case .tag, .pendingLink:
             // A symbolic link's size is the length of its target, as on any filesystem.
             st.st_mode = S_IFLNK | 0o777
             st.st_nlink = 1

@@ -16,12 +16,14 @@ extension BlobFileSystem {
         case .directory(let path):
             if let upload = uploads.named(name, in: path) {
                 found = BlobTree.Entry(name: name, node: .upload(upload.serial), attributes: uploadAttributes(upload))
+            } else if let link = pendingLinks.named(name, in: path) {
+                found = BlobTree.Entry(name: name, node: .pendingLink(link.serial), attributes: linkAttributes(link.manifest))
             } else {
                 found = try FileSystemError.storage("lookup \(name)") { () throws(BlobError) in
                     try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
                 }
             }
-        case .blob, .upload, .manifest, .tag:
+        case .blob, .upload, .manifest, .tag, .pendingLink:
             throw .notADirectory
         }
         guard let found else { return nil }
@@ -42,6 +44,10 @@ extension BlobFileSystem {
     /// (a tag moved since its lookup points at the new manifest).
     func readlink(ino: UInt64) throws(FileSystemError) -> String {
         guard let entry = inodes[ino] else { throw .noEntry }
+        if case .pendingLink(let serial) = entry.node {
+            guard let link = pendingLinks[serial] else { throw .noEntry }
+            return BlobTree.linkTarget(of: link.manifest)
+        }
         guard case .tag(let name) = entry.node else { throw .invalidArgument }
         let digest = try FileSystemError.storage("readlink \(name)") { () throws(BlobError) in
             try registry.repository(name.repository).tags.current(name.tag)
@@ -105,6 +111,11 @@ extension BlobFileSystem {
         return NodeAttributes(size: upload.size, modified: upload.modified)
     }
 
+    /// A symbolic link to `manifest`: its size is its target's length.
+    func linkAttributes(_ manifest: Digest) -> NodeAttributes {
+        NodeAttributes(size: Int64(BlobTree.linkTarget(of: manifest).utf8.count), modified: mountTime)
+    }
+
     func withDirectoryMode(_ entry: BlobTree.Entry) -> BlobTree.Entry {
         var entry = entry
         entry.attributes.writableDirectories = options.readWrite
@@ -118,6 +129,7 @@ extension BlobFileSystem {
         case .upload: 0  // it grows, and becomes a blob
         // A tag moves when the registry pushes it again.
         case .root, .directory, .tag: options.directoryTimeout
+        case .pendingLink: 0  // it becomes a tag at its rename
         }
     }
 

@@ -25,7 +25,7 @@ extension BlobFileSystem {
         switch entry.node {
         case .blob(let blob): (name, section) = (blob, .blobs)
         case .manifest(let manifest): (name, section) = (manifest, .manifests)
-        case .tag: throw .invalidArgument  // the kernel follows a symbolic link; it never opens one
+        case .tag, .pendingLink: throw .invalidArgument  // the kernel follows a symbolic link; it never opens one
         case .root, .directory, .upload: throw .isADirectory
         }
         guard let descriptor = entry.attributes.descriptor else { throw .isADirectory }
@@ -90,15 +90,16 @@ extension BlobFileSystem {
         // A handle that needs no check holds a verified version (each read confirms it is still
         // that version) or reads with --no-verify: the hot path takes no lock for verification.
         if handle.needsCheck.load(ordering: .acquiring) {
-            let outcome: FirstReadVerifier.Outcome
+            let verdict: (outcome: FirstReadVerifier.Outcome, hashedNow: Bool)
             do throws(BlobError) {
-                outcome = try verifier.check(handle.reader, as: handle.name.digest, version: handle.version)
+                verdict = try verifier.check(handle.reader, as: handle.name.digest, version: handle.version)
             } catch {
                 dropPages(of: handle)
                 throw .storage(error, operation: "verify \(handle.name)")
             }
-            if case .corrupt(let actual) = outcome {
-                blobFailedVerification(handle, actual: actual)
+            if case .corrupt(let actual) = verdict.outcome {
+                // One line per mismatch found, not per reader that waited for the same pass.
+                if verdict.hashedNow { blobFailedVerification(handle, actual: actual) } else { dropPages(of: handle) }
                 throw .blobRefused
             }
             handle.needsCheck.store(false, ordering: .releasing)
@@ -138,7 +139,7 @@ extension BlobFileSystem {
                 + uploads.names(in: path).map {
                     BlobTree.Entry(name: $0.name, node: .upload($0.upload.serial), attributes: uploadAttributes($0.upload))
                 }
-        case .blob, .upload, .manifest, .tag:
+        case .blob, .upload, .manifest, .tag, .pendingLink:
             throw .notADirectory
         }
         return OpenReply(handle: handles.insert(.directory(OpenDirectory(inode: ino, entries: entries))))

@@ -77,9 +77,15 @@ extension BlobFileSystem {
         else {
             throw .refusedWrite(.symbolicLink(name: name), operation: "symlink in \(directoryName(parent))")
         }
-        guard let tag = try? Tag(name) else { throw .refusedName(.notATag(name: name), operation: "symlink in \(path)") }
         guard let digest = BlobTree.manifest(linkedBy: target) else {
             throw .refusedName(.notAManifestTarget(name: name, target: target), operation: "symlink in \(path)")
+        }
+        guard let tag = try? Tag(name) else {
+            // rsync's temporary name for a link it updates: kept in this mount until its rename.
+            guard name.hasPrefix("."), name.count > 1 else { throw .refusedName(.notATag(name: name), operation: "symlink in \(path)") }
+            let link = pendingLinks.add(name, in: path, to: digest)
+            let attributes = linkAttributes(digest)
+            return EntryReply(ino: inodes.reference(.pendingLink(link.serial), attributes: attributes), node: .pendingLink(link.serial), attributes: attributes)
         }
         try FileSystemError.storage("tag \(repositoryName):\(tag)") { () throws(BlobError) in
             try registry.repository(repositoryName).tags.tag(tag, to: digest)
@@ -107,8 +113,8 @@ extension BlobFileSystem {
                 throw .notPermitted
             }
             target = .rewrite(IdenticalRewrite(descriptor: descriptor))
-        case .manifest, .tag:
-            logger.error("manifests and tags cannot be written through the mount yet")
+        case .manifest, .tag, .pendingLink:
+            logger.error("manifests and tags cannot be opened for writing: write a new manifest, or make a tag's symbolic link")
             throw .notPermitted
         case .root, .directory:
             throw .isADirectory
@@ -169,6 +175,9 @@ extension BlobFileSystem {
         guard case .directory(let path)? = inodes[parent]?.node, case .directory(let newPath)? = inodes[newParent]?.node else {
             throw .noEntry
         }
+        if let link = pendingLinks.named(name, in: path) {
+            return try renameLink(link, to: newName, in: newPath, parent: newParent)
+        }
         guard let upload = uploads.named(name, in: path) else {
             logger.error("only a file being written can be renamed: blobs and directories are fixed", metadata: ["name": "\(name)"])
             throw treeHas(name, in: path) ? .notPermitted : .noEntry
@@ -201,6 +210,10 @@ extension BlobFileSystem {
         if let upload = uploads.named(name, in: path) {
             upload.cancel(.unlinked)
             uploads.remove(upload)
+            return
+        }
+        if let link = pendingLinks.named(name, in: path) {
+            pendingLinks.remove(link)
             return
         }
         if case .section(.tags, let repositoryName)? = BlobTree.place(of: path), let tag = try? Tag(name) {
@@ -324,6 +337,21 @@ extension BlobFileSystem {
         }
         uploads.add(upload)
         return upload
+    }
+
+    /// The rename of a link made under a temporary name onto a tag of the same `tags/`: tags
+    /// the manifest (rsync's update of a tag that changed).
+    private func renameLink(_ link: PendingLinks.Link, to newName: String, in newPath: String, parent: UInt64) throws(FileSystemError) {
+        guard newPath == link.directory, case .section(.tags, let repositoryName)? = BlobTree.place(of: newPath) else {
+            throw .refusedWrite(.renameOutOfItsDirectory(name: link.name, from: link.directory, to: newPath), operation: "rename")
+        }
+        guard let tag = try? Tag(newName) else { throw .refusedName(.notATag(name: newName), operation: "rename in \(newPath)") }
+        try FileSystemError.storage("tag \(repositoryName):\(tag)") { () throws(BlobError) in
+            try registry.repository(repositoryName).tags.tag(tag, to: link.manifest)
+        }
+        pendingLinks.remove(link)
+        invalidate(parent: parent, name: link.name)
+        invalidate(parent: parent, name: newName)
     }
 
     /// Commits and, once the blob exists, makes the kernel forget the names it has cached.

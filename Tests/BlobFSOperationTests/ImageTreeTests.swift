@@ -90,6 +90,29 @@ import Testing
         #expect(errnoOf { try fixture.fs.mkdir(parent: try fixture.inode("repo/team/blobs"), name: "x") } == EPERM)
     }
 
+    @Test func aLinkMadeUnderATemporaryNameTagsAtItsRename() throws {
+        let fixture = OperationFixture(readWrite: true, allowDelete: false)
+        try fixture.push(Array("{}".utf8), to: "app")
+        let repository = try fixture.registry.repository("app")
+        let digest = try repository.manifests.put(manifest, as: Digester.digest(of: manifest)).digest
+        _ = try fixture.fs.mkdir(parent: try fixture.inode("repo/app"), name: "tags")
+        let tags = try fixture.inode("repo/app/tags")
+        let pending = try fixture.fs.symlink(target: "../manifests/\(digest)", parent: tags, name: ".v1.4242")
+        #expect(try fixture.fs.readlink(ino: pending.ino) == "../manifests/\(digest)")
+        #expect(try repository.tags.current(try Tag("v1")) == nil)  // nothing tagged before the rename
+        try fixture.fs.rename(parent: tags, name: ".v1.4242", newParent: tags, newName: "v1", flags: 0)
+        #expect(try repository.tags.current(try Tag("v1")) == digest)
+        #expect(try fixture.fs.lookup(parent: tags, name: ".v1.4242") == nil)
+        // A temporary link that is unlinked instead leaves nothing.
+        _ = try fixture.fs.symlink(target: "../manifests/\(digest)", parent: tags, name: ".v2.1")
+        try fixture.fs.unlink(parent: tags, name: ".v2.1")
+        #expect(try fixture.fs.lookup(parent: tags, name: ".v2.1") == nil)
+        #expect(try repository.tags.current(try Tag("v2")) == nil)
+        // Renamed onto no tag, or out of tags/: refused.
+        _ = try fixture.fs.symlink(target: "../manifests/\(digest)", parent: tags, name: ".v3.1")
+        #expect(errnoOf { try fixture.fs.rename(parent: tags, name: ".v3.1", newParent: tags, newName: "-x", flags: 0) } == EINVAL)
+    }
+
     private func names(_ fixture: OperationFixture, _ path: String) throws -> [String] {
         let opened = try fixture.fs.opendir(ino: try fixture.inode(path))
         defer { fixture.fs.releasedir(handle: opened.handle) }

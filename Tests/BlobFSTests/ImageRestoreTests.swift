@@ -1,6 +1,8 @@
 import Distribution
 import Foundation
 import Glibc
+import Storage
+import StorageDriver
 import TestSupport
 import Testing
 
@@ -69,6 +71,47 @@ import Testing
             let tags = try server.client.send("GET", url: "/v2/library/alpine/tags/list")
             #expect(tags.status == 200 && tags.text.contains("\"v1\""), "tags/list: \(tags.text)")
         }
+    }
+
+    /// rsync updates a link that changed as a temporary link renamed into place, and a new
+    /// manifest as a temporary file renamed into place: a second restore moves the tag.
+    @Test func aSecondRsyncMovesATagThatMoved() throws {
+        let workspace = try Workspace("restore-update")
+        defer { workspace.remove() }
+        let registry = Registry(driver: try FilesystemDriver(root: workspace.root))
+        let repository = try registry.repository("app")
+        let config = try repository.blobs.put(mediaType: "application/vnd.oci.image.config.v1+json", Array("{}".utf8)).digest
+        func manifest(_ annotation: String) -> [UInt8] {
+            Array(("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":"
+                + "\"application/vnd.oci.image.config.v1+json\",\"size\":2,\"digest\":\"\(config)\"},\"layers\":[],"
+                + "\"annotations\":{\"v\":\"\(annotation)\"}}").utf8)
+        }
+        let first = try repository.manifests.put(manifest("1"), as: Digester.digest(of: manifest("1"))).digest
+        try repository.tags.tag(try Tag("v1"), to: first)
+
+        let backup = try workspace.makeDirectory("backup")
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
+            let copy = try Command.run("rsync", ["-a", mount.path("repo") + "/", backup + "/"], timeout: 60)
+            #expect(copy.status == 0, "\(copy)")
+        }
+        let restored = try workspace.makeDirectory("restored")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy = try Command.run("rsync", ["-a", backup + "/", mount.path("repo") + "/"], timeout: 60)
+            #expect(copy.status == 0, "\(copy)\n\(mount.log.tail(2000))")
+        }
+        // Meanwhile the tag moved to a new manifest.
+        let second = Digester.digest(of: manifest("2"))
+        try Posix.writeFile(backup + "/app/manifests/\(second)", manifest("2"))
+        let relink = try Command.run("ln", ["-sfn", "../manifests/\(second)", backup + "/app/tags/v1"])
+        #expect(relink.status == 0, "\(relink)")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy = try Command.run("rsync", ["-a", backup + "/", mount.path("repo") + "/"], timeout: 60)
+            #expect(copy.status == 0, "\(copy)\n\(mount.log.tail(2000))")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: mount.path("repo/app/tags/v1")) == "../manifests/\(second)")
+        }
+        #expect(try Registry(driver: try FilesystemDriver(root: restored)).repository("app").tags.current(try Tag("v1")) == second)
+        let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 60)
+        #expect(verify.status == 0 && verify.stdoutText.contains("all complete"), "\(verify)")
     }
 
     @Test func tagsAcceptOnlyLinksToAManifestAndUntagOnlyWithAllowDelete() throws {
