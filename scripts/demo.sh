@@ -73,13 +73,15 @@ The demo store $store is mounted read-only at $mnt.
 Try, in another terminal:
 
   ls -R $mnt/repo
+  ls -l $mnt/repo/library/alpine/tags                  # tags: symbolic links to manifests
+  cat $mnt/repo/library/alpine/tags/latest             # the manifest, byte for byte
   cat $blobs/$hello
   sha256sum $mnt/repo/team/app/web/blobs/sha256:*      # each file hashes to its name
   cp $mnt/repo/library/ubuntu/blobs/* $work/
   getfattr -d $blobs/$hello
   df -h $mnt
   rsync -a $mnt/ $work/backup/
-  $blobfs verify $store
+  $blobfs verify --images $store
 
 Press Ctrl-C to unmount and clean up.
 EOF

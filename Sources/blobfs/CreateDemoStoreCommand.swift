@@ -37,6 +37,8 @@ struct CreateDemoStoreCommand: ParsableCommand {
             let name = entry.repository.value.padding(to: width)
             print("  \(name)  \(entry.digest)  \(formatBytes(entry.size).padding(to: 9))  \(entry.note)")
         }
+        print("Tagged images (repo/<name>/tags/<tag> -> ../manifests/<digest>):")
+        for image in summary.images { print("  \(image.reference)  \(image.manifest)") }
     }
 }
 

@@ -5,7 +5,7 @@ import Storage
 /// commits, cross-repository mounts): nested names, a name that is also another's prefix
 /// (`team/app`, `team/app/web`), a blob uploaded under its sha512 digest (an alias link), blobs
 /// shared between repositories, sizes from 0 bytes to 64 MiB of seeded pseudo-random data, and
-/// one unfinished upload for `purge-uploads`.
+/// one unfinished upload for `purge-uploads`, and two tagged images (manifests and tags).
 enum DemoStore {
     /// One blob file as it appears in a mount.
     struct Entry {
@@ -22,6 +22,8 @@ enum DemoStore {
         var storedBlobs = 0
         var storedBytes: Int64 = 0
         var unfinishedUploads = 0
+        /// Tagged images: `<repository>:<tag>` and the manifest each names.
+        var images: [(reference: String, manifest: Digest)] = []
     }
 
     static let greeting = """
@@ -52,7 +54,8 @@ enum DemoStore {
         let hello = try alpine.blobs.put(mediaType: "text/plain", Array(greeting.utf8))
         add(alpine, hello, "text: try cat")
         add(alpine, try upload(size: 2 << 10, seed: 1, into: alpine).descriptor, "2 KiB")
-        add(alpine, try upload(size: 3 << 20, seed: 2, into: alpine).descriptor, "3 MiB")
+        let alpineLayer = try upload(size: 3 << 20, seed: 2, into: alpine).descriptor
+        add(alpine, alpineLayer, "3 MiB, the layer of library/alpine:latest")
 
         add(ubuntu, try upload(size: 29 << 20, seed: 3, into: ubuntu).descriptor, "29 MiB")
         add(
@@ -69,12 +72,34 @@ enum DemoStore {
         add(web, aliased, "the same blob under its sha512 digest (alias link)", as: alias, stored: false)
         add(web, try web.blobs.mount(large.digest, from: app.blobs), "shared with team/app: one copy on disk", stored: false)
 
+        // Whole images: an OCI manifest naming a config and a layer, tagged; two tags on one.
+        summary.images += try image(in: alpine, layer: alpineLayer, tags: ["latest", "3.19"], os: "alpine")
+        summary.images += try image(in: web, layer: large, tags: ["v1"], os: "web")
+
         // Left open (closed, not committed): lives in _uploads/, invisible in a mount.
         let unfinished = try web.blobs.create()
         try unfinished.write(seededBytes(count: 100 << 10, seed: 7))
         try unfinished.close()
         summary.unfinishedUploads = 1
         return summary
+    }
+
+    /// Stores an image config and an OCI image manifest naming it and `layer`, and tags it, as a
+    /// push does: the manifest under `manifests/`, each tag a link to it under `tags/`.
+    static func image(in repository: Repository, layer: Descriptor, tags: [String], os: String) throws
+        -> [(reference: String, manifest: Digest)]
+    {
+        let configJSON = #"{"architecture":"amd64","os":"linux","config":{"Labels":{"demo":"\#(os)"}},"rootfs":{"type":"layers","diff_ids":["\#(layer.digest)"]}}"#
+        let config = try repository.blobs.put(mediaType: "application/vnd.oci.image.config.v1+json", Array(configJSON.utf8))
+        let manifestJSON = """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",\
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":\(config.size),"digest":"\(config.digest)"},\
+            "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":\(layer.size),"digest":"\(layer.digest)"}]}
+            """
+        let bytes = Array(manifestJSON.utf8)
+        let manifest = try repository.manifests.put(bytes, as: Digester.digest(of: bytes)).digest
+        for tag in tags { try repository.tags.tag(try Tag(tag), to: manifest) }
+        return tags.map { ("\(repository.name):\($0)", manifest) }
     }
 
     /// Uploads `size` seeded bytes in 1 MiB writes and commits under sha256, or under the digest
