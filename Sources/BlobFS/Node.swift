@@ -61,29 +61,18 @@ struct NodeAttributes: Sendable {
         st.st_ctim.tv_sec = Int(modified)
         st.st_atim.tv_sec = Int(modified)
         switch node {
-        case .blob:
-            st.st_mode = S_IFREG | 0o444
+        case .blob, .manifest, .upload:
+            // Blobs and manifests never change (0444); an upload is being written (0644).
+            if case .upload = node { st.st_mode = S_IFREG | 0o644 } else { st.st_mode = S_IFREG | 0o444 }
             st.st_nlink = 1
             st.st_size = Int(size)
             st.st_blocks = Int((size + 511) / 512)
             st.st_blksize = 1 << 20  // coreutils size their copy buffer from this
-        case .manifest:
-            st.st_mode = S_IFREG | 0o444
-            st.st_nlink = 1
-            st.st_size = Int(size)
-            st.st_blocks = Int((size + 511) / 512)
-            st.st_blksize = 1 << 20
         case .tag, .pendingLink:
             // A symbolic link's size is the length of its target, as on any filesystem.
             st.st_mode = S_IFLNK | 0o777
             st.st_nlink = 1
             st.st_size = Int(size)
-        case .upload:
-            st.st_mode = S_IFREG | 0o644
-            st.st_nlink = 1
-            st.st_size = Int(size)
-            st.st_blocks = Int((size + 511) / 512)
-            st.st_blksize = 1 << 20
         case .root, .directory:
             st.st_mode = S_IFDIR | (writableDirectories ? 0o755 : 0o555)
             st.st_nlink = 2
