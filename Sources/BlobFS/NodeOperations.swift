@@ -84,14 +84,14 @@ extension BlobFileSystem {
     func getxattr(ino: UInt64, name: String, size: Int) throws(FileSystemError) -> AttributeReply {
         guard let entry = inodes[ino] else { throw .noEntry }
         guard name.hasPrefix("user.") else { throw .attributeNotSupported }
-        guard let value = extendedAttributes(entry).first(where: { $0.name == name })?.value else { throw .noSuchAttribute }
+        guard let value = extendedAttribute(name, of: entry) else { throw .noSuchAttribute }
         return try attributeReply(Array(value.utf8), size: size)
     }
 
     /// Never fails for a known inode, so `rsync -X` and `cp -a` work on every file.
     func listxattr(ino: UInt64, size: Int) throws(FileSystemError) -> AttributeReply {
         guard let entry = inodes[ino] else { throw .noEntry }
-        return try attributeReply(extendedAttributes(entry).flatMap { Array($0.name.utf8) + [0] }, size: size)
+        return try attributeReply(extendedAttributeNames(entry).flatMap { Array($0.utf8) + [0] }, size: size)
     }
 
     // MARK: - Helpers
@@ -133,21 +133,26 @@ extension BlobFileSystem {
         }
     }
 
-    /// A blob's or manifest's digest, size and media type, as `user.blobfs.*` attributes;
-    /// directories and tags have none. A manifest's media type is the one the registry serves it
-    /// with, found from its bytes when asked (a listing reads no manifest).
-    func extendedAttributes(_ entry: InodeTable.Entry) -> [(name: String, value: String)] {
-        guard let descriptor = entry.attributes.descriptor else { return [] }
-        var mediaType = descriptor.mediaType
-        if case .manifest(let name) = entry.node {
-            let bytes = try? registry.repository(name.repository).manifests.get(name.digest)
-            mediaType = bytes.flatMap { try? ManifestContent.servedMediaType(of: $0) } ?? Descriptor.octetStream
+    /// The `user.blobfs.*` attributes a node has: a blob's or a manifest's digest, size and media
+    /// type; directories and tags have none.
+    func extendedAttributeNames(_ entry: InodeTable.Entry) -> [String] {
+        entry.attributes.descriptor == nil ? [] : ["user.blobfs.digest", "user.blobfs.size", "user.blobfs.mediatype"]
+    }
+
+    /// One attribute's value; nil when the node has no such attribute. A manifest's media type is
+    /// the one the registry serves it with, found from its bytes only when it is asked for (a
+    /// listing, or a listxattr, reads no manifest).
+    func extendedAttribute(_ name: String, of entry: InodeTable.Entry) -> String? {
+        guard let descriptor = entry.attributes.descriptor else { return nil }
+        switch name {
+        case "user.blobfs.digest": return descriptor.digest.description
+        case "user.blobfs.size": return String(descriptor.size)
+        case "user.blobfs.mediatype":
+            guard case .manifest(let manifest) = entry.node else { return descriptor.mediaType }
+            let bytes = try? registry.repository(manifest.repository).manifests.get(manifest.digest)
+            return bytes.flatMap { try? ManifestContent.servedMediaType(of: $0) } ?? Descriptor.octetStream
+        default: return nil
         }
-        return [
-            ("user.blobfs.digest", descriptor.digest.description),
-            ("user.blobfs.size", String(descriptor.size)),
-            ("user.blobfs.mediatype", mediaType),
-        ]
     }
 
     private func attributeReply(_ value: [UInt8], size: Int) throws(FileSystemError) -> AttributeReply {

@@ -113,6 +113,36 @@ import Testing
         #expect(errnoOf { try fixture.fs.rename(parent: tags, name: ".v3.1", newParent: tags, newName: "-x", flags: 0) } == EINVAL)
     }
 
+    @Test func aManifestWrittenUnderItsDigestIsARevisionNeverABlob() throws {
+        let fixture = OperationFixture(readWrite: true)
+        try fixture.push(Array("{}".utf8), to: "app")
+        _ = try fixture.fs.mkdir(parent: try fixture.inode("repo/app"), name: "manifests")
+        let manifests = try fixture.inode("repo/app/manifests")
+        let digest = Digester.digest(of: manifest)
+        #expect(try fixture.write(manifest, as: digest.description, in: manifests) == nil)
+        let repository = try fixture.registry.repository("app")
+        #expect(try repository.manifests.get(digest) == manifest)
+        #expect((try? repository.blobs.linkTarget(digest)) == nil, "a manifest is never linked in _layers")
+        #expect(try fixture.contents(of: try fixture.inode("repo/app/manifests/\(digest)"), size: 4096) == manifest)
+    }
+
+    @Test func aManifestThatDoesNotMatchItsNameIsTooLargeOrNotSHA256IsRefused() throws {
+        let fixture = OperationFixture(readWrite: true)
+        try fixture.push(Array("{}".utf8), to: "app")
+        _ = try fixture.fs.mkdir(parent: try fixture.inode("repo/app"), name: "manifests")
+        let manifests = try fixture.inode("repo/app/manifests")
+        let digest = Digester.digest(of: manifest)
+        let wrong = try #require(try fixture.write(Array("not the manifest".utf8), as: digest.description, in: manifests))
+        #expect(errnoValue(for: wrong) == EIO)
+        #expect(try fixture.fs.lookup(parent: manifests, name: digest.description) == nil)
+        let sha512 = Digester.digest(of: manifest, algorithm: .sha512)
+        #expect(errnoOf { try fixture.fs.create(parent: manifests, name: sha512.description) } == EINVAL)
+        let huge = [UInt8](repeating: 0x20, count: (4 << 20) + 1)
+        let created = try fixture.fs.create(parent: manifests, name: Digester.digest(of: huge).description)
+        defer { fixture.fs.release(handle: created.open.handle) }
+        #expect(errnoOf { try huge.withUnsafeBytes { try fixture.fs.write(handle: created.open.handle, bytes: $0, offset: 0) } } == EFBIG)
+    }
+
     private func names(_ fixture: OperationFixture, _ path: String) throws -> [String] {
         let opened = try fixture.fs.opendir(ino: try fixture.inode(path))
         defer { fixture.fs.releasedir(handle: opened.handle) }
