@@ -38,29 +38,41 @@ public struct TagStore: Sendable {
     /// the named manifest exists is not checked: a tag can arrive before its manifest in a restore.
     public func currentLinks() throws(BlobError) -> [TagLink] {
         let root = PathMapper.path(.manifestTags(repository))
-        let names: [String]
-        switch Result(catching: { () throws(StorageDriverError) in try driver.list(root) }) {
-        case .success(let listed): names = listed
+        // One pass over `_manifests/tags/`, each `<tag>/current/link` read relative to the open
+        // directory (as blob listings read `_layers`), spread over the CPUs.
+        let members: [ChildMember]
+        switch Result(catching: { () throws(StorageDriverError) in try driver.members(named: "current/link", in: root, limit: LinkedBlobStatter.linkLimit) }) {
+        case .success(let read): members = read
         case .failure(.pathNotFound): return []
         case .failure(let error): throw error.blobError
         }
-        let read = names.concurrentMap { name -> TagLink? in
-            guard let tag = try? Tag(name) else {
-                logger.warning("tag directory with an invalid tag name left out", metadata: ["repository": "\(repository)", "name": "\(name)"])
-                return nil
+        let listed = try driverCall { () throws(StorageDriverError) in try driver.list(root) }
+        var links: [TagLink] = []
+        var withLink = Set<String>()
+        for member in members {
+            withLink.insert(member.child)
+            guard let tag = try? Tag(member.child) else {
+                logger.warning("tag directory with an invalid tag name left out", metadata: ["repository": "\(repository)", "name": "\(member.child)"])
+                continue
             }
-            do {
-                guard let digest = try current(tag) else {
+            let path = (try? root.appending(member.child).appending("current").appending("link")) ?? root
+            do throws(BlobError) {
+                guard let target = try LinkedBlobStatter.target(ofLink: member.content, at: path) else {
                     logger.info("tag without a current link left out", metadata: ["repository": "\(repository)", "tag": "\(tag)"])
-                    return nil
+                    continue
                 }
-                return TagLink(tag: tag, digest: digest)
+                guard target.algorithm == .sha256 else {
+                    throw .corruptLink(path: path.value, reason: "holds \(target): a tag must name a sha256 manifest digest")
+                }
+                links.append(TagLink(tag: tag, digest: target))
             } catch {
                 logger.warning("tag left out", metadata: ["repository": "\(repository)", "tag": "\(tag)", "error": "\(error)"])
-                return nil
             }
         }
-        return read.compactMap { $0 }.sorted { $0.tag.value.utf8.lexicographicallyPrecedes($1.tag.value.utf8) }
+        for name in listed where !withLink.contains(name) {
+            logger.info("tag without a current link left out", metadata: ["repository": "\(repository)", "tag": "\(name)"])
+        }
+        return links.sorted { $0.tag.value.utf8.lexicographicallyPrecedes($1.tag.value.utf8) }
     }
 
     /// The digest `tag`'s `current/link` holds; nil when the tag, its `current/link`, or the

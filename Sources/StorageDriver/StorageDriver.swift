@@ -47,7 +47,9 @@ extension StorageDriver {
     /// that is a symbolic link (or another non-directory child) is reported as a failure, not left
     /// out: a listing says what it skipped, as a lookup of the same name fails.
     public func members(named member: String, in path: DriverPath, limit: Int) throws(StorageDriverError) -> [ChildMember] {
-        precondition(!member.isEmpty && !member.contains("/"), "a member is one path component")
+        precondition(
+            !member.isEmpty && member.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." },
+            "a member is a relative path of plain components")
         let directory = try directory(path)
         let children = try directory.entries().filter { $0.kind != .file }.map(\.name)
         return children.concurrentMap { child in
