@@ -30,6 +30,8 @@ struct BlobTree: Sendable {
         var name: String
         var node: Node
         var attributes: NodeAttributes
+        /// For a tag: the manifest its current link named when this entry was read.
+        var manifest: Digest? = nil
     }
 
     /// The directories a repository's directory holds.
@@ -302,6 +304,7 @@ struct BlobTree: Sendable {
     private func tagEntry(_ link: TagLink, in repositoryName: RepositoryName, directoryTime: Int64) -> Entry {
         Entry(
             name: link.tag.value, node: .tag(TagName(repository: repositoryName, tag: link.tag)),
-            attributes: NodeAttributes(size: Int64(Self.linkTarget(of: link.digest).utf8.count), modified: directoryTime))
+            attributes: NodeAttributes(size: Int64(Self.linkTarget(of: link.digest).utf8.count), modified: directoryTime),
+            manifest: link.digest)
     }
 }

@@ -27,6 +27,7 @@ extension BlobFileSystem {
             throw .notADirectory
         }
         guard let found else { return nil }
+        rememberTarget(of: found)
         return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
     }
 
@@ -49,10 +50,12 @@ extension BlobFileSystem {
             return BlobTree.linkTarget(of: link.manifest)
         }
         guard case .tag(let name) = entry.node else { throw .invalidArgument }
+        if let recent = tagTargets.recent(name) { return BlobTree.linkTarget(of: recent) }
         let digest = try FileSystemError.storage("readlink \(name)") { () throws(BlobError) in
             try registry.repository(name.repository).tags.current(name.tag)
         }
         guard let digest else { throw .noEntry }
+        tagTargets.remember(digest, for: name)
         return BlobTree.linkTarget(of: digest)
     }
 
@@ -109,6 +112,11 @@ extension BlobFileSystem {
             return NodeAttributes(size: descriptor.size, modified: upload.modified, descriptor: descriptor)
         }
         return NodeAttributes(size: upload.size, modified: upload.modified)
+    }
+
+    /// Keeps what a tag's entry just read, for the readlink that `ls -l` and path walks send next.
+    func rememberTarget(of entry: BlobTree.Entry) {
+        if case .tag(let name) = entry.node, let manifest = entry.manifest { tagTargets.remember(manifest, for: name) }
     }
 
     /// A symbolic link to `manifest`: its size is its target's length.

@@ -142,6 +142,7 @@ extension BlobFileSystem {
         case .blob, .upload, .manifest, .tag, .pendingLink:
             throw .notADirectory
         }
+        entries.forEach(rememberTarget)
         return OpenReply(handle: handles.insert(.directory(OpenDirectory(inode: ino, entries: entries))))
     }
 

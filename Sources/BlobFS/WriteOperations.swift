@@ -90,6 +90,7 @@ extension BlobFileSystem {
         try FileSystemError.storage("tag \(repositoryName):\(tag)") { () throws(BlobError) in
             try registry.repository(repositoryName).tags.tag(tag, to: digest)
         }
+        tagTargets.remember(digest, for: TagName(repository: repositoryName, tag: tag))
         invalidate(parent: parent, name: name)
         let found = try FileSystemError.storage("symlink \(path)/\(name)") { () throws(BlobError) in
             try tree.lookup(name, in: path, directoryTime: mountTime)
@@ -225,6 +226,7 @@ extension BlobFileSystem {
             let removed = try FileSystemError.storage("untag \(path)/\(name)") { () throws(BlobError) in
                 try registry.repository(repositoryName).tags.untag(tag)
             }
+            tagTargets.forget(TagName(repository: repositoryName, tag: tag))
             guard removed else { throw .noEntry }
             return
         }
@@ -349,6 +351,7 @@ extension BlobFileSystem {
         try FileSystemError.storage("tag \(repositoryName):\(tag)") { () throws(BlobError) in
             try registry.repository(repositoryName).tags.tag(tag, to: link.manifest)
         }
+        tagTargets.remember(link.manifest, for: TagName(repository: repositoryName, tag: tag))
         pendingLinks.remove(link)
         invalidate(parent: parent, name: link.name)
         invalidate(parent: parent, name: newName)

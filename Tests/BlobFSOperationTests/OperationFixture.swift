@@ -14,12 +14,13 @@ struct OperationFixture {
     let fs: BlobFileSystem
     let notices: NoticeRecorder
 
-    init(readWrite: Bool = true, allowDelete: Bool = false) {
+    init(readWrite: Bool = true, allowDelete: Bool = false, directoryTimeout: Double = 1) {
         driver = InMemoryDriver()
         registry = Registry(driver: driver, deleteEnabled: allowDelete)
         var options = MountOptions(storageRoot: "/")
         options.readWrite = readWrite
         options.allowDelete = allowDelete
+        options.directoryTimeout = directoryTimeout
         fs = BlobFileSystem(registry: registry, options: options)
         notices = NoticeRecorder()
         let recorder = notices
