@@ -29,6 +29,8 @@ public final class BlobFileSystem: Sendable {
     let verifier: FirstReadVerifier
     /// Files being written (read-write mounts).
     let uploads = UploadTable()
+    /// The inode number and name count every blob's names share.
+    let sharedBlobs: SharedBlobs
     /// What tags named when last read, for readlink within the tags' timeout.
     let tagTargets: RecentTagTargets
     /// Symbolic links made under temporary names in `tags/`, until their rename.
@@ -46,6 +48,7 @@ public final class BlobFileSystem: Sendable {
         self.registry = registry
         verifier = FirstReadVerifier(ledger: ledger)
         tagTargets = RecentTagTargets(lifetime: options.directoryTimeout)
+        sharedBlobs = SharedBlobs(registry: registry, logger: logger)
         self.options = options
         self.logger = logger
         let inodes = InodeTable(rootAttributes: NodeAttributes(modified: Int64(time(nil)), writableDirectories: options.readWrite))

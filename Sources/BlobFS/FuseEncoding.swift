@@ -11,7 +11,7 @@ extension BlobFileSystem {
     func entryParameters(_ ino: UInt64, _ node: Node, _ attributes: NodeAttributes) -> fuse_entry_param {
         var entry = fuse_entry_param()
         entry.ino = ino
-        entry.attr = attributes.stat(ino: ino, node: node, owner: owner)
+        entry.attr = shared(attributes.stat(ino: ino, node: node, owner: owner), node, attributes)
         entry.attr_timeout = timeout(for: node)
         entry.entry_timeout = timeout(for: node)
         return entry
@@ -36,11 +36,21 @@ extension BlobFileSystem {
             st.st_mode = S_IFDIR
             return st
         }
-        return attributes.stat(ino: entry.ino, node: node, owner: owner)
+        return shared(attributes.stat(ino: entry.ino, node: node, owner: owner), node, attributes)
     }
 
     func stat(_ reply: AttributesReply) -> Glibc.stat {
-        reply.attributes.stat(ino: reply.ino, node: reply.node, owner: owner)
+        shared(reply.attributes.stat(ino: reply.ino, node: reply.node, owner: owner), reply.node, reply.attributes)
+    }
+
+    /// A blob's attributes carry the numbers all its names share (SharedBlobs): one `st_ino` per
+    /// blob, and its number of names as `st_nlink`.
+    func shared(_ st: Glibc.stat, _ node: Node, _ attributes: NodeAttributes) -> Glibc.stat {
+        guard case .blob = node, let canonical = attributes.descriptor?.digest else { return st }
+        var st = st
+        st.st_ino = UInt(SharedBlobs.inodeNumber(of: canonical))
+        st.st_nlink = UInt(sharedBlobs.names(of: canonical))
+        return st
     }
 
     /// An open's handle and caching flags, in the `fuse_file_info` libfuse replies with.

@@ -190,6 +190,16 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
             try fs.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
         }))
     }
+    ops.link = { req, ino, newParent, newName in
+        let request = FuseRequest(req!, "link")
+        let fs = request.fileSystem
+        switch Result(catching: { () throws(FileSystemError) in try fs.link(ino: ino, newParent: newParent, newName: String(cString: newName!)) }) {
+        case .success(let entry):
+            if !request.reply(entry: fs.entryParameters(entry)) { fs.entryNotDelivered(entry) }
+        case .failure(let error):
+            fs.fail(request, error)
+        }
+    }
     ops.unlink = { req, parent, name in
         let request = FuseRequest(req!, "unlink")
         let fs = request.fileSystem

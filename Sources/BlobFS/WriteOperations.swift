@@ -99,6 +99,40 @@ extension BlobFileSystem {
         return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
     }
 
+    /// link(2) of a blob into another repository's `blobs/`: a cross-repository mount, as the
+    /// registry makes one (the new repository links the same data; nothing is copied). This is
+    /// how a backup that kept a shared blob as hard links (`rsync -aH`, `cp -a`, `tar`) is
+    /// restored. The new name must be one the source repository links to the same blob; anything
+    /// else is EPERM, as a hard link is anywhere else in the tree.
+    func link(ino: UInt64, newParent: UInt64, newName: String) throws(FileSystemError) -> EntryReply {
+        guard options.readWrite else { throw .readOnlyMount }
+        guard let entry = inodes[ino], case .blob(let source) = entry.node, let canonical = entry.attributes.descriptor?.digest,
+            case .directory(let path)? = inodes[newParent]?.node, let target = tree.repositoryOwningBlobs(path)
+        else {
+            logger.error("only a blob can be hard-linked, and only into a repository's blobs directory", metadata: ["name": "\(newName)"])
+            throw .notPermitted
+        }
+        guard case .digest(let name) = UploadName.classify(newName) else {
+            logger.error("a hard link of a blob must have the blob's digest as its name", metadata: ["name": "\(newName)"])
+            throw .notPermitted
+        }
+        let sourceRepository = try FileSystemError.storage("link \(source)") { () throws(BlobError) in try registry.repository(source.repository) }
+        guard (try? sourceRepository.blobs.linkTarget(name)) == canonical else {
+            logger.error("a hard link must keep a name the blob has", metadata: ["blob": "\(source)", "new name": "\(newName)"])
+            throw .notPermitted
+        }
+        _ = try FileSystemError.storage("link \(source) into \(target.name)") { () throws(BlobError) in
+            try target.blobs.mount(name, from: sourceRepository.blobs)
+        }
+        sharedBlobs.added(canonical)
+        invalidate(parent: newParent, name: newName)
+        let found = try FileSystemError.storage("link \(path)/\(newName)") { () throws(BlobError) in
+            try tree.lookup(newName, in: path, directoryTime: mountTime)
+        }
+        guard let found else { throw .vanishedAfterWrite(operation: "link \(path)/\(newName)") }
+        return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
+    }
+
     /// Writing to an existing file: continuing an upload of this mount, or — with O_TRUNC — a
     /// rewrite of a blob, which can only be the same bytes again.
     func openForWriting(_ entry: InodeTable.Entry, truncating: Bool) throws(FileSystemError) -> OpenReply {

@@ -153,6 +153,29 @@ import Testing
         #expect(errnoOf { try huge.withUnsafeBytes { try fixture.fs.write(handle: created.open.handle, bytes: $0, offset: 0) } } == EFBIG)
     }
 
+    @Test func aBlobSharedByRepositoriesIsOneInodeNumberWithANameCount() throws {
+        let fixture = OperationFixture(readWrite: true)
+        let shared = Array("a base layer".utf8)
+        let digest = try fixture.push(shared, to: "one")
+        try fixture.push(shared, to: "two")
+        let alone = try fixture.push(Array("only in one".utf8), to: "one")
+        func stat(_ path: String) throws -> Glibc.stat { fixture.fs.stat(try fixture.fs.getattr(ino: try fixture.inode(path))) }
+        let (a, b, c) = (try stat("repo/one/blobs/\(digest)"), try stat("repo/two/blobs/\(digest)"), try stat("repo/one/blobs/\(alone)"))
+        #expect(a.st_ino == b.st_ino && a.st_nlink == 2 && b.st_nlink == 2)
+        #expect(c.st_ino != a.st_ino && c.st_nlink == 1)
+        // The node numbers stay apart (an open re-checks each repository's own link).
+        #expect(try fixture.inode("repo/one/blobs/\(digest)") != (try fixture.inode("repo/two/blobs/\(digest)")))
+        // link(2) into a third repository mounts the blob there: a third name.
+        _ = try fixture.fs.mkdir(parent: try fixture.inode("repo"), name: "three")
+        _ = try fixture.fs.mkdir(parent: try fixture.inode("repo/three"), name: "blobs")
+        let linked = try fixture.fs.link(ino: try fixture.inode("repo/one/blobs/\(digest)"), newParent: try fixture.inode("repo/three/blobs"), newName: digest.description)
+        #expect(fixture.fs.stat(try fixture.fs.getattr(ino: linked.ino)).st_nlink == 3)
+        #expect(try fixture.registry.repository("three").blobs.linkTarget(digest) == digest)
+        // A name the blob does not have, or a link of something else: EPERM.
+        #expect(errnoOf { try fixture.fs.link(ino: try fixture.inode("repo/one/blobs/\(digest)"), newParent: try fixture.inode("repo/three/blobs"), newName: alone.description) } == EPERM)
+        #expect(errnoOf { try fixture.fs.link(ino: try fixture.inode("repo/one"), newParent: try fixture.inode("repo/three/blobs"), newName: digest.description) } == EPERM)
+    }
+
     private func names(_ fixture: OperationFixture, _ path: String) throws -> [String] {
         let opened = try fixture.fs.opendir(ino: try fixture.inode(path))
         defer { fixture.fs.releasedir(handle: opened.handle) }

@@ -114,6 +114,44 @@ import Testing
         #expect(verify.status == 0 && verify.stdoutText.contains("all complete"), "\(verify)")
     }
 
+    /// A layer three repositories share is one file in a backup made with hard links kept, and
+    /// one data file, linked in all three, after a restore that keeps them too.
+    @Test(arguments: ["rsync", "tar"])
+    func aSharedBlobIsStoredOnceInABackupAndInItsRestore(tool: String) throws {
+        let workspace = try Workspace("restore-shared-\(tool)")
+        defer { workspace.remove() }
+        let layer = seededBytes(count: 1 << 20, seed: 12_900)
+        let stored = try writeStore(root: workspace.root, [("a/app", layer), ("b/app", layer), ("c/app", layer)])
+        let digest = stored[0].digest
+        let backup = try workspace.makeDirectory("backup")
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
+            let copy =
+                tool == "rsync"
+                ? try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 60)
+                : try Command.run("bash", ["-c", "tar -c -C \"$1\" . | tar -x -C \"$2\"", "bash", mount.path("repo"), backup], timeout: 60)
+            #expect(copy.status == 0, "backup: \(copy)")
+        }
+        let copies = try ["a", "b", "c"].map { try Posix.stat("\(backup)/\($0)/app/blobs/\(digest)").get() }
+        #expect(Set(copies.map(\.st_ino)).count == 1 && copies.allSatisfy { $0.st_nlink == 3 }, "one file with three names in the backup")
+        let size = try Command.run("du", ["-sb", backup])
+        let bytes = Int(size.stdoutText.split(separator: "\t").first ?? "") ?? Int.max
+        #expect(bytes < 2 << 20, "du counts the shared layer once: \(size.stdoutText)")
+
+        let restored = try workspace.makeDirectory("restored")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy =
+                tool == "rsync"
+                ? try Command.run("rsync", ["-aH", backup + "/", mount.path("repo") + "/"], timeout: 60)
+                : try Command.run("bash", ["-c", "tar -c -C \"$1\" . | tar -x -C \"$2\"", "bash", backup, mount.path("repo")], timeout: 60)
+            #expect(copy.status == 0, "restore: \(copy)\n\(mount.log.tail(2000))")
+        }
+        let registry = Registry(driver: try FilesystemDriver(root: restored))
+        for name in ["a/app", "b/app", "c/app"] {
+            #expect(try registry.repository(name).blobs.linkTarget(digest) == digest, "\(name) links the layer")
+        }
+        #expect(try registry.blobStore.get(digest) == layer)
+    }
+
     @Test func tagsAcceptOnlyLinksToAManifestAndUntagOnlyWithAllowDelete() throws {
         let workspace = try Workspace("restore-refusals")
         defer { workspace.remove() }
