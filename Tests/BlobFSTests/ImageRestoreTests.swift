@@ -152,6 +152,53 @@ import Testing
         #expect(try registry.blobStore.get(digest) == layer)
     }
 
+    /// An image as a user builds it (umoci) and pushes it (skopeo) comes back from a backup
+    /// through the mount pullable by skopeo, which checks every digest, with the same manifest.
+    @Test func anImageBuiltWithUmociAndPushedWithSkopeoIsPulledBackAfterARestore() throws {
+        let workspace = try Workspace("restore-skopeo")
+        defer { workspace.remove() }
+        let layout = workspace.path("layout")
+        let bundle = workspace.path("bundle")
+        for arguments in [["init", "--layout", layout], ["new", "--image", layout + ":v1"], ["unpack", "--rootless", "--image", layout + ":v1", bundle]] {
+            let step = try Command.run("umoci", arguments, timeout: 60)
+            try #require(step.status == 0, "umoci \(arguments): \(step)")
+        }
+        try Posix.writeFile(bundle + "/rootfs/hello.txt", seededBytes(count: 300_000, seed: 12_950))
+        let repack = try Command.run("umoci", ["repack", "--image", layout + ":v1", bundle], timeout: 60)
+        try #require(repack.status == 0, "umoci repack: \(repack)")
+
+        func skopeo(_ arguments: [String]) throws -> CommandResult {
+            try Command.run("skopeo", ["--insecure-policy"] + arguments, timeout: 120)
+        }
+        let original = try RegistryServer.withServer(root: workspace.root) { server in
+            let reference = "docker://127.0.0.1:\(server.port)/team/app:v1"
+            let push = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):v1", reference])
+            try #require(push.status == 0, "skopeo copy to the registry: \(push)")
+            let raw = try skopeo(["inspect", "--raw", "--tls-verify=false", reference])
+            try #require(raw.status == 0, "\(raw)")
+            return try sha256Hex(of: Array(raw.stdoutText.utf8))
+        }
+
+        let backup = try workspace.makeDirectory("backup")
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
+            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 60)
+            #expect(copy.status == 0, "backup: \(copy)")
+        }
+        let restored = try workspace.makeDirectory("restored")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy = try Command.run("rsync", ["-aH", backup + "/", mount.path("repo") + "/"], timeout: 60)
+            #expect(copy.status == 0, "restore: \(copy)\n\(mount.log.tail(2000))")
+        }
+        try RegistryServer.withServer(root: restored) { server in
+            let reference = "docker://127.0.0.1:\(server.port)/team/app:v1"
+            let pull = try skopeo(["copy", "--src-tls-verify=false", reference, "dir:" + workspace.path("pulled")])
+            #expect(pull.status == 0, "skopeo copy from the restored registry: \(pull)\n\(server.log.tail(2000))")
+            let raw = try skopeo(["inspect", "--raw", "--tls-verify=false", reference])
+            let pulled = try sha256Hex(of: Array(raw.stdoutText.utf8))
+            #expect(raw.status == 0 && pulled == original, "the same manifest: \(raw)")
+        }
+    }
+
     @Test func tagsAcceptOnlyLinksToAManifestAndUntagOnlyWithAllowDelete() throws {
         let workspace = try Workspace("restore-refusals")
         defer { workspace.remove() }
