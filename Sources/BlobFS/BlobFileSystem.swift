@@ -19,6 +19,8 @@ public final class BlobFileSystem: Sendable {
     public let options: MountOptions
     let logger: Logger
     let tree: BlobTree
+    /// The OCI layout view (`--oci`).
+    let ociTree: OCILayoutTree
     let inodes: InodeTable
     let buffers = BufferPool(bufferSize: 1 << 20)
     /// Owner of every file: the store's owner (the storage root's, on a local filesystem).
@@ -54,6 +56,7 @@ public final class BlobFileSystem: Sendable {
         let inodes = InodeTable(rootAttributes: NodeAttributes(modified: Int64(time(nil)), writableDirectories: options.readWrite))
         self.inodes = inodes
         tree = BlobTree(registry: registry, logger: logger) { inodes.attributes(of: .blob($0)) }
+        ociTree = OCILayoutTree(registry: registry, logger: logger)
         // The store's owner, so that the registry's user reads the mount as its own store.
         owner = registry.owner.map { ($0.user, $0.group) } ?? (getuid(), getgid())
         mountTime = inodes[InodeTable.rootID]!.attributes.modified

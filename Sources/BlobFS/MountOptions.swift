@@ -24,6 +24,8 @@ public struct MountOptions: Sendable {
     public var readWrite = false
     /// Let `unlink` remove a repository's link to a blob (read-write mounts only).
     public var allowDelete = false
+    /// Show `oci/<name>/`: each repository as a read-only OCI image layout.
+    public var ociView = false
     /// Kernel readahead for the mount in KiB (bigger requests); nil leaves the kernel's default.
     public var readAheadKiB: Int? = 1024
 

@@ -25,6 +25,17 @@ enum Node: Hashable, Sendable {
     /// A symbolic link in `tags/` under a temporary name, waiting for its rename onto a tag
     /// (PendingLinks), by its serial number.
     case pendingLink(UInt64)
+    /// A directory of the OCI layout view (`--oci`): `path` is the names shown below `oci/`
+    /// ("" is `oci/` itself).
+    case ociDirectory(path: String)
+    /// A file of the OCI layout view that blobfs writes itself.
+    case ociFile(OCIFile)
+}
+
+/// The files of a repository's OCI layout that are not blobs.
+enum OCIFile: Hashable, Sendable {
+    case layout(RepositoryName)
+    case index(RepositoryName)
 }
 
 /// A tag's name: the repository and the tag.
@@ -73,7 +84,12 @@ struct NodeAttributes: Sendable {
             st.st_mode = S_IFLNK | 0o777
             st.st_nlink = 1
             st.st_size = Int(size)
-        case .root, .directory:
+        case .ociFile:
+            st.st_mode = S_IFREG | 0o444
+            st.st_nlink = 1
+            st.st_size = Int(size)
+            st.st_blksize = 4096
+        case .root, .directory, .ociDirectory:
             st.st_mode = S_IFDIR | (writableDirectories ? 0o755 : 0o555)
             st.st_nlink = 2
             st.st_blksize = 4096

@@ -12,7 +12,11 @@ extension BlobFileSystem {
         let found: BlobTree.Entry?
         switch parentEntry.node {
         case .root:
-            found = name == "repo" ? BlobTree.Entry(name: name, node: .directory(path: ""), attributes: directoryAttributes) : nil
+            found = rootEntries.first { $0.name == name }
+        case .ociDirectory(let path):
+            found = try FileSystemError.storage("lookup \(name)") { () throws(BlobError) in
+                try ociTree.lookup(name, in: path, directoryTime: mountTime)
+            }
         case .directory(let path):
             if let upload = uploads.named(name, in: path) {
                 found = BlobTree.Entry(name: name, node: .upload(upload.serial), attributes: uploadAttributes(upload))
@@ -23,7 +27,7 @@ extension BlobFileSystem {
                     try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)
                 }
             }
-        case .blob, .upload, .manifest, .tag, .pendingLink:
+        case .blob, .upload, .manifest, .tag, .pendingLink, .ociFile:
             throw .notADirectory
         }
         guard let found else { return nil }
@@ -99,6 +103,12 @@ extension BlobFileSystem {
 
     // MARK: - Helpers
 
+    /// The mount's root: `repo/`, and `oci/` with `--oci`.
+    var rootEntries: [BlobTree.Entry] {
+        [BlobTree.Entry(name: "repo", node: .directory(path: ""), attributes: directoryAttributes)]
+            + (options.ociView ? [BlobTree.Entry(name: "oci", node: .ociDirectory(path: ""), attributes: NodeAttributes(modified: mountTime))] : [])
+    }
+
     var directoryAttributes: NodeAttributes { NodeAttributes(modified: mountTime, writableDirectories: options.readWrite) }
 
     /// Attributes as they are now: an upload grows while it is written.
@@ -138,6 +148,9 @@ extension BlobFileSystem {
         // A tag moves when the registry pushes it again.
         case .root, .directory, .tag: options.directoryTimeout
         case .pendingLink: 0  // it becomes a tag at its rename
+        case .ociDirectory: options.directoryTimeout
+        // index.json follows tags as they move: its size is taken again at every use.
+        case .ociFile: 0
         }
     }
 

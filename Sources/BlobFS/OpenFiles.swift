@@ -8,6 +8,21 @@ enum OpenFile: Sendable {
     case blob(OpenBlob)
     case directory(OpenDirectory)
     case write(OpenWrite)
+    case generated(GeneratedFile)
+}
+
+/// A file blobfs generates (an OCI layout's `index.json`, `oci-layout`), held whole by its handle.
+final class GeneratedFile: Sendable {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) -> Int {
+        guard offset >= 0, offset < Int64(bytes.count) else { return 0 }
+        let count = min(buffer.count, bytes.count - Int(offset))
+        bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[Int(offset)..<(Int(offset) + count)])) }
+        return count
+    }
 }
 
 /// One open blob file: its reader, whose size is already known. Held in the handle table.

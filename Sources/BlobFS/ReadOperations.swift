@@ -26,7 +26,8 @@ extension BlobFileSystem {
         case .blob(let blob): (name, section) = (blob, .blobs)
         case .manifest(let manifest): (name, section) = (manifest, .manifests)
         case .tag, .pendingLink: throw .invalidArgument  // the kernel follows a symbolic link; it never opens one
-        case .root, .directory, .upload: throw .isADirectory
+        case .ociFile(let file): return try openGenerated(file)
+        case .root, .directory, .ociDirectory, .upload: throw .isADirectory
         }
         guard let descriptor = entry.attributes.descriptor else { throw .isADirectory }
         // An empty data file is only right for the empty digest.
@@ -79,6 +80,18 @@ extension BlobFileSystem {
         return OpenReply(handle: handle, keepCache: true)
     }
 
+    /// An OCI layout file blobfs writes itself, generated now and served from memory through this
+    /// handle (direct I/O: `index.json` changes when tags move, so no page of it is kept).
+    private func openGenerated(_ file: OCIFile) throws(FileSystemError) -> OpenReply {
+        let bytes: [UInt8]
+        switch file {
+        case .layout: bytes = OCILayoutTree.layoutFile
+        case .index(let repository):
+            bytes = try FileSystemError.storage("open oci/\(repository)/index.json") { () throws(BlobError) in try ociTree.index(of: repository) }
+        }
+        return OpenReply(handle: handles.insert(.generated(GeneratedFile(bytes))), directIO: true)
+    }
+
     /// Takes back the handle of an open the kernel never received.
     func openNotDelivered(_ reply: OpenReply) {
         _ = handles.remove(reply.handle)
@@ -86,6 +99,7 @@ extension BlobFileSystem {
 
     /// Reads up to `buffer.count` bytes at `offset` of an open blob into `buffer`.
     func read(handle number: UInt64, offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
+        if case .generated(let file)? = handles[number] { return file.read(into: buffer, at: offset) }
         guard case .blob(let handle)? = handles[number] else { throw .badHandle }
         // A handle that needs no check holds a verified version (each read confirms it is still
         // that version) or reads with --no-verify: the hot path takes no lock for verification.
@@ -130,7 +144,11 @@ extension BlobFileSystem {
         let entries: [BlobTree.Entry]
         switch entry.node {
         case .root:
-            entries = [BlobTree.Entry(name: "repo", node: .directory(path: ""), attributes: directoryAttributes)]
+            entries = rootEntries
+        case .ociDirectory(let path):
+            entries = try FileSystemError.storage("opendir \(entry.node)") { () throws(BlobError) in
+                try ociTree.entries(in: path, directoryTime: mountTime)
+            }
         case .directory(let path):
             entries =
                 try FileSystemError.storage("opendir \(entry.node)") { () throws(BlobError) in
@@ -139,7 +157,7 @@ extension BlobFileSystem {
                 + uploads.names(in: path).map {
                     BlobTree.Entry(name: $0.name, node: .upload($0.upload.serial), attributes: uploadAttributes($0.upload))
                 }
-        case .blob, .upload, .manifest, .tag, .pendingLink:
+        case .blob, .upload, .manifest, .tag, .pendingLink, .ociFile:
             throw .notADirectory
         }
         entries.forEach(rememberTarget)

@@ -151,7 +151,9 @@ extension BlobFileSystem {
         case .manifest, .tag, .pendingLink:
             logger.error("manifests and tags cannot be opened for writing: write a new manifest, or make a tag's symbolic link")
             throw .notPermitted
-        case .root, .directory:
+        case .ociFile:
+            throw .readOnlyMount  // the OCI view is read-only in every mount
+        case .root, .directory, .ociDirectory:
             throw .isADirectory
         }
         return OpenReply(handle: handles.insert(.write(OpenWrite(target))), directIO: true)

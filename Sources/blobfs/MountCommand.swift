@@ -26,6 +26,7 @@ struct MountCommand: ParsableCommand {
               ro                    read-only: the default
               rw                    as --read-write
               allow_delete          as --allow-delete
+              oci                   as --oci
               config=<file>         as --config
               cache_entries=<n>     as --cache-entries
               blob_timeout=<s>      as --blob-timeout
@@ -138,6 +139,9 @@ struct MountCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("With --read-write, let unlink remove a repository's link to a blob (the data stays, as in the registry)."))
     var allowDelete = false
 
+    @Flag(help: ArgumentHelp("Also show <mountpoint>/oci/<name>/: each repository as a read-only OCI image layout (oci-layout, index.json of its tags, blobs/<alg>/<hex>), for skopeo and umoci."))
+    var oci = false
+
     @Option(help: ArgumentHelp("libfuse worker threads at most. (default: 10)", valueName: "n"))
     var threads: Int?
 
@@ -219,6 +223,7 @@ struct MountCommand: ParsableCommand {
         mountOptions.maxThreads = settings.threads
         mountOptions.readWrite = readWrite
         mountOptions.allowDelete = allowDelete
+        mountOptions.ociView = oci || list.ociView
         let ledger: VerificationLedger?
         do {
             ledger = try (rememberVerified ?? list.ledgerPath).map { try VerificationLedger(path: $0) }

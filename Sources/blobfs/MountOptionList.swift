@@ -9,6 +9,8 @@ struct MountOptionList {
     var readWrite = false
     /// `allow_delete`: unlink removes a repository's link to a blob.
     var allowDelete = false
+    /// `oci`: the read-only OCI image layout view under `oci/`.
+    var ociView = false
     /// Options for libfuse, in the order given.
     var fuseOptions: [String] = []
     var configPath: String?
@@ -55,6 +57,7 @@ struct MountOptionList {
         case ("ro", nil): readWrite = false
         case ("rw", nil): readWrite = true
         case ("allow_delete", nil): allowDelete = true
+        case ("oci", nil): ociView = true
         case ("config", let v?): configPath = try Self.nonEmpty(v, option)
         case ("cache_entries", let v?): cacheEntries = try Self.integer(v, option, minimum: 0)
         case ("blob_timeout", let v?): blobTimeout = try Self.seconds(v, option)

@@ -176,6 +176,36 @@ import Testing
         #expect(errnoOf { try fixture.fs.link(ino: try fixture.inode("repo/one"), newParent: try fixture.inode("repo/three/blobs"), newName: digest.description) } == EPERM)
     }
 
+    @Test func theOCIIndexListsTagsWithTheirTrueMediaTypeThenUntaggedRoots() throws {
+        let fixture = OperationFixture(readWrite: false, ociView: true)
+        try fixture.push(Array("{}".utf8), to: "app")
+        let repository = try fixture.registry.repository("app")
+        let oci = try repository.manifests.put(manifest, as: Digester.digest(of: manifest)).digest
+        let docker = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#.utf8)
+        let dockerDigest = try repository.manifests.put(docker, as: Digester.digest(of: docker)).digest
+        let child = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[],"annotations":{"child":"1"}}"#.utf8)
+        let childDigest = try repository.manifests.put(child, as: Digester.digest(of: child)).digest
+        let indexBytes = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":\#(child.count),"digest":"\#(childDigest)"}]}"#.utf8)
+        let untaggedIndex = try repository.manifests.put(indexBytes, as: Digester.digest(of: indexBytes)).digest
+        try repository.tags.tag(try Tag("v1"), to: oci)
+        try repository.tags.tag(try Tag("docker"), to: dockerDigest)
+
+        #expect(try names(fixture, "oci/app") == [".", "..", "blobs", "index.json", "oci-layout"])
+        let ino = try fixture.inode("oci/app/index.json")
+        let index = String(decoding: try fixture.contents(of: ino, size: 1 << 16), as: UTF8.self)
+        #expect(index == #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":["#
+            + #"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"\#(dockerDigest)","size":\#(docker.count),"annotations":{"org.opencontainers.image.ref.name":"docker"}},"#
+            + #"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(oci)","size":\#(manifest.count),"annotations":{"org.opencontainers.image.ref.name":"v1"}},"#
+            + #"{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"\#(untaggedIndex)","size":\#(indexBytes.count)}]}"#)
+        #expect(fixture.fs.stat(try fixture.fs.getattr(ino: ino)).st_size == index.utf8.count)
+        // blobs/sha256/<hex>: the repository's blobs and manifests, the same nodes as under repo/.
+        let files = try names(fixture, "oci/app/blobs/sha256")
+        #expect(files.contains(oci.hex) && files.contains(childDigest.hex) && files.contains(Digester.digest(of: Array("{}".utf8)).hex))
+        #expect(try fixture.inode("oci/app/blobs/sha256/\(oci.hex)") == (try fixture.inode("repo/app/manifests/\(oci)")))
+        // No oci/ without --oci.
+        #expect(try OperationFixture().fs.lookup(parent: InodeTable.rootID, name: "oci") == nil)
+    }
+
     private func names(_ fixture: OperationFixture, _ path: String) throws -> [String] {
         let opened = try fixture.fs.opendir(ino: try fixture.inode(path))
         defer { fixture.fs.releasedir(handle: opened.handle) }

@@ -14,13 +14,14 @@ struct OperationFixture {
     let fs: BlobFileSystem
     let notices: NoticeRecorder
 
-    init(readWrite: Bool = true, allowDelete: Bool = false, directoryTimeout: Double = 1) {
+    init(readWrite: Bool = true, allowDelete: Bool = false, directoryTimeout: Double = 1, ociView: Bool = false) {
         driver = InMemoryDriver()
         registry = Registry(driver: driver, deleteEnabled: allowDelete)
         var options = MountOptions(storageRoot: "/")
         options.readWrite = readWrite
         options.allowDelete = allowDelete
         options.directoryTimeout = directoryTimeout
+        options.ociView = ociView
         fs = BlobFileSystem(registry: registry, options: options)
         notices = NoticeRecorder()
         let recorder = notices

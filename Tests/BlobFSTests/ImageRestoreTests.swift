@@ -154,23 +154,20 @@ import Testing
 
     /// An image as a user builds it (umoci) and pushes it (skopeo) comes back from a backup
     /// through the mount pullable by skopeo, which checks every digest, with the same manifest.
-    @Test func anImageBuiltWithUmociAndPushedWithSkopeoIsPulledBackAfterARestore() throws {
-        let workspace = try Workspace("restore-skopeo")
-        defer { workspace.remove() }
+    /// Builds an image with umoci (one layer holding `hello.txt`) and pushes it with skopeo to the
+    /// real registry on the workspace's store as `team/app:v1`; returns the sha256 hex of its
+    /// manifest as the registry serves it.
+    static func buildAndPushImage(_ workspace: Workspace, hello: [UInt8]) throws -> String {
         let layout = workspace.path("layout")
         let bundle = workspace.path("bundle")
         for arguments in [["init", "--layout", layout], ["new", "--image", layout + ":v1"], ["unpack", "--rootless", "--image", layout + ":v1", bundle]] {
             let step = try Command.run("umoci", arguments, timeout: 60)
             try #require(step.status == 0, "umoci \(arguments): \(step)")
         }
-        try Posix.writeFile(bundle + "/rootfs/hello.txt", seededBytes(count: 300_000, seed: 12_950))
+        try Posix.writeFile(bundle + "/rootfs/hello.txt", hello)
         let repack = try Command.run("umoci", ["repack", "--image", layout + ":v1", bundle], timeout: 60)
         try #require(repack.status == 0, "umoci repack: \(repack)")
-
-        func skopeo(_ arguments: [String]) throws -> CommandResult {
-            try Command.run("skopeo", ["--insecure-policy"] + arguments, timeout: 120)
-        }
-        let original = try RegistryServer.withServer(root: workspace.root) { server in
+        return try RegistryServer.withServer(root: workspace.root) { server in
             let reference = "docker://127.0.0.1:\(server.port)/team/app:v1"
             let push = try skopeo(["copy", "--dest-tls-verify=false", "oci:\(layout):v1", reference])
             try #require(push.status == 0, "skopeo copy to the registry: \(push)")
@@ -178,6 +175,19 @@ import Testing
             try #require(raw.status == 0, "\(raw)")
             return try sha256Hex(of: Array(raw.stdoutText.utf8))
         }
+    }
+
+    static func skopeo(_ arguments: [String]) throws -> CommandResult {
+        try Command.run("skopeo", ["--insecure-policy"] + arguments, timeout: 120)
+    }
+
+    /// An image as a user builds it (umoci) and pushes it (skopeo) comes back from a backup
+    /// through the mount pullable by skopeo, which checks every digest, with the same manifest.
+    @Test func anImageBuiltWithUmociAndPushedWithSkopeoIsPulledBackAfterARestore() throws {
+        let workspace = try Workspace("restore-skopeo")
+        defer { workspace.remove() }
+        let original = try Self.buildAndPushImage(workspace, hello: seededBytes(count: 300_000, seed: 12_950))
+        func skopeo(_ arguments: [String]) throws -> CommandResult { try Self.skopeo(arguments) }
 
         let backup = try workspace.makeDirectory("backup")
         try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
@@ -196,6 +206,31 @@ import Testing
             let raw = try skopeo(["inspect", "--raw", "--tls-verify=false", reference])
             let pulled = try sha256Hex(of: Array(raw.stdoutText.utf8))
             #expect(raw.status == 0 && pulled == original, "the same manifest: \(raw)")
+        }
+    }
+
+    /// With --oci, each repository is also an OCI image layout that skopeo copies (the same
+    /// manifest digest) and umoci unpacks, from a read-only mount.
+    @Test func theOCIViewIsALayoutSkopeoAndUmociRead() throws {
+        let workspace = try Workspace("oci-view")
+        defer { workspace.remove() }
+        let hello = seededBytes(count: 100_000, seed: 12_960)
+        let original = try Self.buildAndPushImage(workspace, hello: hello)
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["--oci"]) { mount in
+            let layout = mount.path("oci/team/app")
+            let listed = try FileManager.default.contentsOfDirectory(atPath: layout).sorted()
+            #expect(listed == ["blobs", "index.json", "oci-layout"], "\(listed)")
+            #expect(try Posix.readFile(layout + "/oci-layout") == Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8))
+            let index = String(decoding: try Posix.readFile(layout + "/index.json"), as: UTF8.self)
+            #expect(index.contains("sha256:\(original)") && index.contains(#""org.opencontainers.image.ref.name":"v1""#), "\(index)")
+            let pulled = workspace.path("pulled")
+            let copy = try Self.skopeo(["copy", "oci:\(layout):v1", "dir:" + pulled])
+            #expect(copy.status == 0, "skopeo copy from the view: \(copy)\n\(mount.log.tail(2000))")
+            let manifest = try sha256Hex(ofFile: pulled + "/manifest.json")
+            #expect(manifest == original, "skopeo kept the manifest byte for byte")
+            let unpack = try Command.run("umoci", ["unpack", "--rootless", "--image", layout + ":v1", workspace.path("unpacked")], timeout: 60)
+            #expect(unpack.status == 0, "umoci unpack from the view: \(unpack)")
+            #expect(try Posix.readFile(workspace.path("unpacked") + "/rootfs/hello.txt") == hello)
         }
     }
 
