@@ -45,7 +45,7 @@ trap 'if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; fi' INT TERM
 "$blobfs" create-demo-store "$store"
 mkdir "$mnt"
 echo
-"$blobfs" mount "$store" "$mnt" &
+"$blobfs" mount "$store" "$mnt" --oci &
 pid=$!
 
 # Wait for the mount itself, not for a guessed time: poll the mount table until a deadline.
@@ -75,6 +75,7 @@ Try, in another terminal:
   ls -R $mnt/repo
   ls -l $mnt/repo/library/alpine/tags                  # tags: symbolic links to manifests
   cat $mnt/repo/library/alpine/tags/latest             # the manifest, byte for byte
+  skopeo copy oci:$mnt/oci/library/alpine:latest dir:$work/alpine   # the OCI layout view (--oci)
   cat $blobs/$hello
   sha256sum $mnt/repo/team/app/web/blobs/sha256:*      # each file hashes to its name
   cp $mnt/repo/library/ubuntu/blobs/* $work/
