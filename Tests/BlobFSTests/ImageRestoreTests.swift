@@ -234,6 +234,76 @@ import Testing
         }
     }
 
+    /// An OCI index over two untagged children and a Docker manifest list, pushed to the real
+    /// registry, and a manifest deleted there: the backup and restore bring back every tag and
+    /// every child, the deleted manifest stays gone, and the registry serves them all again.
+    @Test func indexesListsAndTheirUntaggedChildrenComeBack() throws {
+        let workspace = try Workspace("restore-index")
+        defer { workspace.remove() }
+        func json(_ text: String) -> [UInt8] { Array(text.utf8) }
+        var served: [(reference: String, digest: Digest, mediaType: String)] = []
+        var deleted: Digest?
+        try RegistryServer.withServer(root: workspace.root) { server in
+            let client = server.client
+            let config = json(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#)
+            let layer = seededBytes(count: 5000, seed: 12_970)
+            for blob in [config, layer] {
+                let push = try client.pushMonolithic(repository: "multi/arch", bytes: blob, digest: "\(Digester.digest(of: blob))")
+                try #require(push.status == 201, "\(push.status) \(push.text)")
+            }
+            func put(_ bytes: [UInt8], _ mediaType: String, as reference: String) throws -> Digest {
+                let response = try client.send("PUT", url: "/v2/multi/arch/manifests/\(reference)", headers: ["Content-Type": mediaType], body: bytes)
+                try #require(response.status == 201, "PUT \(reference): \(response.status) \(response.text)")
+                return Digester.digest(of: bytes)
+            }
+            func image(_ os: String, _ type: String, _ configType: String, _ layerType: String) -> [UInt8] {
+                json(#"{"schemaVersion":2,"mediaType":"\#(type)","config":{"mediaType":"\#(configType)","size":\#(config.count),"digest":"\#(Digester.digest(of: config))"},"layers":[{"mediaType":"\#(layerType)","size":\#(layer.count),"digest":"\#(Digester.digest(of: layer))"}],"annotations":{"os":"\#(os)"}}"#)
+            }
+            let oci = "application/vnd.oci.image.manifest.v1+json"
+            let docker = "application/vnd.docker.distribution.manifest.v2+json"
+            let children = try ["linux", "windows"].map { os in
+                let bytes = image(os, oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar")
+                return (bytes, try put(bytes, oci, as: "\(Digester.digest(of: bytes))"))
+            }
+            let indexType = "application/vnd.oci.image.index.v1+json"
+            let index = json(#"{"schemaVersion":2,"mediaType":"\#(indexType)","manifests":["# + children.map { #"{"mediaType":"\#(oci)","size":\#($0.0.count),"digest":"\#($0.1)"}"# }.joined(separator: ",") + "]}")
+            served.append(("latest", try put(index, indexType, as: "latest"), indexType))
+            let dockerChild = image("docker", docker, "application/vnd.docker.container.image.v1+json", "application/vnd.docker.image.rootfs.diff.tar.gzip")
+            let dockerChildDigest = try put(dockerChild, docker, as: "\(Digester.digest(of: dockerChild))")
+            let listType = "application/vnd.docker.distribution.manifest.list.v2+json"
+            let list = json(#"{"schemaVersion":2,"mediaType":"\#(listType)","manifests":[{"mediaType":"\#(docker)","size":\#(dockerChild.count),"digest":"\#(dockerChildDigest)","platform":{"architecture":"amd64","os":"linux"}}]}"#)
+            served.append(("list", try put(list, listType, as: "list"), listType))
+            for (_, digest) in children { served.append(("\(digest)", digest, oci)) }
+            served.append(("\(dockerChildDigest)", dockerChildDigest, docker))
+            let gone = image("gone", oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar")
+            deleted = try put(gone, oci, as: "old")
+            let delete = try client.send("DELETE", url: "/v2/multi/arch/manifests/\(deleted!)")
+            try #require(delete.status == 202, "DELETE: \(delete.status) \(delete.text)")
+        }
+        let backup = try workspace.makeDirectory("backup")
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
+            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 60)
+            #expect(copy.status == 0, "backup: \(copy)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(backup)/multi/arch/manifests/\(deleted!)"), "a deleted manifest is no revision")
+        let restored = try workspace.makeDirectory("restored")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy = try Command.run("rsync", ["-aH", backup + "/", mount.path("repo") + "/"], timeout: 60)
+            #expect(copy.status == 0, "restore: \(copy)\n\(mount.log.tail(2000))")
+        }
+        let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 60)
+        #expect(verify.status == 0 && verify.stdoutText.contains("2 tagged images checked, all complete"), "\(verify)")
+        try RegistryServer.withServer(root: restored) { server in
+            for (reference, digest, mediaType) in served {
+                let get = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(reference)", headers: ["Accept": mediaType])
+                #expect(get.status == 200 && get.header("Docker-Content-Digest") == "\(digest)", "GET \(reference): \(get.status)")
+                #expect(get.header("Content-Type") == mediaType, "GET \(reference): \(get.header("Content-Type") ?? "no type")")
+            }
+            let gone = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(deleted!)")
+            #expect(gone.status == 404, "the deleted manifest stays deleted: \(gone.status)")
+        }
+    }
+
     @Test func tagsAcceptOnlyLinksToAManifestAndUntagOnlyWithAllowDelete() throws {
         let workspace = try Workspace("restore-refusals")
         defer { workspace.remove() }
