@@ -26,19 +26,7 @@ import Testing
         // Restore into an empty directory: a new store, written only through the mount.
         let restored = try workspace.makeDirectory("restored")
         try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
-            let copy: CommandResult
-            switch tool {
-            case "rsync": copy = try Command.run("rsync", ["-a", backup + "/", mount.path("repo") + "/"], timeout: 120)
-            case "cp": copy = try Command.run("cp", ["-a", "--no-preserve=xattr", backup + "/.", mount.path("repo")], timeout: 120)
-            default:
-                // GNU tar writes an empty placeholder for each link first and the link last.
-                let archive = workspace.path("backup.tar")
-                let pack = try Command.run("tar", ["-c", "-f", archive, "-C", backup, "."], timeout: 120)
-                #expect(pack.status == 0, "\(pack)")
-                // --skip-old-files: a sha512 name commits its sha256 name too (as the registry links both),
-                // which the archive then holds again.
-                copy = try Command.run("tar", ["-x", "--skip-old-files", "-f", archive, "-C", mount.path("repo")], timeout: 120)
-            }
+            let copy = try Self.restore(with: tool, from: backup, into: mount.path("repo"), workspace: workspace)
             #expect(copy.status == 0, "restore with \(tool): \(copy)\n\(mount.log.tail(3000))")
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: mount.path("repo/library/alpine/tags/v1"))
                 == "../manifests/\(store.manifest)")
@@ -154,6 +142,22 @@ import Testing
 
     /// An image as a user builds it (umoci) and pushes it (skopeo) comes back from a backup
     /// through the mount pullable by skopeo, which checks every digest, with the same manifest.
+    /// Copies a backup into a read-write mount's `repo/` with `tool`, as a user restores.
+    static func restore(with tool: String, from backup: String, into repo: String, workspace: Workspace) throws -> CommandResult {
+        switch tool {
+        case "rsync": return try Command.run("rsync", ["-aH", backup + "/", repo + "/"], timeout: 120)
+        case "cp": return try Command.run("cp", ["-a", "--no-preserve=xattr", backup + "/.", repo], timeout: 120)
+        default:
+            // GNU tar writes an empty placeholder for each link first and the link last.
+            let archive = workspace.path("backup-\(UInt64.random(in: 0..<UInt64.max)).tar")
+            let pack = try Command.run("tar", ["-c", "-f", archive, "-C", backup, "."], timeout: 120)
+            guard pack.status == 0 else { return pack }
+            // --skip-old-files: a sha512 name commits its sha256 name too (as the registry links
+            // both), which the archive then holds again.
+            return try Command.run("tar", ["-x", "--skip-old-files", "-f", archive, "-C", repo], timeout: 120)
+        }
+    }
+
     /// Builds an image with umoci (one layer holding `hello.txt`) and pushes it with skopeo to the
     /// real registry on the workspace's store as `team/app:v1`; returns the sha256 hex of its
     /// manifest as the registry serves it.
@@ -237,8 +241,9 @@ import Testing
     /// An OCI index over two untagged children and a Docker manifest list, pushed to the real
     /// registry, and a manifest deleted there: the backup and restore bring back every tag and
     /// every child, the deleted manifest stays gone, and the registry serves them all again.
-    @Test func indexesListsAndTheirUntaggedChildrenComeBack() throws {
-        let workspace = try Workspace("restore-index")
+    @Test(arguments: ["rsync", "cp", "tar"])
+    func indexesListsAndTheirUntaggedChildrenComeBack(tool: String) throws {
+        let workspace = try Workspace("restore-index-\(tool)")
         defer { workspace.remove() }
         func json(_ text: String) -> [UInt8] { Array(text.utf8) }
         var served: [(reference: String, digest: Digest, mediaType: String)] = []
@@ -288,8 +293,8 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "\(backup)/multi/arch/manifests/\(deleted!)"), "a deleted manifest is no revision")
         let restored = try workspace.makeDirectory("restored")
         try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
-            let copy = try Command.run("rsync", ["-aH", backup + "/", mount.path("repo") + "/"], timeout: 60)
-            #expect(copy.status == 0, "restore: \(copy)\n\(mount.log.tail(2000))")
+            let copy = try Self.restore(with: tool, from: backup, into: mount.path("repo"), workspace: workspace)
+            #expect(copy.status == 0, "restore with \(tool): \(copy)\n\(mount.log.tail(2000))")
         }
         let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 60)
         #expect(verify.status == 0 && verify.stdoutText.contains("2 tagged images checked, all complete"), "\(verify)")
