@@ -31,6 +31,8 @@ public final class BlobFileSystem: Sendable {
     let verifier: FirstReadVerifier
     /// Files being written (read-write mounts).
     let uploads = UploadTable()
+    /// The media types the repositories' manifests give their blobs.
+    let mediaTypes: ManifestMediaTypes
     /// The inode number and name count every blob's names share.
     let sharedBlobs: SharedBlobs
     /// What tags named when last read, for readlink within the tags' timeout.
@@ -51,6 +53,7 @@ public final class BlobFileSystem: Sendable {
         verifier = FirstReadVerifier(ledger: ledger)
         tagTargets = RecentTagTargets(lifetime: options.directoryTimeout)
         sharedBlobs = SharedBlobs(registry: registry, logger: logger)
+        mediaTypes = ManifestMediaTypes(registry: registry, lifetime: options.blobTimeout)
         self.options = options
         self.logger = logger
         let inodes = InodeTable(rootAttributes: NodeAttributes(modified: Int64(time(nil)), writableDirectories: options.readWrite))

@@ -169,6 +169,9 @@ extension BlobFileSystem {
         case "user.blobfs.digest": return descriptor.digest.description
         case "user.blobfs.size": return String(descriptor.size)
         case "user.blobfs.mediatype":
+            if case .blob(let blob) = entry.node {
+                return mediaTypes.type(of: blob.digest, in: blob.repository) ?? descriptor.mediaType
+            }
             guard case .manifest(let manifest) = entry.node else { return descriptor.mediaType }
             let bytes = try? registry.repository(manifest.repository).manifests.get(manifest.digest)
             return bytes.flatMap { try? ManifestContent.servedMediaType(of: $0) } ?? Descriptor.octetStream

@@ -206,6 +206,17 @@ import Testing
         #expect(try OperationFixture().fs.lookup(parent: InodeTable.rootID, name: "oci") == nil)
     }
 
+    @Test func aBlobTakesItsMediaTypeFromTheManifestsThatNameIt() throws {
+        let (fixture, _) = try fixture()
+        // The fixture's manifest names its config (the blob "{}") as an OCI config.
+        let config = Digester.digest(of: Array("{}".utf8))
+        let ino = try fixture.inode("repo/app/blobs/\(config)")
+        #expect(try fixture.fs.getxattr(ino: ino, name: "user.blobfs.mediatype", size: 4096) == .bytes(Array("application/vnd.oci.image.config.v1+json".utf8)))
+        let lone = try fixture.push(Array("named by no manifest".utf8), to: "app")
+        let loneIno = try fixture.inode("repo/app/blobs/\(lone)")
+        #expect(try fixture.fs.getxattr(ino: loneIno, name: "user.blobfs.mediatype", size: 4096) == .bytes(Array("application/octet-stream".utf8)))
+    }
+
     private func names(_ fixture: OperationFixture, _ path: String) throws -> [String] {
         let opened = try fixture.fs.opendir(ino: try fixture.inode(path))
         defer { fixture.fs.releasedir(handle: opened.handle) }
