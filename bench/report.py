@@ -118,6 +118,10 @@ def figure_table(res):
         ("3e", f"3e `find | wc -l` over all {n_all:,} blobs", "host caches warm; fresh mount", ("time", None)),
         ("3f", f"3f stat(2) of each of all {n_all:,} blobs (one run)", "host caches warm; fresh mount",
          ("ops", n_all)),
+        ("7a", f"7a `ls -l` of a repository's {int(m.get('image_revisions', 0)):,} manifests (native: `_manifests/revisions/sha256`)",
+         "fresh mount", ("time", None)),
+        ("7b", f"7b `ls -l` of its {int(m.get('image_tags', 0)):,} tags (native: `_manifests/tags`)", "fresh mount", ("time", None)),
+        ("7c", "7c `cat` of its OCI view's `index.json` (`--oci`; generated at open)", "same mount as 7b", ("time", None)),
         ("4", f"4 write: `cp` of a {m['large_mib']} MiB file into `blobs/sha256:<hex>` of a read-write mount "
          "(verified and committed at close); native: `cp` + `sha256sum` of the copy",
          "source in host page cache; `sync` before each run; fresh mount", ("bytes", res.large_bytes)),
@@ -270,6 +274,12 @@ def targets_table(res):
         add(f"`ls -l` of {int(res.meta['blobs_per_repo']):,} blobs ≤ 2× native `ls -l` of `_layers` ({label})",
             "–" if ratio_ is None else f"{ratio_:.2f}× native's time", None if ratio_ is None else ratio_ <= 2,
             daemon_note(figure))
+    for figure, label in (("7a", "manifests"), ("7b", "tags")):
+        a, b = med(figure, "blobfs"), med(figure, "native")
+        ratio_ = None if a is None or b is None else a / b
+        add(f"`ls -l` of a repository's {label} ≤ 2× native `ls -l` of its `_manifests` directory (issue 12)",
+            "–" if ratio_ is None else f"{ratio_:.2f}× native's time", None if ratio_ is None else ratio_ <= 2,
+            daemon_note(figure))
     a, b = med("3b", "blobfs"), med("3b", "native")
     ratio_ = None if a is None or b is None else a / b
     add("second `stat` pass within 1.2× native", "–" if ratio_ is None else f"{ratio_:.2f}× native's time",
@@ -374,7 +384,7 @@ def chart(res, path):
     short = {
         "1a": "1a seq. read, first", "1b": "1b seq. read, second", "1c": "1c seq. read, cold",
         "2a": "2a random 4K, first", "2b": "2b random 4K, warm", "3a": "3a stat, first", "3b": "3b stat, second", "3g": "3g open+close",
-        "3c": "3c ls -l, first", "3d": "3d ls -l, second", "3e": "3e find | wc -l", "3f": "3f stat all blobs", "4": "4 write the large file\n(native: cp+sha256sum)",
+        "3c": "3c ls -l, first", "3d": "3d ls -l, second", "7a": "7a ls -l manifests", "7b": "7b ls -l tags", "7c": "7c cat index.json", "3e": "3e find | wc -l", "3f": "3f stat all blobs", "4": "4 write the large file\n(native: cp+sha256sum)",
         "6a": "6a verify large blob", "6b": "6b verify 10k blobs",
     }
     rows = [f for f, _ in figures if f != "4" or res.runs("4", "blobfs")] + ["6a", "6b"]

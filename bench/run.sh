@@ -7,6 +7,7 @@
 #   BLOBFS=path/to/blobfs                   the binary to measure (default .build/release/blobfs)
 #   BENCH_RUNS=5 BENCH_HEAVY_RUNS=3         runs per figure: light figures / heavy ones
 #   BENCH_REPOS=10 BENCH_BLOBS_PER_REPO=10000   the many-blob tree (figure 3)
+#   BENCH_IMAGE_REVISIONS=10000 BENCH_IMAGE_TAGS=1000   the manifests and tags of figure 7
 #   BENCH_LARGE_MIB=1024                    the large blob (figures 1, 2, 5, 6)
 #   BENCH_RANDOM_READS=5000                 4 KiB reads per pass in figure 2
 #   BENCH_DOC=docs/benchmarks.md            where the results go (BENCH_DOC= to skip the doc)
@@ -24,6 +25,8 @@ RUNS=${BENCH_RUNS:-5}
 HEAVY_RUNS=${BENCH_HEAVY_RUNS:-3}
 REPOS=${BENCH_REPOS:-10}
 BLOBS_PER_REPO=${BENCH_BLOBS_PER_REPO:-10000}
+IMAGE_REVISIONS=${BENCH_IMAGE_REVISIONS:-10000}
+IMAGE_TAGS=${BENCH_IMAGE_TAGS:-1000}
 LARGE_MIB=${BENCH_LARGE_MIB:-1024}
 RANDOM_READS=${BENCH_RANDOM_READS:-5000}
 RANDOM_SEED=20240605
@@ -200,6 +203,7 @@ mount_contender() {
     blobfs-noverify) "$BLOBFS" mount "$store" "$mnt" --no-verify 2>>"$log" & ;;
     blobfs-remembered) "$BLOBFS" mount "$store" "$mnt" --remember-verified "$work/verified.ledger" 2>>"$log" & ;;
     blobfs-rw) "$BLOBFS" mount "$store" "$mnt" --read-write 2>>"$log" & ;;
+    blobfs-images) "$BLOBFS" mount "$images_store" "$mnt" --oci 2>>"$log" & ;;
     bindfs) bindfs -f -r "$store" "$mnt" 2>>"$log" & ;;
     rclone) RCLONE_CONFIG=/dev/null rclone mount "$store" "$mnt" --read-only --vfs-cache-mode off 2>>"$log" & ;;
     *) die "unknown contender $contender" ;;
@@ -258,6 +262,10 @@ mkdir -p "$large_dir" "$v2/repositories/bench/large/_layers/sha256/$large_hex"
 mv "$work/large.data" "$large_dir/data"
 printf 'sha256:%s' "$large_hex" >"$v2/repositories/bench/large/_layers/sha256/$large_hex/link"
 "$PYTHON" "$here/mkstore.py" "$store" "$REPOS" "$BLOBS_PER_REPO" "$work/names"
+# Figure 7's store, apart so that it changes none of the other figures: a repository of manifest
+# revisions and tags.
+images_store=$work/images-store
+"$PYTHON" "$here/mkimages.py" "$images_store" "$IMAGE_REVISIONS" "$IMAGE_TAGS"
 echo "bench/large/blobs/sha256:$large_hex" >>"$work/names/all-blobs.names"
 echo "bench/large/_layers/sha256/$large_hex" >>"$work/names/all-layers.names"
 total_blobs=$(wc -l <"$work/names/all-blobs.names")
@@ -402,6 +410,26 @@ for run in $(seq "$RUNS"); do
     done
 done
 
+# Figure 7: a repository's manifests and tags. `ls -l` of its 10,000 manifest revisions and of its
+# 1,000 tags through a fresh mount, against native `ls -l` of `_manifests/revisions/sha256` and
+# `_manifests/tags`; then reading the OCI view's generated index.json of those tags (no native
+# counterpart: it exists only as blobfs writes it).
+images_manifests=$images_store/docker/registry/v2/repositories/bench/images/_manifests
+for run in $(seq "$RUNS"); do
+    say "figure 7: ls -l of $IMAGE_REVISIONS manifests and $IMAGE_TAGS tags, run $run/$RUNS"
+    find "$images_store/docker" >/dev/null
+    find "$images_manifests" -name link -print0 | xargs -0 cat >/dev/null
+    measure 7a native "$run" ls -l "$images_manifests/revisions/sha256"
+    measure 7b native "$run" ls -l "$images_manifests/tags"
+    mount_contender blobfs-images
+    measure 7a blobfs "$run" ls -l "$work/mnt/blobfs-images/repo/bench/images/manifests"
+    unmount_current
+    mount_contender blobfs-images
+    measure 7b blobfs "$run" ls -l "$work/mnt/blobfs-images/repo/bench/images/tags"
+    measure 7c blobfs "$run" cat "$work/mnt/blobfs-images/oci/bench/images/index.json"
+    unmount_current
+done
+
 # Figure 3e: `find | wc -l` over the whole tree through a fresh mount. bindfs and rclone take
 # tens of seconds per walk here, so they walk once; native and blobfs walk HEAVY_RUNS times.
 warm_tree
@@ -512,6 +540,8 @@ git_rev="${BENCH_BLOBFS_DESCRIPTION:-$git_rev}; binary built $(date -u -r "$BLOB
     echo "large_mib=$LARGE_MIB"
     echo "repos=$REPOS"
     echo "blobs_per_repo=$BLOBS_PER_REPO"
+    echo "image_revisions=$IMAGE_REVISIONS"
+    echo "image_tags=$IMAGE_TAGS"
     echo "total_blobs=$total_blobs"
     echo "random_reads=$RANDOM_READS"
     echo "store_seconds=$store_seconds"
