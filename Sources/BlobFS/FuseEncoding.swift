@@ -46,7 +46,7 @@ extension BlobFileSystem {
     /// A blob's attributes carry the numbers all its names share (SharedBlobs): one `st_ino` per
     /// blob, and its number of names as `st_nlink`.
     func shared(_ st: Glibc.stat, _ node: Node, _ attributes: NodeAttributes) -> Glibc.stat {
-        guard case .blob = node, let canonical = attributes.descriptor?.digest else { return st }
+        guard options.hardLinks, case .blob = node, let canonical = attributes.descriptor?.digest else { return st }
         var st = st
         st.st_ino = UInt(SharedBlobs.inodeNumber(of: canonical))
         st.st_nlink = UInt(sharedBlobs.names(of: canonical))

@@ -27,6 +27,7 @@ struct MountCommand: ParsableCommand {
               rw                    as --read-write
               allow_delete          as --allow-delete
               oci                   as --oci
+              hard_links            as --hard-links
               config=<file>         as --config
               cache_entries=<n>     as --cache-entries
               blob_timeout=<s>      as --blob-timeout
@@ -142,6 +143,9 @@ struct MountCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Also show <mountpoint>/oci/<name>/: each repository as a read-only OCI image layout (oci-layout, index.json of its tags, blobs/<alg>/<hex>), for skopeo and umoci."))
     var oci = false
 
+    @Flag(help: ArgumentHelp("Show a blob linked in several repositories as hard links (one inode number, st_nlink its names), so that rsync -aH, cp -a and tar keep it once. Counts every repository's links at the first blob it reports."))
+    var hardLinks = false
+
     @Option(help: ArgumentHelp("libfuse worker threads at most. (default: 10)", valueName: "n"))
     var threads: Int?
 
@@ -224,6 +228,7 @@ struct MountCommand: ParsableCommand {
         mountOptions.readWrite = readWrite
         mountOptions.allowDelete = allowDelete
         mountOptions.ociView = oci || list.ociView
+        mountOptions.hardLinks = hardLinks || list.hardLinks
         let ledger: VerificationLedger?
         do {
             ledger = try (rememberVerified ?? list.ledgerPath).map { try VerificationLedger(path: $0) }

@@ -154,7 +154,7 @@ import Testing
     }
 
     @Test func aBlobSharedByRepositoriesIsOneInodeNumberWithANameCount() throws {
-        let fixture = OperationFixture(readWrite: true)
+        let fixture = OperationFixture(readWrite: true, hardLinks: true)
         let shared = Array("a base layer".utf8)
         let digest = try fixture.push(shared, to: "one")
         try fixture.push(shared, to: "two")

@@ -14,7 +14,7 @@ struct OperationFixture {
     let fs: BlobFileSystem
     let notices: NoticeRecorder
 
-    init(readWrite: Bool = true, allowDelete: Bool = false, directoryTimeout: Double = 1, ociView: Bool = false) {
+    init(readWrite: Bool = true, allowDelete: Bool = false, directoryTimeout: Double = 1, ociView: Bool = false, hardLinks: Bool = false) {
         driver = InMemoryDriver()
         registry = Registry(driver: driver, deleteEnabled: allowDelete)
         var options = MountOptions(storageRoot: "/")
@@ -22,6 +22,7 @@ struct OperationFixture {
         options.allowDelete = allowDelete
         options.directoryTimeout = directoryTimeout
         options.ociView = ociView
+        options.hardLinks = hardLinks
         fs = BlobFileSystem(registry: registry, options: options)
         notices = NoticeRecorder()
         let recorder = notices
