@@ -77,11 +77,7 @@ import Testing
         let first = try repository.manifests.put(manifest("1"), as: Digester.digest(of: manifest("1"))).digest
         try repository.tags.tag(try Tag("v1"), to: first)
 
-        let backup = try workspace.makeDirectory("backup")
-        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
-            let copy = try Command.run("rsync", ["-a", mount.path("repo") + "/", backup + "/"], timeout: 60)
-            #expect(copy.status == 0, "\(copy)")
-        }
+        let backup = try Self.backUp(workspace)
         let restored = try workspace.makeDirectory("restored")
         try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
             let copy = try Command.run("rsync", ["-a", backup + "/", mount.path("repo") + "/"], timeout: 60)
@@ -142,11 +138,21 @@ import Testing
 
     /// An image as a user builds it (umoci) and pushes it (skopeo) comes back from a backup
     /// through the mount pullable by skopeo, which checks every digest, with the same manifest.
+    /// `rsync -aH` of the store's `repo/` through a read-only mount into a new `backup` directory.
+    static func backUp(_ workspace: Workspace, root: String? = nil, options: [String] = []) throws -> String {
+        let backup = try workspace.makeDirectory("backup")
+        try BlobfsMount.withMount(root: root ?? workspace.root, mountpoint: workspace.mountpoint, options: options) { mount in
+            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 120)
+            #expect(copy.status == 0, "backup: \(copy)")
+        }
+        return backup
+    }
+
     /// Copies a backup into a read-write mount's `repo/` with `tool`, as a user restores.
     static func restore(with tool: String, from backup: String, into repo: String, workspace: Workspace) throws -> CommandResult {
         switch tool {
         case "rsync": return try Command.run("rsync", ["-aH", backup + "/", repo + "/"], timeout: 120)
-        case "cp": return try Command.run("cp", ["-a", "--no-preserve=xattr", backup + "/.", repo], timeout: 120)
+        case "cp": return try Command.run("cp", ["-a", backup + "/.", repo], timeout: 120)
         default:
             // GNU tar writes an empty placeholder for each link first and the link last.
             let archive = workspace.path("backup-\(UInt64.random(in: 0..<UInt64.max)).tar")
@@ -193,11 +199,7 @@ import Testing
         let original = try Self.buildAndPushImage(workspace, hello: seededBytes(count: 300_000, seed: 12_950))
         func skopeo(_ arguments: [String]) throws -> CommandResult { try Self.skopeo(arguments) }
 
-        let backup = try workspace.makeDirectory("backup")
-        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
-            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 60)
-            #expect(copy.status == 0, "backup: \(copy)")
-        }
+        let backup = try Self.backUp(workspace)
         let restored = try workspace.makeDirectory("restored")
         try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
             let copy = try Command.run("rsync", ["-aH", backup + "/", mount.path("repo") + "/"], timeout: 60)
@@ -285,11 +287,7 @@ import Testing
             let delete = try client.send("DELETE", url: "/v2/multi/arch/manifests/\(deleted!)")
             try #require(delete.status == 202, "DELETE: \(delete.status) \(delete.text)")
         }
-        let backup = try workspace.makeDirectory("backup")
-        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
-            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 60)
-            #expect(copy.status == 0, "backup: \(copy)")
-        }
+        let backup = try Self.backUp(workspace)
         #expect(!FileManager.default.fileExists(atPath: "\(backup)/multi/arch/manifests/\(deleted!)"), "a deleted manifest is no revision")
         let restored = try workspace.makeDirectory("restored")
         try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
