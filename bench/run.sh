@@ -201,6 +201,8 @@ mount_contender() {
     case $contender in
     blobfs) "$BLOBFS" mount "$store" "$mnt" 2>>"$log" & ;;
     blobfs-noverify) "$BLOBFS" mount "$store" "$mnt" --no-verify 2>>"$log" & ;;
+    blobfs-ptoff) "$BLOBFS" mount "$store" "$mnt" --passthrough off 2>>"$log" & ;;
+    blobfs-noverify-ptoff) "$BLOBFS" mount "$store" "$mnt" --no-verify --passthrough off 2>>"$log" & ;;
     blobfs-remembered) "$BLOBFS" mount "$store" "$mnt" --remember-verified "$work/verified.ledger" 2>>"$log" & ;;
     blobfs-rw) "$BLOBFS" mount "$store" "$mnt" --read-write 2>>"$log" & ;;
     blobfs-images) "$BLOBFS" mount "$images_store" "$mnt" --oci 2>>"$log" & ;;
@@ -230,6 +232,10 @@ unmount_current() {
     fi
     wait "$pid" 2>/dev/null || true
     if [[ -n $(awk -v m="$mnt" '$5 == m' /proc/self/mountinfo) ]]; then fusermount3 -u -z "$mnt" || true; fi
+}
+
+page_cache_mib() { # <file>: MiB of it in the page cache, as fincore(1) counts them
+    fincore --bytes --noheadings --output RES "$1" 2>/dev/null | awk '{ printf "%.1f\n", $1 / 1048576 }'
 }
 
 peak_rss_mib() {
@@ -342,6 +348,11 @@ if [[ $mount_help == *--remember-verified* ]]; then
     unmount_current
     file_contenders=(native blobfs blobfs-noverify blobfs-remembered bindfs rclone)
 fi
+# Where blobfs serves reads through the kernel's FUSE passthrough (issue 13), the same figures with
+# it off, side by side: the daemon-served path must stay as it was.
+if [[ $mount_help == *--passthrough* ]]; then
+    file_contenders+=(blobfs-ptoff blobfs-noverify-ptoff)
+fi
 meta_contenders=(native blobfs bindfs rclone)
 
 # ---------------------------------------------------------------------------------------------
@@ -357,6 +368,9 @@ for run in $(seq "$RUNS"); do
         measure 1a "$c" "$run" read_large "$(large_path "$c")"
         [[ $c == native ]] || record 5a "$c" "$run" "" "" "" "$(peak_rss_mib)"
         measure 1b "$c" "$run" read_large "$(large_path "$c")"
+        # 5d: the page cache the file holds through this path after two reads (passthrough leaves
+        # the pages with the data file only; the daemon-served path keeps a second copy).
+        record 5d "$c" "$run" "" "" "" "$(page_cache_mib "$(large_path "$c")")"
         [[ $c == native ]] || unmount_current
     done
 done
