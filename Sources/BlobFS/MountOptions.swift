@@ -31,6 +31,9 @@ public struct MountOptions: Sendable {
     /// Off by default: counting the names reads every repository's `_layers` at the first blob
     /// the mount reports (measured: ~0.4 s and ~40 MiB for 100,000 links).
     public var hardLinks = false
+    /// Kernel FUSE passthrough for reads of verified local blobs (`--passthrough`; docs/architecture.md,
+    /// "Passthrough").
+    public var passthrough: PassthroughMode = .auto
     /// Kernel readahead for the mount in KiB (bigger requests); nil leaves the kernel's default.
     public var readAheadKiB: Int? = 1024
 
