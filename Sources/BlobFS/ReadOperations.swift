@@ -74,10 +74,40 @@ extension BlobFileSystem {
                 needsCheck = descriptor.size > 0
             }
         }
-        let handle = handles.insert(.blob(OpenBlob(inode: ino, name: name, reader: reader, version: version, needsCheck: needsCheck)))
+        let grant = passthroughGrant(ino, name, descriptor, reader, version, needsCheck: &needsCheck)
+        let handle = handles.insert(
+            .blob(OpenBlob(inode: ino, name: name, reader: reader, version: version, needsCheck: needsCheck, grant: grant)))
+        if case .passthrough(let id) = grant { return OpenReply(handle: handle, backingID: id) }
         // Pages the kernel holds were verified (a corrupt version fails this open, and a handle
         // serves only the version it verified), so they may stay across opens.
         return OpenReply(handle: handle, keepCache: true)
+    }
+
+    /// How the kernel reads this open of a blob (docs/architecture.md, "Passthrough"): directly
+    /// from the data file when passthrough is on, the blob is verified (in this mount, by the
+    /// ledger, or not at all with --no-verify) and its data file is a local file of exactly the
+    /// blob's size (the kernel reads a passthrough file to its real end); else the daemon serves
+    /// it. `PassthroughFiles` keeps each inode in one mode while it has opens.
+    private func passthroughGrant(
+        _ ino: UInt64, _ name: BlobName, _ descriptor: Descriptor, _ reader: DataFileReader, _ version: DataFileVersion?,
+        needsCheck: inout Bool
+    ) -> PassthroughFiles.Grant {
+        guard passthrough.isTracking else { return .untracked }
+        var backing: LocalDataFile?
+        if passthrough.isOn {
+            if needsCheck && verifier.ledgerVouches(for: name.digest, in: version) { needsCheck = false }
+            // A data file that cannot even be statted now is left to the daemon's reads, which report it.
+            if !needsCheck, let file = try? reader.localFile() {
+                if file.size == descriptor.size {
+                    backing = file
+                } else {
+                    logger.debug("the data file's size is not the blob's: the daemon serves it", metadata: [
+                        "blob": "\(name)", "size": "\(file.size)", "expected": "\(descriptor.size)",
+                    ])
+                }
+            }
+        }
+        return passthrough.files.admit(ino, backing: backing)
     }
 
     /// An OCI layout file blobfs writes itself, generated now and served from memory through this
@@ -94,11 +124,12 @@ extension BlobFileSystem {
 
     /// Takes back the handle of an open the kernel never received.
     func openNotDelivered(_ reply: OpenReply) {
-        _ = handles.remove(reply.handle)
+        if case .blob(let blob)? = handles.remove(reply.handle) { passthrough.files.release(blob.inode, blob.grant) }
     }
 
     /// Reads up to `buffer.count` bytes at `offset` of an open blob into `buffer`.
     func read(handle number: UInt64, offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
+        passthrough.daemonReads.add(1, ordering: .relaxed)
         if case .generated(let file)? = handles[number] { return file.read(into: buffer, at: offset) }
         guard case .blob(let handle)? = handles[number] else { throw .badHandle }
         // A handle that needs no check holds a verified version (each read confirms it is still
@@ -135,7 +166,11 @@ extension BlobFileSystem {
 
     /// The last close of a file handle (its errors reach nobody: close reported them at flush).
     func release(handle number: UInt64) {
-        if case .write(let write)? = handles.remove(number) { finishRelease(write) }
+        switch handles.remove(number) {
+        case .write(let write)?: finishRelease(write)
+        case .blob(let blob)?: passthrough.files.release(blob.inode, blob.grant)
+        default: break
+        }
     }
 
     /// A directory's listing, taken now and served by offset from the handle.

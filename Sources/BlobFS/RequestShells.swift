@@ -68,7 +68,9 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         switch Result(catching: { () throws(FileSystemError) in try fs.open(ino: ino, flags: fi!.pointee.flags) }) {
         case .success(let reply):
             fs.fill(fi!, with: reply)
-            if !request.reply(open: fi!) { fs.openNotDelivered(reply) }
+            let delivered =
+                if let id = reply.backingID { request.reply(open: fi!, backingID: id) } else { request.reply(open: fi!) }
+            if !delivered { fs.openNotDelivered(reply) }
         case .failure(let error):
             fs.fail(request, error)
         }
