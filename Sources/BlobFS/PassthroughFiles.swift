@@ -85,6 +85,7 @@ final class PassthroughFiles: Sendable {
     /// How the open of inode `ino` is served: through `backing` (a verified blob's data file of
     /// exactly its size, or nil when the daemon must serve it) where the inode's mode allows.
     func admit(_ ino: UInt64, backing: LocalDataFile?) -> Grant {
+        var opened = false
         let (grant, note) = state.withLock { state -> (Grant, String?) in
             var inode = state.inodes[ino] ?? Inode()
             defer { state.inodes[ino] = inode }
@@ -108,6 +109,7 @@ final class PassthroughFiles: Sendable {
                     inode.passthroughOpens = 1
                     state.counts.passthroughOpens += 1
                     state.counts.backingOpened += 1
+                    opened = true
                     return (.passthrough(id), nil)
                 }
                 let code = errno
@@ -125,27 +127,34 @@ final class PassthroughFiles: Sendable {
             return (.daemon, note)
         }
         if let note { logger.warning("\(note)", metadata: ["inode": "\(ino)"]) }
+        if case .passthrough(let id) = grant, opened {
+            logger.debug("backing file opened", metadata: ["inode": "\(ino)", "backing_id": "\(id)"])
+        }
         return grant
     }
 
     /// The release of an open `admit` granted (or of one whose reply the kernel never took).
     func release(_ ino: UInt64, _ grant: Grant) {
         if case .untracked = grant { return }
-        state.withLock { state in
-            guard var inode = state.inodes[ino] else { return }
+        let closed = state.withLock { state -> Int32? in
+            guard var inode = state.inodes[ino] else { return nil }
+            var closed: Int32?
             switch grant {
-            case .untracked: return
+            case .untracked: return nil
             case .daemon: inode.daemonOpens -= 1
             case .passthrough:
                 inode.passthroughOpens -= 1
                 if inode.passthroughOpens == 0 {
                     _ = blobfs_fuse_backing_close(device.load(ordering: .acquiring), inode.backingID)
+                    closed = inode.backingID
                     inode.backingID = 0
                     state.counts.backingClosed += 1
                 }
             }
             state.inodes[ino] = inode.passthroughOpens == 0 && inode.daemonOpens == 0 ? nil : inode
+            return closed
         }
+        if let closed { logger.debug("backing file closed", metadata: ["inode": "\(ino)", "backing_id": "\(closed)"]) }
     }
 
     /// The errnos of a backing open that mean passthrough cannot work in this mount at all.
