@@ -82,6 +82,11 @@ final class PassthroughFiles: Sendable {
         state.withLock { $0.refusal = $0.refusal ?? reason }
     }
 
+    /// Whether inode `ino` has opens the daemon serves (so a new open of it must be one too).
+    func hasDaemonOpens(_ ino: UInt64) -> Bool {
+        state.withLock { ($0.inodes[ino]?.daemonOpens ?? 0) > 0 }
+    }
+
     /// How the open of inode `ino` is served: through `backing` (a verified blob's data file of
     /// exactly its size, or nil when the daemon must serve it) where the inode's mode allows.
     func admit(_ ino: UInt64, backing: LocalDataFile?) -> Grant {

@@ -7,12 +7,23 @@ import Storage
 /// to hash to its name in the data file version the handle has open (docs/architecture.md,
 /// "Verification").
 extension BlobFileSystem {
-    /// open(2) of a file: a read-only open of a blob here, anything that may write in
-    /// WriteOperations.swift.
+    /// open(2) of a file, answered when it returns (a blob whose first hash passthrough moves to
+    /// the open is hashed here, on the caller's thread).
     func open(ino: UInt64, flags: Int32) throws(FileSystemError) -> OpenReply {
+        switch try openDeferringCheck(ino: ino, flags: flags) {
+        case .ready(let reply): return reply
+        case .afterCheck(let unchecked): return try completeOpen(unchecked)
+        }
+    }
+
+    /// open(2) of a file: a read-only open of a blob here, anything that may write in
+    /// WriteOperations.swift. A blob the kernel could read through passthrough but that was not
+    /// verified yet comes back as `.afterCheck`: its hash must come before the reply
+    /// (PassthroughOpens.swift), and the caller runs it off the libfuse worker thread.
+    func openDeferringCheck(ino: UInt64, flags: Int32) throws(FileSystemError) -> OpenDecision {
         guard let entry = inodes[ino] else { throw .noEntry }
         if flags & O_ACCMODE != O_RDONLY {
-            return try openForWriting(entry, truncating: flags & O_TRUNC != 0)
+            return .ready(try openForWriting(entry, truncating: flags & O_TRUNC != 0))
         }
         if case .upload = entry.node {
             logger.error("an upload in progress cannot be read", metadata: ["inode": "\(ino)"])
@@ -26,7 +37,7 @@ extension BlobFileSystem {
         case .blob(let blob): (name, section) = (blob, .blobs)
         case .manifest(let manifest): (name, section) = (manifest, .manifests)
         case .tag, .pendingLink: throw .invalidArgument  // the kernel follows a symbolic link; it never opens one
-        case .ociFile(let file): return try openGenerated(file)
+        case .ociFile(let file): return .ready(try openGenerated(file))
         case .root, .directory, .ociDirectory, .upload: throw .isADirectory
         }
         guard let descriptor = entry.attributes.descriptor else { throw .isADirectory }
@@ -74,40 +85,24 @@ extension BlobFileSystem {
                 needsCheck = descriptor.size > 0
             }
         }
-        let grant = passthroughGrant(ino, name, descriptor, reader, version, needsCheck: &needsCheck)
+        let opening = UncheckedOpen(ino: ino, name: name, descriptor: descriptor, reader: reader, version: version)
+        if needsCheck && checkBeforeReplying(opening) { return .afterCheck(opening) }
+        return .ready(openBlob(opening, needsCheck: needsCheck))
+    }
+
+    /// Registers the handle of a blob's open, served by the kernel (passthrough) where it may be.
+    func openBlob(_ opening: UncheckedOpen, needsCheck: Bool) -> OpenReply {
+        var needsCheck = needsCheck
+        let grant = passthroughGrant(opening, needsCheck: &needsCheck)
         let handle = handles.insert(
-            .blob(OpenBlob(inode: ino, name: name, reader: reader, version: version, needsCheck: needsCheck, grant: grant)))
+            .blob(
+                OpenBlob(
+                    inode: opening.ino, name: opening.name, reader: opening.reader, version: opening.version,
+                    needsCheck: needsCheck, grant: grant)))
         if case .passthrough(let id) = grant { return OpenReply(handle: handle, backingID: id) }
         // Pages the kernel holds were verified (a corrupt version fails this open, and a handle
         // serves only the version it verified), so they may stay across opens.
         return OpenReply(handle: handle, keepCache: true)
-    }
-
-    /// How the kernel reads this open of a blob (docs/architecture.md, "Passthrough"): directly
-    /// from the data file when passthrough is on, the blob is verified (in this mount, by the
-    /// ledger, or not at all with --no-verify) and its data file is a local file of exactly the
-    /// blob's size (the kernel reads a passthrough file to its real end); else the daemon serves
-    /// it. `PassthroughFiles` keeps each inode in one mode while it has opens.
-    private func passthroughGrant(
-        _ ino: UInt64, _ name: BlobName, _ descriptor: Descriptor, _ reader: DataFileReader, _ version: DataFileVersion?,
-        needsCheck: inout Bool
-    ) -> PassthroughFiles.Grant {
-        guard passthrough.isTracking else { return .untracked }
-        var backing: LocalDataFile?
-        if passthrough.isOn {
-            if needsCheck && verifier.ledgerVouches(for: name.digest, in: version) { needsCheck = false }
-            // A data file that cannot even be statted now is left to the daemon's reads, which report it.
-            if !needsCheck, let file = try? reader.localFile() {
-                if file.size == descriptor.size {
-                    backing = file
-                } else {
-                    logger.debug("the data file's size is not the blob's: the daemon serves it", metadata: [
-                        "blob": "\(name)", "size": "\(file.size)", "expected": "\(descriptor.size)",
-                    ])
-                }
-            }
-        }
-        return passthrough.files.admit(ino, backing: backing)
     }
 
     /// An OCI layout file blobfs writes itself, generated now and served from memory through this

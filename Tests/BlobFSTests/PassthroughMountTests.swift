@@ -20,13 +20,16 @@ struct PassthroughMountTests {
             ("pt/app", seededBytes(count: 70_001, seed: 1301)),
         ])
         let ledger = workspace.path("verified.ledger")
-        // A first mount verifies both blobs (the daemon serves these first reads) and records them.
+        // A first mount hashes both blobs at their first open, before replying, and records them.
         let first = try BlobfsMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["--remember-verified", ledger, "--passthrough", "auto"])
         for blob in blobs {
             #expect(readAndCompare(first.path(blob.relativePath), expected: blob.bytes, chunk: 1 << 20) == nil)
         }
         #expect(first.stop().isClean)
-        #expect(try #require(ServedCounts(first.log)).daemonReads > 0)
+        let firstServed = try #require(ServedCounts(first.log))
+        #expect(firstServed.daemonReads == 0 && firstServed.passthroughOpens == 2, "\(firstServed)")
+        let recorded = String(decoding: try Posix.readFile(ledger), as: UTF8.self)
+        #expect(blobs.allSatisfy { recorded.contains($0.canonical.hex) }, "the ledger:\n\(recorded)")
 
         // The next mount trusts the ledger: read(2), mmap and a second reader all read through the
         // kernel, and not one READ reaches the daemon.
@@ -96,6 +99,53 @@ struct PassthroughMountTests {
         #expect(stopped.isClean, "\(stopped)")
         let served = try #require(ServedCounts(mount.log))
         #expect(served.daemonReads == 0 && served.passthroughOpens == 1008 && served.daemonOpens == 0, "\(served)")
+    }
+
+    @Test func aBlobIsHashedAtItsFirstOpenAndACorruptOrEditedOneFailsThere() throws {
+        let workspace = try Workspace("pt-verify")
+        defer { workspace.remove() }
+        let blobs = try writeStore(root: workspace.root, [
+            ("pt/verify", seededBytes(count: 16 << 20, seed: 1360)),  // eight first openers at once
+            ("pt/verify", seededBytes(count: 1 << 20, seed: 1361)),  // corrupt before the mount
+            ("pt/verify", seededBytes(count: 1 << 20, seed: 1362)),  // edited after it was read
+            ("pt/verify", seededBytes(count: 1 << 20, seed: 1363)),  // shrunk after it was read
+        ])
+        let (shared, corrupt, edited, shrunk) = (blobs[0], blobs[1], blobs[2], blobs[3])
+        func damage(_ blob: StoredBlob) throws {
+            let fd = try Posix.open(dataPath(root: workspace.root, blob.digest), O_WRONLY).get()
+            #expect(pwrite(fd, "CORRUPT", 7, 4096) == 7)
+            close(fd)
+        }
+        try damage(corrupt)
+        let mount = try BlobfsMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["--passthrough", "auto"])
+        defer { mount.stop() }
+
+        // A corrupt blob fails open(2) itself: no byte of it is ever served.
+        #expect(Posix.open(mount.path(corrupt.relativePath), O_RDONLY).errno == .EIO)
+        // Eight first openers of one blob wait for one hash and all read through the kernel.
+        let problems = Problems()
+        let finished = onThreads(8) { index in
+            if let problem = readAndCompare(mount.path(shared.relativePath), expected: shared.bytes, chunk: [4096, 1 << 20][index % 2]) {
+                problems.add("reader \(index): \(problem)")
+            }
+        }
+        #expect(finished && problems.all.isEmpty, "\(problems.all)\n\(mount.log.tail(2000))")
+        // Edited in place after it was read: the next open hashes the new version, and fails.
+        #expect(readAndCompare(mount.path(edited.relativePath), expected: edited.bytes, chunk: 65_536) == nil)
+        try damage(edited)
+        #expect(Posix.open(mount.path(edited.relativePath), O_RDONLY).errno == .EIO)
+        // Shrunk after it was read: the next open is the daemon's (the size is not the blob's),
+        // which fails the read rather than serve a short file.
+        #expect(readAndCompare(mount.path(shrunk.relativePath), expected: shrunk.bytes, chunk: 65_536) == nil)
+        #expect(truncate(dataPath(root: workspace.root, shrunk.digest), 100_000) == 0)
+        let (bytes, error) = Posix.readAll(mount.path(shrunk.relativePath))
+        #expect(error == .EIO && bytes.count < shrunk.bytes.count, "\(bytes.count) bytes, \(String(describing: error))")
+
+        #expect(mount.stop().isClean)
+        let log = mount.log
+        #expect(log.contains(corrupt.canonical.hex) && log.contains(edited.canonical.hex) && log.contains("does not match"), "\(log.tail(3000))")
+        let served = try #require(ServedCounts(log))
+        #expect(served.passthroughOpens == 10 && served.daemonOpens == 1, "\(served)")
     }
 
     @Test func anODirectReaderReadsThroughTheKernelToo() throws {
