@@ -80,6 +80,9 @@ public final class FuseSession {
         defer { fuse_loop_cfg_destroy(config) }
         fuse_loop_cfg_set_max_threads(config, UInt32(max(1, fileSystem.options.maxThreads)))
         let status = fuse_session_loop_mt(session, config)
+        // An open still hashing holds a request of this session: it replies (the kernel is gone,
+        // so the reply fails harmlessly) before the session can be destroyed.
+        fileSystem.passthrough.deferredOpens.wait()
         fuse_session_unmount(session)
         mounted = false
         fileSystem.cancelUploads()

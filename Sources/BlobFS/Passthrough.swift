@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import Synchronization
 
@@ -19,6 +20,9 @@ final class Passthrough: Sendable {
     /// READ requests the daemon served, for the line logged at unmount (and the tests that check
     /// that passthrough files send none).
     let daemonReads = Atomic<Int>(0)
+    /// Opens being hashed before their reply on dispatch threads: the session waits for them
+    /// before it is destroyed, since each still holds a libfuse request of it.
+    let deferredOpens = DispatchGroup()
 
     init(mode: PassthroughMode, logger: Logger) {
         self.mode = mode

@@ -75,7 +75,9 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
             // fuse_file_info lives on its worker's stack, so the answer gets a copy.
             let waiting = WaitingRequest(request)
             let file = fi!.pointee
+            fs.passthrough.deferredOpens.enter()
             DispatchQueue.global().async {
+                defer { fs.passthrough.deferredOpens.leave() }
                 let request = waiting.take()
                 let info = UnsafeMutablePointer<fuse_file_info>.allocate(capacity: 1)
                 defer { info.deallocate() }

@@ -148,6 +148,23 @@ struct PassthroughMountTests {
         #expect(served.passthroughOpens == 10 && served.daemonOpens == 1, "\(served)")
     }
 
+    @Test func aPassthroughReaderKeepsReadingOnceTheDaemonIsGone() throws {
+        let workspace = try Workspace("pt-gone")
+        defer { workspace.remove() }
+        let blob = try writeStore(root: workspace.root, [("pt/gone", seededBytes(count: 2 << 20, seed: 1370))])[0]
+        let mount = try BlobfsMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["--passthrough", "auto"])
+        defer { mount.stop() }
+        let reader = try Posix.open(mount.path(blob.relativePath), O_RDONLY | O_CLOEXEC).get()
+        #expect(Posix.pread(reader, count: 4096, at: 0) == .success(Array(blob.bytes[..<4096])))
+        mount.signal(SIGHUP)
+        #expect(mount.waitForExit(timeout: 20) == 0, "exit status after SIGHUP\n\(mount.log.tail(2000))")
+        #expect(MountTable.waitUntil(timeout: 5) { !MountTable.isMounted(workspace.mountpoint) }, "still mounted after SIGHUP")
+        // Pages never read before: the kernel reads them from the data file, with no daemon.
+        let late = Posix.pread(reader, count: 4096, at: Int64(blob.bytes.count - 4096))
+        #expect(late == .success(Array(blob.bytes.suffix(4096))), "\(late)")
+        #expect(close(reader) == 0, "close needs no daemon (noflush): \(Errno(errno))")
+    }
+
     @Test func anODirectReaderReadsThroughTheKernelToo() throws {
         let workspace = try Workspace("pt-direct")
         defer { workspace.remove() }
