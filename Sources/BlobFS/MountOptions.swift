@@ -13,7 +13,8 @@ public struct MountOptions: Sendable {
     /// How long the kernel remembers that a name does not exist.
     public var negativeTimeout: Double = 1
     /// Check each blob name's bytes against the name before serving any of them: the first read
-    /// after an open hashes the whole data file with the name's algorithm, unless that name was
+    /// after an open (the open itself, where passthrough applies) hashes the whole data file with
+    /// the name's algorithm, unless that name was
     /// already checked in the same data file version, in this mount or (a ledger) an earlier one
     /// (`FirstReadVerifier`; concurrent first readers wait for one pass). A mismatch fails that read,
     /// and every later open and read of that version, with EIO. `--no-verify` turns this off.
