@@ -29,6 +29,8 @@ public final class BlobFileSystem: Sendable {
     let mountTime: Int64
     /// Which blobs were checked against their digest in this mount, and how they fared.
     let verifier: FirstReadVerifier
+    /// Kernel passthrough reads: what INIT negotiated and the backing files of open blobs.
+    let passthrough: Passthrough
     /// Files being written (read-write mounts).
     let uploads = UploadTable()
     /// The media types the repositories' manifests give their blobs.
@@ -51,6 +53,7 @@ public final class BlobFileSystem: Sendable {
     ) {
         self.registry = registry
         verifier = FirstReadVerifier(ledger: ledger)
+        passthrough = Passthrough(mode: options.passthrough, logger: logger)
         tagTargets = RecentTagTargets(lifetime: options.directoryTimeout)
         sharedBlobs = SharedBlobs(registry: registry, logger: logger)
         mediaTypes = ManifestMediaTypes(registry: registry, lifetime: options.blobTimeout)

@@ -59,6 +59,13 @@ final class FirstReadVerifier: Sendable {
         return gate.status.withLock { $0.outcome(for: version) }
     }
 
+    /// Whether the ledger vouches for `name` in data file `version`, without hashing or waiting
+    /// for a hash in progress (an open deciding on passthrough asks it).
+    func ledgerVouches(for name: Digest, in version: DataFileVersion?) -> Bool {
+        guard let ledger, let version, name.algorithm == .sha256 else { return false }
+        return ledger.vouches(for: name, version)
+    }
+
     /// Hashes the data file `reader` has open with `name`'s algorithm, unless `version` (what the
     /// handle opened) was checked before. Throws `BlobError.changed` when the file is no longer
     /// `version` after the hash: what was hashed is then not known to be what is served.

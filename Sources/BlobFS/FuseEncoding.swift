@@ -58,5 +58,11 @@ extension BlobFileSystem {
         file.pointee.fh = reply.handle
         if reply.keepCache { file.pointee.keep_cache = 1 }
         if reply.directIO { file.pointee.direct_io = 1 }
+        // A passthrough file's pages are the data file's own; keep_cache is refused beside it.
+        // noflush: a reader's close(2) needs no daemon, so it succeeds even after the daemon died.
+        if reply.backingID != nil {
+            file.pointee.keep_cache = 0
+            file.pointee.noflush = 1
+        }
     }
 }

@@ -80,6 +80,23 @@ struct FuseRequest: ~Copyable {
         return fuse_reply_open(request, file) == 0
     }
 
+    /// An open the kernel serves through backing file `id` (passthrough): the writev hook adds
+    /// the id to libfuse's own reply (PassthroughHooks.swift), which this thread writes.
+    @discardableResult
+    consuming func reply(open file: UnsafeMutablePointer<fuse_file_info>, backingID id: Int32) -> Bool {
+        let request = self.request
+        discard self
+        PendingBackingID.current = id
+        let delivered = fuse_reply_open(request, file) == 0
+        if delivered && PendingBackingID.current != 0 {
+            // libfuse wrote the reply some other way than the hook expects: the kernel took a
+            // plain open, which the daemon serves correctly, but say so: passthrough is broken.
+            Self.unansweredLogger.error("an open reply went out without its backing id", metadata: ["id": "\(id)"])
+        }
+        PendingBackingID.current = 0
+        return delivered
+    }
+
     @discardableResult
     consuming func reply(create entry: fuse_entry_param, file: UnsafeMutablePointer<fuse_file_info>) -> Bool {
         let request = self.request

@@ -38,6 +38,16 @@ public final class FuseSession {
             fuse_session_destroy(session)
             throw MountError.mountFailed(self.mountpoint)
         }
+        if fileSystem.options.passthrough == .auto {
+            // The hooks go on before the loop reads the kernel's INIT, which they must see.
+            fileSystem.passthrough.negotiation.setStackDepth(Self.storeIsStacked(fileSystem.options.storageRoot) ? 2 : 1)
+            guard PassthroughNegotiation.install(on: session) else {
+                fuse_session_unmount(session)
+                fuse_session_destroy(session)
+                throw MountError.sessionFailed("cannot install the passthrough hooks")
+            }
+            fileSystem.passthrough.files.attach(device: fuse_session_fd(session))
+        }
         self.session = session
         fileSystem.notices.withLock { $0 = SessionNotices(session: session) }
     }
@@ -49,8 +59,10 @@ public final class FuseSession {
     }
 
     /// Serves requests until the filesystem is unmounted or the process gets SIGINT, SIGTERM or
-    /// SIGHUP; then unmounts. Returns normally on a clean stop.
-    public func run() throws {
+    /// SIGHUP; then unmounts. Returns normally on a clean stop. `serving` is called once, from
+    /// another thread, when the kernel's INIT exchange is done, with whether reads go through
+    /// kernel passthrough ("on", or "off (why)").
+    public func run(serving: (@Sendable (_ passthrough: String) -> Void)? = nil) throws {
         // libfuse installs its handlers only where the disposition is the default; a daemon
         // started with `&` from a script inherits SIGINT ignored, and one spawned from a thread
         // of a Dispatch pool inherits these signals blocked. The workers inherit this thread's mask.
@@ -63,14 +75,18 @@ public final class FuseSession {
         pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         guard fuse_set_signal_handlers(session) == 0 else { throw MountError.sessionFailed("cannot install signal handlers") }
         defer { fuse_remove_signal_handlers(session) }
-        tuneReadAheadOnceMounted()
+        afterInit(serving)
         let config = fuse_loop_cfg_create()
         defer { fuse_loop_cfg_destroy(config) }
         fuse_loop_cfg_set_max_threads(config, UInt32(max(1, fileSystem.options.maxThreads)))
         let status = fuse_session_loop_mt(session, config)
+        // An open still hashing holds a request of this session: it replies (the kernel is gone,
+        // so the reply fails harmlessly) before the session can be destroyed.
+        fileSystem.passthrough.deferredOpens.wait()
         fuse_session_unmount(session)
         mounted = false
         fileSystem.cancelUploads()
+        fileSystem.logger.info("served: \(fileSystem.passthrough.summary)")
         // A positive status is the signal that stopped the loop: a clean stop.
         if status < 0 {
             throw MountError.sessionFailed("the FUSE loop failed: \(String(cString: strerror(-status)))")
@@ -79,28 +95,46 @@ public final class FuseSession {
 
     // MARK: - Helpers
 
-    /// Raises the mount's readahead so that reads reach the daemon as 1 MiB requests instead of
-    /// 128 KiB. It must happen after the kernel's INIT exchange (which can only lower it), so a
-    /// helper thread first waits for a request to be answered: a stat of the mountpoint.
-    private func tuneReadAheadOnceMounted() {
-        guard let kib = fileSystem.options.readAheadKiB else { return }
+    /// What waits for the kernel's INIT exchange, on a helper thread that first waits for a
+    /// request to be answered (a stat of the mountpoint): whether the kernel lets this daemon
+    /// register backing files, the readahead, and `serving`.
+    private func afterInit(_ serving: (@Sendable (String) -> Void)?) {
         let mountpoint = self.mountpoint
-        let logger = fileSystem.logger
+        let fileSystem = self.fileSystem
         DispatchQueue.global().async {
             var st = Glibc.stat()
-            guard fstatat(AT_FDCWD, mountpoint, &st, 0) == 0, let device = MountTable.device(of: mountpoint) else { return }
-            let path = "/sys/class/bdi/\(device)/read_ahead_kb"
-            let fd = Glibc.open(path, O_WRONLY)
-            guard fd >= 0 else {
-                logger.debug("cannot raise readahead", metadata: ["path": "\(path)", "errno": "\(errno)"])
-                return
-            }
-            defer { Glibc.close(fd) }
-            let text = Array("\(kib)\n".utf8)
-            if Glibc.write(fd, text, text.count) != text.count {
-                logger.debug("cannot raise readahead", metadata: ["path": "\(path)", "errno": "\(errno)"])
-            }
+            let answered = fstatat(AT_FDCWD, mountpoint, &st, 0) == 0
+            if answered && fileSystem.passthrough.isTracking { fileSystem.passthrough.files.probe() }
+            if answered { Self.raiseReadAhead(of: mountpoint, fileSystem) }
+            serving?(fileSystem.passthrough.status)
         }
+    }
+
+    /// Raises the mount's readahead so that reads reach the daemon as 1 MiB requests instead of
+    /// 128 KiB. It must happen after the kernel's INIT exchange (which can only lower it).
+    private static func raiseReadAhead(of mountpoint: String, _ fileSystem: BlobFileSystem) {
+        guard let kib = fileSystem.options.readAheadKiB else { return }
+        let logger = fileSystem.logger
+        guard let device = MountTable.device(of: mountpoint) else { return }
+        let path = "/sys/class/bdi/\(device)/read_ahead_kb"
+        let fd = Glibc.open(path, O_WRONLY)
+        guard fd >= 0 else {
+            logger.debug("cannot raise readahead", metadata: ["path": "\(path)", "errno": "\(errno)"])
+            return
+        }
+        defer { Glibc.close(fd) }
+        let text = Array("\(kib)\n".utf8)
+        if Glibc.write(fd, text, text.count) != text.count {
+            logger.debug("cannot raise readahead", metadata: ["path": "\(path)", "errno": "\(errno)"])
+        }
+    }
+
+    /// Whether the store is on overlayfs: a backing file there is one level deep in the kernel's
+    /// stacking already, so passthrough needs `max_stack_depth` 2 (and the mount can then not be
+    /// an overlay's lower layer).
+    private static func storeIsStacked(_ root: String) -> Bool {
+        var type = 0
+        return blobfs_filesystem_type(root, &type) == 0 && type == BLOBFS_OVERLAYFS_SUPER_MAGIC
     }
 
     /// libfuse splits options on commas; a backslash escapes one.

@@ -13,7 +13,8 @@ public struct MountOptions: Sendable {
     /// How long the kernel remembers that a name does not exist.
     public var negativeTimeout: Double = 1
     /// Check each blob name's bytes against the name before serving any of them: the first read
-    /// after an open hashes the whole data file with the name's algorithm, unless that name was
+    /// after an open (the open itself, where passthrough applies) hashes the whole data file with
+    /// the name's algorithm, unless that name was
     /// already checked in the same data file version, in this mount or (a ledger) an earlier one
     /// (`FirstReadVerifier`; concurrent first readers wait for one pass). A mismatch fails that read,
     /// and every later open and read of that version, with EIO. `--no-verify` turns this off.
@@ -31,6 +32,9 @@ public struct MountOptions: Sendable {
     /// Off by default: counting the names reads every repository's `_layers` at the first blob
     /// the mount reports (measured: ~0.4 s and ~40 MiB for 100,000 links).
     public var hardLinks = false
+    /// Kernel FUSE passthrough for reads of verified local blobs (`--passthrough`; docs/architecture.md,
+    /// "Passthrough").
+    public var passthrough: PassthroughMode = .auto
     /// Kernel readahead for the mount in KiB (bigger requests); nil leaves the kernel's default.
     public var readAheadKiB: Int? = 1024
 

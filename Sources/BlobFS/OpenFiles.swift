@@ -35,8 +35,15 @@ final class OpenBlob: Sendable {
     let version: DataFileVersion?
     /// Whether the blob must still be checked before its bytes are served.
     let needsCheck: Atomic<Bool>
+    /// Whether the kernel reads this open through a backing file or the daemon serves it; given
+    /// back to `PassthroughFiles` at release.
+    let grant: PassthroughFiles.Grant
 
-    init(inode: UInt64, name: BlobName, reader: DataFileReader, version: DataFileVersion?, needsCheck: Bool) {
+    init(
+        inode: UInt64, name: BlobName, reader: DataFileReader, version: DataFileVersion?, needsCheck: Bool,
+        grant: PassthroughFiles.Grant = .untracked
+    ) {
+        self.grant = grant
         self.inode = inode
         self.name = name
         self.reader = reader

@@ -25,6 +25,9 @@ struct OpenReply: Sendable {
     var keepCache = false
     /// Bypass the page cache (everything written: nothing of an upload belongs there).
     var directIO = false
+    /// The kernel reads the file itself through this backing id (passthrough): no READ reaches
+    /// the daemon. Never with `keepCache`, which the kernel refuses beside it (EIO at open).
+    var backingID: Int32? = nil
 }
 
 /// create: the new file's entry and its open handle, answered together.

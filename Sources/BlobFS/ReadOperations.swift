@@ -7,12 +7,23 @@ import Storage
 /// to hash to its name in the data file version the handle has open (docs/architecture.md,
 /// "Verification").
 extension BlobFileSystem {
-    /// open(2) of a file: a read-only open of a blob here, anything that may write in
-    /// WriteOperations.swift.
+    /// open(2) of a file, answered when it returns (a blob whose first hash passthrough moves to
+    /// the open is hashed here, on the caller's thread).
     func open(ino: UInt64, flags: Int32) throws(FileSystemError) -> OpenReply {
+        switch try openDeferringCheck(ino: ino, flags: flags) {
+        case .ready(let reply): return reply
+        case .afterCheck(let unchecked): return try completeOpen(unchecked)
+        }
+    }
+
+    /// open(2) of a file: a read-only open of a blob here, anything that may write in
+    /// WriteOperations.swift. A blob the kernel could read through passthrough but that was not
+    /// verified yet comes back as `.afterCheck`: its hash must come before the reply
+    /// (PassthroughOpens.swift), and the caller runs it off the libfuse worker thread.
+    func openDeferringCheck(ino: UInt64, flags: Int32) throws(FileSystemError) -> OpenDecision {
         guard let entry = inodes[ino] else { throw .noEntry }
         if flags & O_ACCMODE != O_RDONLY {
-            return try openForWriting(entry, truncating: flags & O_TRUNC != 0)
+            return .ready(try openForWriting(entry, truncating: flags & O_TRUNC != 0))
         }
         if case .upload = entry.node {
             logger.error("an upload in progress cannot be read", metadata: ["inode": "\(ino)"])
@@ -26,7 +37,7 @@ extension BlobFileSystem {
         case .blob(let blob): (name, section) = (blob, .blobs)
         case .manifest(let manifest): (name, section) = (manifest, .manifests)
         case .tag, .pendingLink: throw .invalidArgument  // the kernel follows a symbolic link; it never opens one
-        case .ociFile(let file): return try openGenerated(file)
+        case .ociFile(let file): return .ready(try openGenerated(file))
         case .root, .directory, .ociDirectory, .upload: throw .isADirectory
         }
         guard let descriptor = entry.attributes.descriptor else { throw .isADirectory }
@@ -74,7 +85,21 @@ extension BlobFileSystem {
                 needsCheck = descriptor.size > 0
             }
         }
-        let handle = handles.insert(.blob(OpenBlob(inode: ino, name: name, reader: reader, version: version, needsCheck: needsCheck)))
+        let opening = UncheckedOpen(ino: ino, name: name, descriptor: descriptor, reader: reader, version: version)
+        if needsCheck && checkBeforeReplying(opening) { return .afterCheck(opening) }
+        return .ready(openBlob(opening, needsCheck: needsCheck))
+    }
+
+    /// Registers the handle of a blob's open, served by the kernel (passthrough) where it may be.
+    func openBlob(_ opening: UncheckedOpen, needsCheck: Bool) -> OpenReply {
+        var needsCheck = needsCheck
+        let grant = passthroughGrant(opening, needsCheck: &needsCheck)
+        let handle = handles.insert(
+            .blob(
+                OpenBlob(
+                    inode: opening.ino, name: opening.name, reader: opening.reader, version: opening.version,
+                    needsCheck: needsCheck, grant: grant)))
+        if case .passthrough(let id) = grant { return OpenReply(handle: handle, backingID: id) }
         // Pages the kernel holds were verified (a corrupt version fails this open, and a handle
         // serves only the version it verified), so they may stay across opens.
         return OpenReply(handle: handle, keepCache: true)
@@ -94,11 +119,12 @@ extension BlobFileSystem {
 
     /// Takes back the handle of an open the kernel never received.
     func openNotDelivered(_ reply: OpenReply) {
-        _ = handles.remove(reply.handle)
+        if case .blob(let blob)? = handles.remove(reply.handle) { passthrough.files.release(blob.inode, blob.grant) }
     }
 
     /// Reads up to `buffer.count` bytes at `offset` of an open blob into `buffer`.
     func read(handle number: UInt64, offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(FileSystemError) -> Int {
+        passthrough.daemonReads.add(1, ordering: .relaxed)
         if case .generated(let file)? = handles[number] { return file.read(into: buffer, at: offset) }
         guard case .blob(let handle)? = handles[number] else { throw .badHandle }
         // A handle that needs no check holds a verified version (each read confirms it is still
@@ -135,7 +161,11 @@ extension BlobFileSystem {
 
     /// The last close of a file handle (its errors reach nobody: close reported them at flush).
     func release(handle number: UInt64) {
-        if case .write(let write)? = handles.remove(number) { finishRelease(write) }
+        switch handles.remove(number) {
+        case .write(let write)?: finishRelease(write)
+        case .blob(let blob)?: passthrough.files.release(blob.inode, blob.grant)
+        default: break
+        }
     }
 
     /// A directory's listing, taken now and served by offset from the handle.

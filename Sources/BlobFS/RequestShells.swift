@@ -1,4 +1,5 @@
 import CFuse
+import Dispatch
 import Glibc
 
 /// The libfuse low-level operation table: for each request, a shell that unpacks libfuse's
@@ -65,10 +66,27 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
     ops.open = { req, ino, fi in
         let request = FuseRequest(req!, "open")
         let fs = request.fileSystem
-        switch Result(catching: { () throws(FileSystemError) in try fs.open(ino: ino, flags: fi!.pointee.flags) }) {
-        case .success(let reply):
-            fs.fill(fi!, with: reply)
-            if !request.reply(open: fi!) { fs.openNotDelivered(reply) }
+        switch Result(catching: { () throws(FileSystemError) in try fs.openDeferringCheck(ino: ino, flags: fi!.pointee.flags) }) {
+        case .success(.ready(let reply)):
+            replyOpen(request, fi!, reply)
+        case .success(.afterCheck(let unchecked)):
+            // A blob hashed before its reply (passthrough): about a second per GiB, which would
+            // hold one of libfuse's workers; the reply goes out from the hashing thread. libfuse's
+            // fuse_file_info lives on its worker's stack, so the answer gets a copy.
+            let waiting = WaitingRequest(request)
+            let file = fi!.pointee
+            fs.passthrough.deferredOpens.enter()
+            DispatchQueue.global().async {
+                defer { fs.passthrough.deferredOpens.leave() }
+                let request = waiting.take()
+                let info = UnsafeMutablePointer<fuse_file_info>.allocate(capacity: 1)
+                defer { info.deallocate() }
+                info.initialize(to: file)
+                switch Result(catching: { () throws(FileSystemError) in try fs.completeOpen(unchecked) }) {
+                case .success(let reply): replyOpen(request, info, reply)
+                case .failure(let error): fs.fail(request, error)
+                }
+            }
         case .failure(let error):
             fs.fail(request, error)
         }
@@ -222,6 +240,31 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         serveDone(request, Result(catching: { () throws(FileSystemError) in try fs.rmdir() }))
     }
     return ops
+}
+
+/// An open's answer: its handle and caching flags, with the backing id of a passthrough open;
+/// what the kernel did not take is given back.
+private func replyOpen(_ request: consuming FuseRequest, _ file: UnsafeMutablePointer<fuse_file_info>, _ reply: OpenReply) {
+    let fs = request.fileSystem
+    fs.fill(file, with: reply)
+    let delivered = if let id = reply.backingID { request.reply(open: file, backingID: id) } else { request.reply(open: file) }
+    if !delivered { fs.openNotDelivered(reply) }
+}
+
+/// A request answered from another thread than the libfuse worker that received it: it moves
+/// there whole, and one dropped without being taken still answers EIO (FuseRequest's deinit).
+private final class WaitingRequest: @unchecked Sendable {
+    // @unchecked: touched by one thread at a time, the worker that stores it and then the one
+    // that takes it, ordered by the dispatch queue's hand-off.
+    private var request: FuseRequest?
+
+    init(_ request: consuming FuseRequest) {
+        self.request = consume request
+    }
+
+    func take() -> FuseRequest {
+        request.take()!
+    }
 }
 
 /// readdir and readdirplus: the entries that fit, laid out and sent; the lookups of those the

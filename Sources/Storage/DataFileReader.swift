@@ -1,5 +1,15 @@
 import Distribution
+import Glibc
 import StorageDriver
+
+/// A data file that is a file of the local filesystem, open: what the filesystem hands the kernel
+/// to read directly (FUSE passthrough). The descriptor belongs to the `DataFileReader` it came
+/// from and is valid only while that reader lives; `size` is the file's size by `fstat` now (the
+/// kernel reads a passthrough file to its real end, not to the blob's size).
+public struct LocalDataFile: Sendable {
+    public let descriptor: Int32
+    public let size: Int64
+}
 
 /// Reads a blob's `data` file with its size already known. Unlike the registry's fileReader,
 /// a file that is missing or shorter than the blob is an error, never a short or empty read.
@@ -28,6 +38,16 @@ public final class DataFileReader: BlobReader {
     /// Which version of the data file is open (nil where the driver cannot tell).
     public func version() throws(BlobError) -> DataFileVersion? {
         try driverCall { () throws(StorageDriverError) in try file.version() }
+    }
+
+    /// The data file as an open local file, or nil where the driver's files are not local files.
+    public func localFile() throws(BlobError) -> LocalDataFile? {
+        guard let fd = file.localDescriptor else { return nil }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else {
+            throw StorageDriverError.io(operation: "stat", path: path.value, errno: errno).blobError
+        }
+        return LocalDataFile(descriptor: fd, size: Int64(st.st_size))
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(BlobError) -> Int {

@@ -17,6 +17,8 @@ final class FilesystemFileReader: DriverFileReader {
 
     deinit { Glibc.close(fd) }
 
+    var localDescriptor: Int32? { fd }
+
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         while true {

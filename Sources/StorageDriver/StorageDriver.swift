@@ -160,10 +160,14 @@ public protocol DriverFileReader: AnyObject, Sendable {
     func currentSize() throws(StorageDriverError) -> Int64
     /// Which version of the file is open, where the driver can tell (nil where it cannot).
     func version() throws(StorageDriverError) -> FileVersion?
+    /// The open file's descriptor on the local filesystem, valid while the reader lives; nil for
+    /// storage that is not a local file (the kernel can then not read it directly).
+    var localDescriptor: Int32? { get }
 }
 
 extension DriverFileReader {
     public func version() throws(StorageDriverError) -> FileVersion? { nil }
+    public var localDescriptor: Int32? { nil }
 }
 
 /// An append-only writer of one file.

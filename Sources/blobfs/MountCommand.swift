@@ -36,6 +36,7 @@ struct MountCommand: ParsableCommand {
               no_verify             as --no-verify
               remember_verified=<f> as --remember-verified
               threads=<n>           as --threads
+              passthrough=auto|off  as --passthrough
               log_level=<level>     as --log-level
               log=<file>            append the log to <file>, not standard error
               Passed to libfuse: allow_other, allow_root, default_permissions,
@@ -149,6 +150,14 @@ struct MountCommand: ParsableCommand {
     @Option(help: ArgumentHelp("libfuse worker threads at most. (default: 10)", valueName: "n"))
     var threads: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "auto: where the kernel has FUSE passthrough (Linux 6.9 or later) and the daemon runs as root, the "
+                + "kernel reads verified blobs straight from their data files; off: the daemon serves every read. "
+                + "The startup line says which. (default: auto)",
+            valueName: "auto|off"))
+    var passthrough: PassthroughMode?
+
     @Option(help: ArgumentHelp("How much to log. (default: info)", valueName: "level"))
     var logLevel: LogLevelArgument?
 
@@ -229,6 +238,7 @@ struct MountCommand: ParsableCommand {
         mountOptions.allowDelete = allowDelete
         mountOptions.ociView = oci || list.ociView
         mountOptions.hardLinks = hardLinks || list.hardLinks
+        mountOptions.passthrough = passthrough ?? list.passthrough ?? .auto
         let ledger: VerificationLedger?
         do {
             ledger = try (rememberVerified ?? list.ledgerPath).map { try VerificationLedger(path: $0) }
@@ -251,15 +261,18 @@ struct MountCommand: ParsableCommand {
             close(logFD)
         }
         readiness?.ready()
-        logger.info(
-            "mounted \(store.root) at \(mountpoint), \(readWrite ? "read-write" : "read-only")\(allowDelete ? ", deletes allowed" : "")",
-            metadata: [
-                "cache": "\(settings.redis.map { "redis \($0.address) db \($0.database)" } ?? "in memory, \(settings.cacheEntries) entries")",
-                "verify": "\(settings.verifyReads)\(ledger.map { ", remembered in \($0.path) (\($0.count) blobs)" } ?? "")",
-                "threads": "\(settings.threads)",
-                "fuse_options": "\(list.fuseOptions.joined(separator: ","))",
-            ])
-        try session.run()
+        let metadata: Logger.Metadata = [
+            "cache": "\(settings.redis.map { "redis \($0.address) db \($0.database)" } ?? "in memory, \(settings.cacheEntries) entries")",
+            "verify": "\(settings.verifyReads)\(ledger.map { ", remembered in \($0.path) (\($0.count) blobs)" } ?? "")",
+            "threads": "\(settings.threads)",
+            "fuse_options": "\(list.fuseOptions.joined(separator: ","))",
+        ]
+        let mounted = "mounted \(store.root) at \(mountpoint), \(readWrite ? "read-write" : "read-only")\(allowDelete ? ", deletes allowed" : "")"
+        // Said once the kernel's INIT exchange is done: only then is it known whether the kernel
+        // reads blobs directly.
+        try session.run { passthrough in
+            logger.info("\(mounted); passthrough: \(passthrough)", metadata: metadata)
+        }
         logger.info("unmounted \(mountpoint)")
     }
 
@@ -356,3 +369,5 @@ struct MountCommand: ParsableCommand {
         return fd
     }
 }
+
+extension PassthroughMode: ExpressibleByArgument {}

@@ -1,3 +1,4 @@
+import BlobFS
 import Logging
 
 /// The `-o` options of `blobfs mount` and of the mount.fuse form (`mount -t fuse.blobfs`, fstab):
@@ -22,6 +23,8 @@ struct MountOptionList {
     var negativeTimeout: Double?
     var verifyReads: Bool?
     var threads: Int?
+    /// `passthrough=auto|off`.
+    var passthrough: PassthroughMode?
     var logLevel: Logger.Level?
     var logFile: String?
     /// `remember_verified=<file>`: the verification ledger.
@@ -68,6 +71,9 @@ struct MountOptionList {
         case ("negative_timeout", let v?): negativeTimeout = try Self.seconds(v, option)
         case ("no_verify", nil): verifyReads = false
         case ("threads", let v?): threads = try Self.integer(v, option, minimum: 1)
+        case ("passthrough", let v?):
+            guard let mode = PassthroughMode(rawValue: v) else { throw .usage("mount option \(option): expected auto or off") }
+            passthrough = mode
         case ("log_level", let v?):
             guard let level = LogLevelArgument(rawValue: v) else {
                 let levels = LogLevelArgument.allCases.map(\.rawValue).joined(separator: ", ")

@@ -139,7 +139,9 @@ import TestSupport
         let pending = seededBytes(count: 1 << 20, seed: 13_201)
 
         // SIGHUP with an open reader and a writer mid-upload: unmount, exit 0, upload cancelled.
-        let mount = try BlobfsMount(root: root, mountpoint: workspace.mountpoint, options: readWriteOptions)
+        // A daemon-served reader: a passthrough one keeps reading the data file after the daemon
+        // is gone (PassthroughMountTests).
+        let mount = try BlobfsMount(root: root, mountpoint: workspace.mountpoint, options: readWriteOptions + ["--passthrough", "off"])
         let reader = try Posix.open(mount.path(blob.relativePath), O_RDONLY | O_CLOEXEC).get()
         defer { close(reader) }
         #expect(Posix.pread(reader, count: 4096, at: 0) == .success(Array(blob.bytes[..<4096])))

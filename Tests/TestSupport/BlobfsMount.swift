@@ -77,7 +77,7 @@ public final class BlobfsMount: @unchecked Sendable {
         self.root = root
         self.mountpoint = MountTable.normalized(mountpoint)
         let executable = try BlobfsExecutable.path()
-        arguments = ["mount", root, mountpoint] + options
+        arguments = ["mount", root, mountpoint] + options + Self.passthroughFromEnvironment(unlessIn: options)
         scratch = try TemporaryDirectory(prefix: "blobfs-daemon")
         logPath = scratch.path + "/blobfs.log"
         if MountTable.isMounted(self.mountpoint) {
@@ -114,6 +114,15 @@ public final class BlobfsMount: @unchecked Sendable {
 
     deinit {
         _ = stop()
+    }
+
+    /// `BLOBFS_TEST_PASSTHROUGH=off` (or `auto`) runs every mount of the suite with that
+    /// `--passthrough`, unless the test chose one itself.
+    private static func passthroughFromEnvironment(unlessIn options: [String]) -> [String] {
+        guard let mode = ProcessInfo.processInfo.environment["BLOBFS_TEST_PASSTHROUGH"], !mode.isEmpty,
+            !options.contains(where: { $0 == "--passthrough" || $0.contains("passthrough=") })
+        else { return [] }
+        return ["--passthrough", mode]
     }
 
     /// The daemon's process id.

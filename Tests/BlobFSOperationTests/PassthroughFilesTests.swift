@@ -1,0 +1,70 @@
+@testable import BlobFS
+import Glibc
+import Logging
+@testable import Storage
+import Testing
+
+/// `PassthroughFiles` without a kernel: on a descriptor that is no FUSE device, every backing open
+/// fails (EBADF or ENOTTY), which shows the fallbacks and the per-inode counting.
+@Suite struct PassthroughFilesTests {
+    private let logger = Logger(label: "blobfs.test")
+
+    @Test func anOpenWithoutABackingFileIsTheDaemonsAndIsCountedUntilReleased() {
+        let files = PassthroughFiles(logger: logger)
+        #expect(files.admit(7, backing: nil) == .daemon)
+        #expect(files.admit(7, backing: nil) == .daemon)
+        #expect(files.hasDaemonOpens(7) && !files.hasDaemonOpens(8))
+        files.release(7, .daemon)
+        #expect(files.hasDaemonOpens(7))
+        files.release(7, .daemon)
+        #expect(!files.hasDaemonOpens(7))
+        #expect(files.counts == PassthroughFiles.Counts(passthroughOpens: 0, daemonOpens: 2, backingOpened: 0, backingClosed: 0))
+        #expect(files.refusal == nil)
+    }
+
+    @Test func aBackingOpenTheKernelRefusesForOneFileLeavesPassthroughOn() throws {
+        let files = PassthroughFiles(logger: logger)
+        files.attach(device: -1)  // EBADF: a per-file failure
+        let backing = LocalDataFile(descriptor: 0, size: 1)
+        #expect(files.admit(3, backing: backing) == .daemon)
+        #expect(files.refusal == nil)
+        #expect(files.counts.backingOpened == 0 && files.openBackingIDs == 0)
+        files.release(3, .daemon)
+        #expect(!files.hasDaemonOpens(3))
+    }
+
+    @Test func aDeviceWithoutBackingFilesTurnsPassthroughOffForTheMount() throws {
+        // A regular file has no FUSE ioctls: ENOTTY, as a kernel without backing files answers.
+        let path = "/tmp/blobfs-passthrough-files-\(getpid())"
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        try #require(fd >= 0)
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        let files = PassthroughFiles(logger: logger)
+        files.attach(device: fd)
+        #expect(files.admit(5, backing: LocalDataFile(descriptor: fd, size: 0)) == .daemon)
+        #expect(files.refusal == "the kernel has no FUSE backing files")
+        files.probe()
+        #expect(files.refusal == "the kernel has no FUSE backing files")
+        // Off for the mount: no further backing open is tried, and opens are still counted.
+        #expect(files.admit(6, backing: LocalDataFile(descriptor: fd, size: 0)) == .daemon)
+        #expect(files.counts.daemonOpens == 2 && files.counts.backingOpened == 0)
+    }
+
+    @Test func theProbeOnADeviceWithoutBackingFilesSaysWhy() throws {
+        let path = "/tmp/blobfs-passthrough-probe-\(getpid())"
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        try #require(fd >= 0)
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        let files = PassthroughFiles(logger: logger)
+        files.attach(device: fd)
+        #expect(files.refusal == nil)
+        files.probe()
+        #expect(files.refusal == "the kernel has no FUSE backing files")
+    }
+}
