@@ -53,6 +53,10 @@ struct BlobTree: Sendable {
     /// The place a directory path names; nil for a path that names nothing (a bare reserved
     /// component, an invalid name).
     static func place(of path: String) -> Place? {
+        PlaceMemo.shared.place(of: path, parsing: parsePlace)
+    }
+
+    private static func parsePlace(_ path: String) -> Place? {
         if path.isEmpty { return .names(nil) }
         let shown = path.split(separator: "/", omittingEmptySubsequences: false)
         if shown.count >= 2, let section = Section(rawValue: String(shown[shown.count - 1])) {

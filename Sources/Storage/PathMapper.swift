@@ -67,8 +67,9 @@ public enum PathMapper {
             case .uploadHashState(let n, let id, let a, let offset):
                 "\(r)/repositories/\(n)/_uploads/\(id)/hashstates/\(a.rawValue)/\(offset)"
             }
-        // Every part above is validated to the driver path grammar, so this cannot fail.
-        return try! DriverPath(components)
+        // Every part above is validated to the driver path grammar already (checked again in
+        // debug builds, which the tests run).
+        return DriverPath(composedOfValidParts: components)
     }
 
     /// The digest of a blob store `data` path (the GC's reverse mapping, docs/architecture.md, "What is on disk"):

@@ -11,6 +11,14 @@ public struct DriverPath: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     private init(unchecked value: String) { self.value = value }
 
+    /// A path built only from parts that are each valid already (Storage's PathMapper: digests,
+    /// repository names, tags and upload ids all match the component grammar). Checked in debug
+    /// builds; in release builds it spares the per-character check on every cold lookup.
+    package init(composedOfValidParts value: String) {
+        assert(Self.isValid(value), "not a valid driver path: \(value)")
+        self.value = value
+    }
+
     /// The path relative to the root, without the leading `/`.
     public var relative: Substring { value.dropFirst() }
 

@@ -170,6 +170,39 @@ import TestSupport
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
+    // MARK: - Link files that are not regular files
+
+    /// A link file that is a FIFO used to block the open in the daemon — and with it the lookup
+    /// and the process that asked, for good, since nothing ever writes to the FIFO. A link that is
+    /// a FIFO, a device, a socket or a directory is answered at once (EIO, logged) and left out of
+    /// the listing; the other blobs of the repository stay readable.
+    @Test func linkFilesThatAreFIFOsDevicesSocketsOrDirectoriesAnswerAtOnce() throws {
+        let workspace = try Workspace("hostile-link-kinds")
+        defer { workspace.remove() }
+        let root = workspace.root
+        let blobs = try writeStore(root: root, (0..<5).map { ("kinds/app", seededBytes(count: 2000 + $0, seed: 11_300 + UInt64($0))) })
+        let (fifo, device, socketLink, directory, fine) = (blobs[0], blobs[1], blobs[2], blobs[3], blobs[4])
+        for blob in [fifo, device, socketLink, directory] { #expect(unlink(linkPath(root: root, repository: "kinds/app", blob.digest)) == 0) }
+        #expect(mkfifo(linkPath(root: root, repository: "kinds/app", fifo.digest), 0o644) == 0)
+        #expect(mknod(linkPath(root: root, repository: "kinds/app", device.digest), S_IFCHR | 0o644, dev_t((1 << 8) | 5)) == 0, "mknod c 1 5 (/dev/zero)")
+        try makeSocket(at: linkPath(root: root, repository: "kinds/app", socketLink.digest))
+        #expect(mkdir(linkPath(root: root, repository: "kinds/app", directory.digest), 0o755) == 0)
+
+        try BlobfsMount.withMount(root: root, mountpoint: workspace.mountpoint) { mount in
+            for (blob, what) in [(fifo, "a FIFO"), (device, "a character device like /dev/zero"), (socketLink, "a socket"), (directory, "a directory")] {
+                // stat(1) in a child with a deadline: a hang must fail this test, not stall it.
+                let started = Date()
+                let stat = try Command.run("stat", ["-c", "%s", mount.path(blob.relativePath)], timeout: 20)
+                #expect(stat.status != 0 && stat.stdout.isEmpty, "stat of a link that is \(what): \(stat)")
+                #expect(Date().timeIntervalSince(started) < 5, "stat of a link that is \(what) was not answered at once")
+            }
+            let ls = try Command.run("ls", [mount.path("repo/kinds/app/blobs")], timeout: 20)
+            #expect(ls.status == 0 && ls.stdoutText.split(separator: "\n") == [Substring(fine.digest.description)], "\(ls)")
+            expectSameBytes(try Posix.readFile(mount.path(fine.relativePath)), fine.bytes)
+            #expect(mount.isRunning)
+        }
+    }
+
     // MARK: - Case 9: data files that are devices or sockets
 
     /// The hostile-input run saw ENOENT; since F13 (docs/hostile-input.md) a data file that is not a regular file
