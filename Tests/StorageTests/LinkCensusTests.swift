@@ -1,9 +1,10 @@
 import Distribution
 import Glibc
-import Storage
 import StorageDriver
 import StorageTesting
 import Testing
+
+@testable import Storage
 
 /// `Registry.linkCensus`: every blob's names across the store, as the hard links of a mount
 /// report them (st_nlink), kept only for the blobs with more than one.
@@ -74,6 +75,28 @@ import Testing
         let census = try fixture.registry.linkCensus()
         #expect(census.shared == Dictionary(uniqueKeysWithValues: common.map { (LinkCensus.key(of: $0), UInt32(30)) }))
         #expect(census.names(of: LinkCensus.key(of: digest("repository 7 blob 3"))) == 1)
+    }
+
+    /// A link directory's name is a key only if it is 64 lowercase hex digits: every byte value
+    /// at every position of a valid name, against `Digest(parsing:)`.
+    @Test func aNameIsAKeyOnlyIfItIsASha256Hex() throws {
+        let valid = Array(("0123456789abcdef" + Digester.digest(of: [1, 2, 3]).hex.dropFirst(16)).utf8)
+        #expect(valid.withUnsafeBytes { LinkCensus.key(ofSHA256Name: $0) } == 0x0123_4567_89ab_cdef)
+        var mismatches: [String] = []
+        for position in 0..<64 {
+            for byte in UInt8.min...UInt8.max {
+                var name = valid
+                name[position] = byte
+                let parsed = (try? Digest(parsing: "sha256:" + String(decoding: name, as: UTF8.self))).map(LinkCensus.key(of:))
+                let key = name.withUnsafeBytes { LinkCensus.key(ofSHA256Name: $0) }
+                if key != parsed { mismatches.append("byte \(byte) at \(position): \(String(describing: key)) != \(String(describing: parsed))") }
+            }
+        }
+        #expect(mismatches.count == 0, "\(mismatches.prefix(5))")
+        for length in [0, 63, 65, 128] {
+            let name = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+            #expect(name.withUnsafeBytes { LinkCensus.key(ofSHA256Name: $0) } == nil)
+        }
     }
 
     @Test func theKeyIsTheDigestsFirst64Bits() throws {
