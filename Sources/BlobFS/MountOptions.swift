@@ -28,10 +28,10 @@ public struct MountOptions: Sendable {
     /// Show `oci/<name>/`: each repository as a read-only OCI image layout.
     public var ociView = false
     /// Show every name of a blob with one inode number and the blob's number of names as
-    /// `st_nlink` (SharedBlobs), so that `rsync -aH`, `cp -a` and `tar` keep a shared layer once.
-    /// Off by default: counting the names reads every repository's `_layers` at the first blob
-    /// the mount reports (measured: ~0.4 s and ~40 MiB for 100,000 links).
-    public var hardLinks = false
+    /// `st_nlink` (SharedBlobs), so that `rsync -aH`, `cp -a`, `tar` and `du` keep a shared layer
+    /// once: part of the tree's contract (issue 12), so on by default. Counting the names lists
+    /// every repository's `_layers` once per mount (measured in docs/architecture.md, "Inodes").
+    public var hardLinks = true
     /// Kernel FUSE passthrough for reads of verified local blobs (`--passthrough`; docs/architecture.md,
     /// "Passthrough").
     public var passthrough: PassthroughMode = .auto

@@ -24,4 +24,10 @@ static inline int blobfs_openat_beneath(int dirfd, const char *path, int flags, 
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 }
+
+/// getdents64(2): a directory's entries as the kernel packs them, many per call (glibc declares
+/// its wrapper only with _GNU_SOURCE).
+static inline long blobfs_getdents64(int fd, void *buffer, unsigned long size) {
+    return syscall(SYS_getdents64, fd, buffer, size);
+}
 #endif

@@ -83,16 +83,23 @@ public final class InMemoryDriver: StorageDriver {
     }
 
     public func list(_ path: DriverPath) throws(StorageDriverError) -> [String] {
-        try state.withLock { (state) throws(StorageDriverError) in
-            guard Self.isDirectory(path, in: state) else {
-                throw state.files[path] != nil
-                    ? StorageDriverError.io(operation: "list", path: path.value, errno: ENOTDIR)
-                    : StorageDriverError.pathNotFound(path.value)
-            }
-            let below = state.files.keys.compactMap { Self.child(of: path, toward: $0) }
-                + state.directories.compactMap { Self.child(of: path, toward: $0) }
-            return Array(Set(below)).sorted()
+        try state.withLock { (state) throws(StorageDriverError) in try Self.children(of: path, in: state) }.sorted()
+    }
+
+    /// The names of a directory's children, in no order.
+    private static func children(of path: DriverPath, in state: State) throws(StorageDriverError) -> Set<String> {
+        guard isDirectory(path, in: state) else {
+            throw state.files[path] != nil
+                ? StorageDriverError.io(operation: "list", path: path.value, errno: ENOTDIR)
+                : StorageDriverError.pathNotFound(path.value)
         }
+        return Set(state.files.keys.compactMap { child(of: path, toward: $0) } + state.directories.compactMap { child(of: path, toward: $0) })
+    }
+
+    /// The names as `list` finds them, unsorted, handed over in batches as an object store's pages.
+    public func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError) {
+        let names = try state.withLock { (state) throws(StorageDriverError) in try Self.children(of: path, in: state) }
+        try DirectoryNames.batches(of: names, body)  // without the lock: `body` may call the driver
     }
 
     public func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) {

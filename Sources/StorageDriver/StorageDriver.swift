@@ -17,6 +17,11 @@ public protocol StorageDriver: Sendable {
     func createDirectory(_ path: DriverPath) throws(StorageDriverError)
     /// The names of a directory's children, sorted.
     func list(_ path: DriverPath) throws(StorageDriverError) -> [String]
+    /// The names of a directory's children, handed to `body` in batches as the storage reads them
+    /// (a getdents64 buffer; a page of an object listing), unsorted, "." and ".." left out, each
+    /// name as stored (the caller checks it): for a pass over many thousands of names that keeps
+    /// none of them. `pathNotFound` if `path` is absent; an error if it is a file.
+    func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError)
     /// Renames a file, creating the destination's parents and replacing the destination.
     func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError)
     /// Removes a file or a whole directory tree; `pathNotFound` if it is absent.

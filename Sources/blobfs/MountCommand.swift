@@ -27,7 +27,8 @@ struct MountCommand: ParsableCommand {
               rw                    as --read-write
               allow_delete          as --allow-delete
               oci                   as --oci
-              hard_links            as --hard-links
+              no_hard_links         as --no-hard-links
+              hard_links            as --hard-links (the default)
               config=<file>         as --config
               cache_entries=<n>     as --cache-entries
               blob_timeout=<s>      as --blob-timeout
@@ -144,8 +145,13 @@ struct MountCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Also show <mountpoint>/oci/<name>/: each repository as a read-only OCI image layout (oci-layout, index.json of its tags, blobs/<alg>/<hex>), for skopeo and umoci."))
     var oci = false
 
-    @Flag(help: ArgumentHelp("Show a blob linked in several repositories as hard links (one inode number, st_nlink its names), so that rsync -aH, cp -a and tar keep it once. Counts every repository's links at the first blob it reports."))
-    var hardLinks = false
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Show a blob linked in several repositories as hard links (one inode number, st_nlink its names), so that "
+                + "rsync -aH, cp -a, tar and du keep it once: the default, which counts every repository's links as the "
+                + "mount starts. --no-hard-links shows each name as a file of its own (st_nlink 1). (default: --hard-links)"))
+    var hardLinks: Bool?
 
     @Option(help: ArgumentHelp("libfuse worker threads at most. (default: 10)", valueName: "n"))
     var threads: Int?
@@ -237,7 +243,7 @@ struct MountCommand: ParsableCommand {
         mountOptions.readWrite = readWrite
         mountOptions.allowDelete = allowDelete
         mountOptions.ociView = oci || list.ociView
-        mountOptions.hardLinks = hardLinks || list.hardLinks
+        mountOptions.hardLinks = hardLinks ?? list.hardLinks ?? mountOptions.hardLinks
         mountOptions.passthrough = passthrough ?? list.passthrough ?? .auto
         let ledger: VerificationLedger?
         do {
@@ -249,6 +255,9 @@ struct MountCommand: ParsableCommand {
             logger.warning("--remember-verified has no effect with --no-verify", metadata: ["ledger": "\(ledger.path)"])
         }
         let fileSystem = BlobFileSystem(registry: registry, options: mountOptions, ledger: ledger, logger: Logger(label: "blobfs.fs"))
+        // Before mounting, so that the count of shared blobs' names is under way when the first
+        // `stat` comes (measured: docs/architecture.md, "Inodes").
+        fileSystem.startLinkCensus()
 
         let session: FuseSession
         do {

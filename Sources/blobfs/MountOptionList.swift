@@ -12,8 +12,9 @@ struct MountOptionList {
     var allowDelete = false
     /// `oci`: the read-only OCI image layout view under `oci/`.
     var ociView = false
-    /// `hard_links`: a blob's names share one inode number and count as its links.
-    var hardLinks = false
+    /// `hard_links` (the default) or `no_hard_links`: whether a blob's names share one inode
+    /// number and count as its links; nil when neither is given.
+    var hardLinks: Bool?
     /// Options for libfuse, in the order given.
     var fuseOptions: [String] = []
     var configPath: String?
@@ -64,6 +65,7 @@ struct MountOptionList {
         case ("allow_delete", nil): allowDelete = true
         case ("oci", nil): ociView = true
         case ("hard_links", nil): hardLinks = true
+        case ("no_hard_links", nil): hardLinks = false
         case ("config", let v?): configPath = try Self.nonEmpty(v, option)
         case ("cache_entries", let v?): cacheEntries = try Self.integer(v, option, minimum: 0)
         case ("blob_timeout", let v?): blobTimeout = try Self.seconds(v, option)

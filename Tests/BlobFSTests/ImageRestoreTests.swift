@@ -108,7 +108,7 @@ import Testing
         let stored = try writeStore(root: workspace.root, [("a/app", layer), ("b/app", layer), ("c/app", layer)])
         let digest = stored[0].digest
         let backup = try workspace.makeDirectory("backup")
-        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["--hard-links"]) { mount in
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
             let copy =
                 tool == "rsync"
                 ? try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 60)

@@ -106,6 +106,56 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(throws: StorageDriverError.pathNotFound("/nope")) { try driver.list(path("/nope")) }
     }
 
+    /// Every name of `path` as `enumerateNames` hands them over, and how many batches it took.
+    private func enumeratedNames(_ driver: any StorageDriver, _ p: DriverPath) throws -> (names: [String], batches: Int) {
+        var names: [String] = []
+        var batches = 0
+        try driver.enumerateNames(in: p) { batch in
+            batches += 1
+            batch.forEach { names.append(String(decoding: $0, as: UTF8.self)) }
+        }
+        return (names, batches)
+    }
+
+    @Test(arguments: kinds) func enumeratesTheNamesOfADirectoryInBatches(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        // Files, a directory with children, an empty directory: every kind of child, and a name
+        // as long as a sha256 link's (64 bytes), a short one and one that starts with a dot.
+        for name in ["c", ".hidden", "b/deep/file", String(repeating: "f", count: 64)] { try driver.putContent(path("/e/\(name)"), [1]) }
+        try driver.createDirectory(path("/e/empty"))
+        let few = try enumeratedNames(driver, path("/e"))
+        #expect(few.names.sorted() == ["c", ".hidden", "b", "empty", String(repeating: "f", count: 64)].sorted())
+        #expect(few.names.sorted() == (try driver.list(path("/e"))))
+        #expect(try enumeratedNames(driver, path("/e/empty")).names == [])
+        // More names than one batch holds (a getdents64 buffer; an object listing's page): each
+        // once, none lost between batches, whatever the batches are.
+        let hexes = (0..<3000).map { String(format: "%064x", $0) }
+        for hex in hexes { try driver.createDirectory(path("/many/\(hex)")) }
+        let many = try enumeratedNames(driver, path("/many"))
+        #expect(many.names.count == 3000)
+        #expect(Set(many.names) == Set(hexes))
+        #expect(many.batches > 1)
+        #expect(throws: StorageDriverError.pathNotFound("/nope")) { try enumeratedNames(driver, path("/nope")) }
+        #expect(throws: StorageDriverError.self) { try enumeratedNames(driver, path("/e/c")) }
+    }
+
+    @Test(arguments: kinds) func anErrorFromTheBatchesStopsTheEnumeration(kind: String) throws {
+        let fixture = try DriverFixture.make(kind)
+        defer { fixture.close() }
+        let driver = fixture.driver
+        for i in 0..<2500 { try driver.createDirectory(path("/s/\(String(repeating: "a", count: 60))\(1000 + i)")) }
+        var batches = 0
+        #expect(throws: StorageDriverError.pathNotFound("stop")) {
+            try driver.enumerateNames(in: path("/s")) { (_) throws(StorageDriverError) in
+                batches += 1
+                throw .pathNotFound("stop")
+            }
+        }
+        #expect(batches == 1)
+    }
+
     @Test(arguments: kinds) func readsTheMembersOfChildDirectories(kind: String) throws {
         let fixture = try DriverFixture.make(kind)
         defer { fixture.close() }
