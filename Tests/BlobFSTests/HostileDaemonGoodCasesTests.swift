@@ -101,9 +101,14 @@ import TestSupport
             mount.signal(SIGKILL)
             _ = mount.waitForExit(timeout: 20)
             let result = try rsync.wait(timeout: 60)
-            let autoUnmounted = MountTable.waitUntil(timeout: 10) { !MountTable.isMounted(workspace.mountpoint) }
+            // fusermount3 removes the mount once the kernel has ended the connection, i.e. once no
+            // process holds the daemon's /dev/fuse any more; 30 s because the full suite on two
+            // loaded cores was seen to take longer than 10. If it fails, the message names who
+            // still held a /dev/fuse.
+            let autoUnmounted = MountTable.waitUntil(timeout: 30) { !MountTable.isMounted(workspace.mountpoint) }
+            let holders = autoUnmounted ? "" : fuseDeviceHolders()
             mount.stop()
-            #expect(autoUnmounted, "round \(round): the mount was not removed after kill -9")
+            #expect(autoUnmounted, "round \(round): the mount was not removed after kill -9; /dev/fuse held by: \(holders)")
             if result.status != 0 { caught += 1 }
             try BlobfsMount.withMount(root: root, mountpoint: workspace.mountpoint, options: readWriteOptions) { mount in
                 // The blob is absent, or whole (the kill came after its commit): never partial.
@@ -536,4 +541,19 @@ final class FakeRedis: @unchecked Sendable {
     }
 
     deinit { stop() }
+}
+
+/// The processes holding /dev/fuse open, as "pid name" (for a failure message).
+func fuseDeviceHolders() -> String {
+    let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    var holders: [String] = []
+    for pid in processes where Int(pid) != nil {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        let holds = descriptors.contains { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) == "/dev/fuse" }
+        if holds {
+            let name = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            holders.append("\(pid) \(name)")
+        }
+    }
+    return holders.isEmpty ? "nobody" : holders.joined(separator: ", ")
 }
