@@ -198,12 +198,14 @@ struct OCILayoutTree: Sendable {
         }
         learnFacts(of: revisions.filter { !self.facts.has($0) }.map { ($0, sizes[$0]!) }, reading: revisionBytes)
         /// A listed revision's facts; a tag's manifest that is no revision (registry 2.1.0 linked
-        /// some in `_layers` only) is read through its link, as a GET by tag reads it.
+        /// some in `_layers` only, or it is gone) is read through its link each time, as a GET by
+        /// tag reads it, since only the revision listing says that a manifest is there.
         func facts(of digest: Digest) -> ManifestFacts.Facts? {
             if let size = sizes[digest] {
                 return try? self.facts.facts(of: digest) { () throws(BlobError) in try revisionBytes(digest, size: size) }
             }
-            return try? self.facts.facts(of: digest) { () throws(BlobError) in try repository.manifests.get(digest) }
+            guard let bytes = try? repository.manifests.get(digest) else { return nil }
+            return try? self.facts.facts(of: digest) { () throws(BlobError) in bytes }
         }
         func descriptor(_ digest: Digest, tag: Tag?) -> String? {
             guard let known = facts(of: digest), let mediaType = known.servedMediaType else {

@@ -66,6 +66,17 @@ import Testing
         #expect(fixture.fs.ociTree.facts.count == 3)
     }
 
+    @Test func aTagWhoseManifestWentIsLeftOutThoughItsFactsAreKept() throws {
+        let (fixture, digests) = try fixture(directoryTimeout: 0)
+        #expect(try index(fixture).bytes.contains(#""org.opencontainers.image.ref.name":"v1""#))
+        // The tagged manifest's revision link and data go: the tag dangles.
+        try fixture.driver.delete(PathMapper.path(.manifestRevisionLink(try RepositoryName("app"), digests[0])))
+        try fixture.driver.delete(PathMapper.path(.blobData(digests[0])))
+        let after = try index(fixture).bytes
+        #expect(!after.contains(#""v1""#) && !after.contains(digests[0].description), "\(after)")
+        #expect(after.contains(digests[1].description) && after.contains(digests[2].description))
+    }
+
     @Test func aRepositoryOfManyManifestsListsEachOnce() throws {
         // Enough revisions for the facts to be found on several threads.
         let (fixture, digests) = try fixture(directoryTimeout: 1, count: 600)
