@@ -82,8 +82,11 @@ import TestSupport
             try Posix.writeFile("\(tagsRoot)/\(tag)/current/link", Array(digest.description.utf8))
             expected[tag] = "../manifests/\(digest)"
         }
-        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
+        // libfuse's debug log names every request the kernel sends.
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["-o", "debug"]) { mount in
+            func readlinks() -> Int { mount.log.components(separatedBy: "opcode: READLINK").count - 1 }
             // The first listing reads every link from the daemon, the second from the kernel's cache.
+            var sent: [Int] = []
             for round in 1...2 {
                 let ls = try Command.run("ls", ["-l", mount.path("repo/app/tags")], timeout: 60)
                 #expect(ls.status == 0, "round \(round): \(ls)")
@@ -94,7 +97,9 @@ import TestSupport
                     shown[String(words[words.count - 3])] = String(words[words.count - 1])
                 }
                 #expect(shown.count == 1000 && shown == expected, "round \(round): \(shown.count) tags shown")
+                sent.append(readlinks())
             }
+            #expect(sent[0] == 1000 && sent[1] == sent[0], "READLINK requests after each listing: \(sent)")
         }
     }
 }
