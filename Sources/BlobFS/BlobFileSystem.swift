@@ -62,7 +62,7 @@ public final class BlobFileSystem: Sendable {
         let inodes = InodeTable(rootAttributes: NodeAttributes(modified: Int64(time(nil)), writableDirectories: options.readWrite))
         self.inodes = inodes
         tree = BlobTree(registry: registry, logger: logger) { inodes.attributes(of: .blob($0)) }
-        ociTree = OCILayoutTree(registry: registry, logger: logger)
+        ociTree = OCILayoutTree(registry: registry, logger: logger, indexLifetime: options.directoryTimeout)
         // The store's owner, so that the registry's user reads the mount as its own store.
         owner = registry.owner.map { ($0.user, $0.group) } ?? (getuid(), getgid())
         mountTime = inodes[InodeTable.rootID]!.attributes.modified

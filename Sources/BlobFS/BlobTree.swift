@@ -30,8 +30,6 @@ struct BlobTree: Sendable {
         var name: String
         var node: Node
         var attributes: NodeAttributes
-        /// For a tag: the manifest its current link named when this entry was read.
-        var manifest: Digest? = nil
     }
 
     /// The directories a repository's directory holds.
@@ -287,7 +285,8 @@ struct BlobTree: Sendable {
     }
 
     /// A tag in `tags/`: a symbolic link to the manifest its `current/link` names now (a
-    /// dangling one when that manifest is gone). A tag without a current link is not there.
+    /// dangling one when that manifest is gone), a node of that tag and that manifest. A tag
+    /// without a current link is not there.
     private func tag(_ name: String, in repositoryName: RepositoryName, directoryTime: Int64) throws(BlobError) -> Entry? {
         guard let tag = try? Tag(name) else { return nil }
         let digest: Digest?
@@ -307,8 +306,7 @@ struct BlobTree: Sendable {
 
     private func tagEntry(_ link: TagLink, in repositoryName: RepositoryName, directoryTime: Int64) -> Entry {
         Entry(
-            name: link.tag.value, node: .tag(TagName(repository: repositoryName, tag: link.tag)),
-            attributes: NodeAttributes(size: Int64(Self.linkTarget(of: link.digest).utf8.count), modified: directoryTime),
-            manifest: link.digest)
+            name: link.tag.value, node: .tag(TagName(repository: repositoryName, tag: link.tag), manifest: link.digest),
+            attributes: NodeAttributes(size: Int64(Self.linkTarget(of: link.digest).utf8.count), modified: directoryTime))
     }
 }

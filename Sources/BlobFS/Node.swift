@@ -19,9 +19,12 @@ enum Node: Hashable, Sendable {
     /// A manifest revision of a repository, `<name>/manifests/sha256:<hex>`: a file of the
     /// manifest's bytes, verified as a blob's are.
     case manifest(BlobName)
-    /// A tag of a repository, `<name>/tags/<tag>`: a symbolic link to the manifest it names now,
-    /// `../manifests/sha256:<hex>`, read at each readlink so that it follows tag moves.
-    case tag(TagName)
+    /// A tag of a repository, `<name>/tags/<tag>`, as it was read naming `manifest`: a symbolic
+    /// link to `../manifests/<manifest>`. The target is part of the node, so a tag that moves is
+    /// another inode at its next lookup or listing, and an inode's target never changes: the
+    /// kernel may keep it in its page cache (FUSE_CAP_CACHE_SYMLINKS) for as long as it keeps the
+    /// inode (docs/architecture.md, "Kernel caching").
+    case tag(TagName, manifest: Digest)
     /// A symbolic link in `tags/` under a temporary name, waiting for its rename onto a tag
     /// (PendingLinks), by its serial number.
     case pendingLink(UInt64)

@@ -45,22 +45,30 @@ extension BlobFileSystem {
         return AttributesReply(ino: ino, node: entry.node, attributes: currentAttributes(entry))
     }
 
-    /// Where a tag's symbolic link points now: its manifest, read from the tag's current link
-    /// (a tag moved since its lookup points at the new manifest).
+    /// Where a tag's symbolic link points: within the tags' timeout of the lookup or listing
+    /// that read the tag, what it read (`ls -l` reads every link right after listing them);
+    /// after it, what its current link holds now. A tag's node is the tag as it named one
+    /// manifest, so when the tag has moved (or gone) since, the kernel is told to forget the name
+    /// and this link's cached target, and its next walk finds the tag's new node.
     func readlink(ino: UInt64) throws(FileSystemError) -> String {
         guard let entry = inodes[ino] else { throw .noEntry }
         if case .pendingLink(let serial) = entry.node {
             guard let link = pendingLinks[serial] else { throw .noEntry }
             return BlobTree.linkTarget(of: link.manifest)
         }
-        guard case .tag(let name) = entry.node else { throw .invalidArgument }
-        if let recent = tagTargets.recent(name) { return BlobTree.linkTarget(of: recent) }
-        let digest = try FileSystemError.storage("readlink \(name)") { () throws(BlobError) in
-            try registry.repository(name.repository).tags.current(name.tag)
+        guard case .tag(let name, let read) = entry.node else { throw .invalidArgument }
+        let now: Digest?
+        if let recent = tagTargets.recent(name) {
+            now = recent
+        } else {
+            now = try FileSystemError.storage("readlink \(name)") { () throws(BlobError) in
+                try registry.repository(name.repository).tags.current(name.tag)
+            }
+            if let now { tagTargets.remember(now, for: name) }
         }
-        guard let digest else { throw .noEntry }
-        tagTargets.remember(digest, for: name)
-        return BlobTree.linkTarget(of: digest)
+        if now != read { tagMoved(name, ino: ino) }
+        guard let now else { throw .noEntry }
+        return BlobTree.linkTarget(of: now)
     }
 
     func forget(_ ino: UInt64, count: UInt64) {
@@ -126,7 +134,16 @@ extension BlobFileSystem {
 
     /// Keeps what a tag's entry just read, for the readlink that `ls -l` and path walks send next.
     func rememberTarget(of entry: BlobTree.Entry) {
-        if case .tag(let name) = entry.node, let manifest = entry.manifest { tagTargets.remember(manifest, for: name) }
+        if case .tag(let name, let manifest) = entry.node { tagTargets.remember(manifest, for: name) }
+    }
+
+    /// A tag's inode names another manifest than its tag does now: the kernel forgets the name
+    /// (its next walk looks the tag up again and finds the new node) and the target it cached
+    /// for this inode.
+    func tagMoved(_ name: TagName, ino: UInt64) {
+        notices.withLock { $0 }?.dropPages(of: ino)
+        guard let parent = inodes.inode(of: .directory(path: BlobTree.path(of: .tags, in: name.repository))) else { return }
+        invalidate(parent: parent, name: name.tag.value)
     }
 
     /// A symbolic link to `manifest`: its size is its target's length.

@@ -1,4 +1,6 @@
+import Dispatch
 import Distribution
+import Glibc
 import Logging
 import Storage
 
@@ -9,7 +11,8 @@ import Storage
 /// oci/<component>/…/oci-layout          {"imageLayoutVersion":"1.0.0"}
 /// oci/<component>/…/index.json          every tag, with its manifest's true media type and the
 ///                                       org.opencontainers.image.ref.name annotation, then the
-///                                       untagged root manifests; generated at lookup and open
+///                                       untagged root manifests; generated at lookup, at most
+///                                       once per tags' timeout
 /// oci/<component>/…/blobs/<alg>/<hex>   the repository's blobs and manifest revisions
 /// ```
 ///
@@ -19,6 +22,17 @@ import Storage
 struct OCILayoutTree: Sendable {
     let registry: Registry
     let logger: Logger
+    /// Each repository's index.json, as generated last (for the tags' timeout).
+    let indexes: GeneratedIndexes
+    /// Manifests' sizes, media types and children, by digest.
+    let facts = ManifestFacts()
+
+    /// `indexLifetime`: how long a generated index.json stands (the tags' timeout).
+    init(registry: Registry, logger: Logger, indexLifetime: Double) {
+        self.registry = registry
+        self.logger = logger
+        indexes = GeneratedIndexes(lifetime: indexLifetime)
+    }
 
     /// What a directory of the view is.
     enum Place: Equatable {
@@ -150,40 +164,85 @@ struct OCILayoutTree: Sendable {
         return result.sorted { $0.0.hex < $1.0.hex }
     }
 
-    /// The layout's `index.json`: one descriptor per tag (sorted, with the manifest's true media
-    /// type and its name as `org.opencontainers.image.ref.name`), then every revision that is
-    /// neither tagged nor a child of another revision. Tags whose manifest cannot be read are left
-    /// out (logged).
+    /// The layout's `index.json`: generated at most once per repository within the tags'
+    /// timeout (`GeneratedIndexes`), so that the lookup that sizes it and the open that reads it
+    /// right after share one generation, and a tag move shows once the timeout has passed.
     func index(of repositoryName: RepositoryName) throws(BlobError) -> [UInt8] {
+        if let recent = indexes.recent(repositoryName) { return recent }
+        let bytes = try generateIndex(of: repositoryName)
+        indexes.keep(bytes, for: repositoryName)
+        return bytes
+    }
+
+    /// One descriptor per tag (sorted, with the manifest's true media type and its name as
+    /// `org.opencontainers.image.ref.name`), then every revision that is neither tagged nor a
+    /// child of another revision. Tags whose manifest cannot be read are left out (logged).
+    /// Which manifests the repository has is read from storage each time (its revision links,
+    /// one stat each, and its tags' current links); what a manifest is comes from `facts`,
+    /// read once per digest.
+    func generateIndex(of repositoryName: RepositoryName) throws(BlobError) -> [UInt8] {
         let repository = try registry.repository(repositoryName)
-        var descriptors: [String] = []
-        var tagged = Set<Digest>()
+        var sizes: [Digest: Int64] = [:]
+        let revisions = try repository.manifests.revisions().compactMap { revision -> Digest? in
+            guard case .success(let file) = revision.file else { return nil }
+            sizes[revision.digest] = file.size
+            return revision.digest
+        }
+        let blobStore = registry.blobStore
+        /// A revision's bytes: its link was read and its data file statted just now, so the data
+        /// file is read directly (a larger one than the registry accepts is refused, as `get`
+        /// refuses it).
+        @Sendable func revisionBytes(_ digest: Digest, size: Int64) throws(BlobError) -> [UInt8] {
+            guard size <= Int64(ManifestStore.sizeLimit) else { throw .invalidLength(expected: Int64(ManifestStore.sizeLimit), actual: size) }
+            return try blobStore.get(digest)
+        }
+        learnFacts(of: revisions.filter { !self.facts.has($0) }.map { ($0, sizes[$0]!) }, reading: revisionBytes)
+        /// A listed revision's facts; a tag's manifest that is no revision (registry 2.1.0 linked
+        /// some in `_layers` only, or it is gone) is read through its link each time, as a GET by
+        /// tag reads it, since only the revision listing says that a manifest is there.
+        func facts(of digest: Digest) -> ManifestFacts.Facts? {
+            if let size = sizes[digest] {
+                return try? self.facts.facts(of: digest) { () throws(BlobError) in try revisionBytes(digest, size: size) }
+            }
+            guard let bytes = try? repository.manifests.get(digest) else { return nil }
+            return try? self.facts.facts(of: digest) { () throws(BlobError) in bytes }
+        }
         func descriptor(_ digest: Digest, tag: Tag?) -> String? {
-            guard let bytes = try? repository.manifests.get(digest), let mediaType = try? ManifestContent.servedMediaType(of: bytes) else {
+            guard let known = facts(of: digest), let mediaType = known.servedMediaType else {
                 logger.warning("left out of index.json: its manifest cannot be read", metadata: ["repository": "\(repositoryName)", "manifest": "\(digest)"])
                 return nil
             }
             let annotation = tag.map { #","annotations":{"org.opencontainers.image.ref.name":\#(Self.quoted($0.value))}"# } ?? ""
-            return #"{"mediaType":\#(Self.quoted(mediaType)),"digest":"\#(digest)","size":\#(bytes.count)\#(annotation)}"#
+            return #"{"mediaType":\#(Self.quoted(mediaType)),"digest":"\#(digest)","size":\#(known.size)\#(annotation)}"#
         }
+        var descriptors: [String] = []
+        var tagged = Set<Digest>()
         for link in try repository.tags.currentLinks() {
             tagged.insert(link.digest)
             if let entry = descriptor(link.digest, tag: link.tag) { descriptors.append(entry) }
         }
-        let revisions = try repository.manifests.revisions().compactMap { revision -> Digest? in
-            if case .success = revision.file { return revision.digest }
-            return nil
-        }
         var children = Set<Digest>()
-        for digest in revisions {
-            guard let bytes = try? repository.manifests.get(digest), let references = try? ManifestContent.references(of: bytes) else { continue }
-            for reference in references where reference.role == .manifest { children.insert(reference.digest) }
-        }
+        for digest in revisions { children.formUnion(facts(of: digest)?.childManifests ?? []) }
         for digest in revisions where !tagged.contains(digest) && !children.contains(digest) {
             if let entry = descriptor(digest, tag: nil) { descriptors.append(entry) }
         }
         let json = #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[\#(descriptors.joined(separator: ","))]}"#
         return Array(json.utf8)
+    }
+
+    /// Finds the facts of manifests not known yet, spread over the CPUs when there are many
+    /// (reading and parsing ten thousand manifests is the whole cost of a first index.json).
+    private func learnFacts(of manifests: [(Digest, Int64)], reading bytes: @escaping @Sendable (Digest, Int64) throws(BlobError) -> [UInt8]) {
+        let threads = min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), manifests.count / 256)
+        let facts = self.facts
+        let learn: @Sendable (Int) -> Void = { index in
+            let (digest, size) = manifests[index]
+            _ = try? facts.facts(of: digest) { () throws(BlobError) in try bytes(digest, size) }
+        }
+        guard threads > 1 else { return manifests.indices.forEach(learn) }
+        DispatchQueue.concurrentPerform(iterations: threads) { slice in
+            for index in (manifests.count * slice / threads)..<(manifests.count * (slice + 1) / threads) { learn(index) }
+        }
     }
 
     /// A JSON string literal.

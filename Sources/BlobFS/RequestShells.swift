@@ -316,7 +316,8 @@ extension BlobFileSystem {
     }
 
     /// Negotiates capabilities: no data invalidation on attribute changes (blobs are immutable),
-    /// readdirplus and parallel directory operations when the kernel has them.
+    /// readdirplus, parallel directory operations and cached symbolic links when the kernel has
+    /// them.
     func configure(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
         conn.pointee.want &= ~UInt32(bitPattern: FUSE_CAP_AUTO_INVAL_DATA)
         if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_READDIRPLUS) != 0 {
@@ -339,6 +340,11 @@ extension BlobFileSystem {
         // Debian 12's 3.14 lookups stay serialised per directory until libfuse is upgraded.
         if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_PARALLEL_DIROPS) != 0 {
             conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_PARALLEL_DIROPS)
+        }
+        // The kernel keeps a symbolic link's target in the link's page cache: right, because a
+        // tag's node includes its target, so an inode's target never changes (Node.tag).
+        if conn.pointee.capable & UInt32(bitPattern: FUSE_CAP_CACHE_SYMLINKS) != 0 {
+            conn.pointee.want |= UInt32(bitPattern: FUSE_CAP_CACHE_SYMLINKS)
         }
         if let kib = options.readAheadKiB {
             conn.pointee.max_readahead = UInt32(kib * 1024)

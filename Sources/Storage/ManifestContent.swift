@@ -38,6 +38,16 @@ public enum ManifestContent {
     public static func references(of bytes: [UInt8]) throws(ManifestContentError) -> [ManifestReference] {
         try Kind(bytes).references()
     }
+
+    /// `servedMediaType` and `references` from one reading of the bytes (OCI index.json needs
+    /// both of every revision): the media type, or why the registry cannot serve the bytes (then
+    /// there are no references either), and the references or why they cannot be read.
+    public static func servedMediaTypeAndReferences(
+        of bytes: [UInt8]
+    ) throws(ManifestContentError) -> (servedMediaType: String, references: Result<[ManifestReference], ManifestContentError>) {
+        let kind = try Kind(bytes)
+        return (kind.servedMediaType, Result { () throws(ManifestContentError) in try kind.references() })
+    }
 }
 
 /// Why manifest bytes cannot be served, or name something that is not a digest.
