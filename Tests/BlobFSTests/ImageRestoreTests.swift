@@ -136,13 +136,12 @@ import Testing
         #expect(try registry.blobStore.get(digest) == layer)
     }
 
-    /// An image as a user builds it (umoci) and pushes it (skopeo) comes back from a backup
-    /// through the mount pullable by skopeo, which checks every digest, with the same manifest.
-    /// `rsync -aH` of the store's `repo/` through a read-only mount into a new `backup` directory.
-    static func backUp(_ workspace: Workspace, root: String? = nil, options: [String] = []) throws -> String {
+    /// `rsync -aH` (or `flags`) of the store's `repo/` through a read-only mount into a new
+    /// `backup` directory.
+    static func backUp(_ workspace: Workspace, root: String? = nil, options: [String] = [], flags: String = "-aH") throws -> String {
         let backup = try workspace.makeDirectory("backup")
         try BlobfsMount.withMount(root: root ?? workspace.root, mountpoint: workspace.mountpoint, options: options) { mount in
-            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 120)
+            let copy = try Command.run("rsync", [flags, mount.path("repo") + "/", backup + "/"], timeout: 120)
             #expect(copy.status == 0, "backup: \(copy)")
         }
         return backup
@@ -305,6 +304,66 @@ import Testing
             let gone = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(deleted!)")
             #expect(gone.status == 404, "the deleted manifest stays deleted: \(gone.status)")
         }
+    }
+
+    /// A backup that kept the `user.blobfs.*` attributes (`rsync -X`) restores with `cp -a` and
+    /// `rsync -aX`, which set them on every file, exit 0 and say nothing; a later `rsync -X` from a
+    /// copy without them removes them, also without a complaint. Other names are not supported.
+    @Test(arguments: ["cp", "rsync"])
+    func aRestoreThatCopiesExtendedAttributesSucceeds(tool: String) throws {
+        let workspace = try Workspace("restore-xattr-\(tool)")
+        defer { workspace.remove() }
+        let image = try Self.writeImage(root: workspace.root)
+        let backup = try Self.backUp(workspace, flags: "-aHX")
+        let blobFile = "\(backup)/app/blobs/\(image.layer)"
+        let kept = try Command.run("getfattr", ["--only-values", "-n", "user.blobfs.digest", blobFile])
+        #expect(kept.stdoutText == image.layer.description, "the backup kept the attribute: \(kept)")
+
+        let restored = try workspace.makeDirectory("restored")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy =
+                tool == "cp"
+                ? try Command.run("cp", ["-a", backup + "/.", mount.path("repo")], timeout: 60)
+                : try Command.run("rsync", ["-aHX", backup + "/", mount.path("repo") + "/"], timeout: 60)
+            #expect(copy.status == 0 && copy.stderr.isEmpty, "restore with \(tool): \(copy)\n\(mount.log.tail(2000))")
+            let blob = mount.path("repo/app/blobs/\(image.layer)")
+            let other = try Command.run("setfattr", ["-n", "user.other", "-v", "x", blob])
+            #expect(other.status != 0 && other.stderrText.contains("Operation not supported"), "\(other)")
+            let computed = try Command.run("setfattr", ["-n", "user.blobfs.digest", "-v", "x", blob])
+            #expect(computed.status == 0, "\(computed)")
+            let value = try Command.run("getfattr", ["--only-values", "-n", "user.blobfs.digest", blob])
+            #expect(value.stdoutText == image.layer.description, "the value stays computed: \(value)")
+            if tool == "rsync" {
+                let plain = try workspace.makeDirectory("plain")
+                let strip = try Command.run("rsync", ["-aH", backup + "/", plain + "/"], timeout: 60)
+                #expect(strip.status == 0, "\(strip)")
+                let again = try Command.run("rsync", ["-aHX", "--size-only", plain + "/", mount.path("repo") + "/"], timeout: 60)
+                #expect(again.status == 0 && again.stderr.isEmpty, "rsync -X removing the attributes: \(again)")
+            }
+        }
+        let repository = try Registry(driver: try FilesystemDriver(root: restored)).repository("app")
+        #expect(try repository.tags.current(try Tag("v1")) == image.manifest)
+        #expect(try repository.manifests.get(image.manifest) == image.manifestBytes)
+        #expect(try repository.blobs.get(image.layer) == image.layerBytes)
+        let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 60)
+        #expect(verify.status == 0 && verify.stdoutText.contains("all complete"), "\(verify)")
+    }
+
+    /// One OCI image written with blobfs's storage layer: a config, a layer, the manifest naming
+    /// them, tagged `app:v1`.
+    static func writeImage(root: String) throws -> (manifest: Digest, manifestBytes: [UInt8], layer: Digest, layerBytes: [UInt8]) {
+        let repository = try Registry(driver: try FilesystemDriver(root: root)).repository("app")
+        let configBytes = Array(#"{"architecture":"amd64","os":"linux"}"#.utf8)
+        let layerBytes = seededBytes(count: 50_000, seed: 12_980)
+        let config = try repository.blobs.put(mediaType: "application/vnd.oci.image.config.v1+json", configBytes).digest
+        let layer = try repository.blobs.put(mediaType: "application/vnd.oci.image.layer.v1.tar", layerBytes).digest
+        let manifestBytes = Array(
+            (#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","#
+                + #""size":\#(configBytes.count),"digest":"\#(config)"},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","#
+                + #""size":\#(layerBytes.count),"digest":"\#(layer)"}]}"#).utf8)
+        let manifest = try repository.manifests.put(manifestBytes, as: Digester.digest(of: manifestBytes)).digest
+        try repository.tags.tag(try Tag("v1"), to: manifest)
+        return (manifest, manifestBytes, layer, layerBytes)
     }
 
     @Test func tagsAcceptOnlyLinksToAManifestAndUntagOnlyWithAllowDelete() throws {
