@@ -106,6 +106,11 @@ extension BlobFileSystem {
     /// else is EPERM, as a hard link is anywhere else in the tree.
     func link(ino: UInt64, newParent: UInt64, newName: String) throws(FileSystemError) -> EntryReply {
         guard options.readWrite else { throw .readOnlyMount }
+        if let entry = inodes[ino], case .directory(let path)? = inodes[newParent]?.node,
+            case .section(let section, let repository)? = BlobTree.place(of: path), section != .blobs
+        {
+            return try linkManifest(entry, ino: ino, into: section, of: repository, parent: newParent, name: newName)
+        }
         guard let entry = inodes[ino], case .blob(let source) = entry.node, let canonical = entry.attributes.descriptor?.digest,
             case .directory(let path)? = inodes[newParent]?.node, let target = tree.repositoryOwningBlobs(path)
         else {
@@ -131,6 +136,53 @@ extension BlobFileSystem {
         }
         guard let found else { throw .vanishedAfterWrite(operation: "link \(path)/\(newName)") }
         return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
+    }
+
+    /// link(2) between a repository's `manifests/` and `tags/`: how a copy that dereferenced the
+    /// tags and kept hard links comes back. GNU `tar -h` archives a tag whose manifest it already
+    /// holds as a hard link to it (whatever `st_nlink` says), as `rsync -HL` and `cp -aL` copy it,
+    /// so a restore links `manifests/<digest>` to `tags/<tag>`: that tags the manifest. The other
+    /// way round (the tag came first, as a file holding the manifest, and is a link now), a link
+    /// into `manifests/` under the digest the tag names is the revision, which its file stored:
+    /// nothing to do. The reply is the source's own inode, as for any hard link (the kernel
+    /// refuses a new entry of another file type), and the new name's entry is invalidated so that
+    /// the next lookup finds the tag's link or the manifest. Within one repository only; anything
+    /// else is EPERM.
+    private func linkManifest(
+        _ entry: InodeTable.Entry, ino: UInt64, into section: BlobTree.Section, of repositoryName: RepositoryName, parent: UInt64, name: String
+    ) throws(FileSystemError) -> EntryReply {
+        let source: Digest
+        switch entry.node {
+        case .manifest(let manifest) where manifest.repository == repositoryName:
+            source = manifest.digest
+        case .tag(let tag) where tag.repository == repositoryName:
+            let current = try FileSystemError.storage("link \(tag)") { () throws(BlobError) in
+                try registry.repository(repositoryName).tags.current(tag.tag)
+            }
+            guard let current else { throw .noEntry }
+            source = current
+        default:
+            logger.error("a hard link into manifests/ or tags/ must be of a manifest or a tag of the same repository", metadata: ["name": "\(name)"])
+            throw .notPermitted
+        }
+        let repository = try FileSystemError.storage("link into \(repositoryName)") { () throws(BlobError) in
+            try registry.repository(repositoryName)
+        }
+        switch section {
+        case .tags:
+            guard let tag = try? Tag(name) else { throw .refusedName(.notATag(name: name), operation: "link in \(repositoryName)/tags") }
+            try FileSystemError.storage("tag \(repositoryName):\(tag)") { () throws(BlobError) in try repository.tags.tag(tag, to: source) }
+            tagTargets.remember(source, for: TagName(repository: repositoryName, tag: tag))
+        case .manifests:
+            guard name == source.description, (try? repository.manifests.linkTarget(source)) == source else {
+                logger.error("a hard link in manifests/ must have the digest of a manifest stored there", metadata: ["name": "\(name)"])
+                throw .notPermitted
+            }
+        case .blobs:
+            throw .notPermitted
+        }
+        invalidate(parent: parent, name: name)
+        return EntryReply(ino: inodes.reference(entry.node, attributes: entry.attributes), node: entry.node, attributes: entry.attributes)
     }
 
     /// Writing to an existing file: continuing an upload of this mount, or — with O_TRUNC — a

@@ -122,6 +122,44 @@ import Testing
         try expectTag(fixture, tags, "v4", points: Self.digest)
     }
 
+    /// `tar -h` archives a tag whose manifest it holds already as a hard link to it: link(2) of
+    /// a manifest into `tags/` tags it; the other way round, a tag (its file came first and made
+    /// the tag) linked into `manifests/` under its digest is the revision already stored. Each
+    /// reply is the source's own inode, as a hard link's is.
+    @Test func hardLinksBetweenManifestsAndTagsTagOrAreTheRevision() throws {
+        let (fixture, tags) = try fixture()
+        let repository = try fixture.registry.repository("app")
+        try repository.manifests.put(Self.manifest, as: Self.digest)
+        let manifestIno = try fixture.inode("repo/app/manifests/\(Self.digest)")
+        let linked = try fixture.fs.link(ino: manifestIno, newParent: tags, newName: "v1")
+        #expect(linked.ino == manifestIno)
+        #expect(fixture.notices.forgottenEntries.contains("\(tags)/v1"))
+        try expectTag(fixture, tags, "v1", points: Self.digest)
+
+        // The tag first (a file holding the manifest), then the manifest as a link to it.
+        let other = OperationFixture(readWrite: true)
+        try other.push(Array("{}".utf8), to: "app")
+        _ = try other.fs.mkdir(parent: try other.inode("repo/app"), name: "tags")
+        _ = try other.fs.mkdir(parent: try other.inode("repo/app"), name: "manifests")
+        let otherTags = try other.inode("repo/app/tags")
+        #expect(try other.write(Self.manifest, as: "v1", in: otherTags) == nil)
+        let tagIno = try other.inode("repo/app/tags/v1")
+        let manifests = try other.inode("repo/app/manifests")
+        #expect(try other.fs.link(ino: tagIno, newParent: manifests, newName: Self.digest.description).ino == tagIno)
+        try other.fs.link(ino: tagIno, newParent: otherTags, newName: "v2")
+        #expect(try other.registry.repository("app").tags.current(try Tag("v2")) == Self.digest)
+
+        // Another name than the digest in manifests/, no tag name in tags/, a manifest that is
+        // not stored, another repository: refused.
+        let wrong = Digester.digest(of: Array("x".utf8)).description
+        #expect(errnoOf { try other.fs.link(ino: tagIno, newParent: manifests, newName: wrong) } == EPERM)
+        #expect(errnoOf { try fixture.fs.link(ino: manifestIno, newParent: tags, newName: "-v1") } == EINVAL)
+        try fixture.push(Array("{}".utf8), to: "elsewhere")
+        _ = try fixture.fs.mkdir(parent: try fixture.inode("repo/elsewhere"), name: "tags")
+        #expect(errnoOf { try fixture.fs.link(ino: manifestIno, newParent: try fixture.inode("repo/elsewhere/tags"), newName: "v1") } == EPERM)
+        #expect(errnoOf { try fixture.fs.link(ino: try fixture.inode("repo/app/blobs"), newParent: tags, newName: "v9") } == EPERM)
+    }
+
     @Test func namesThatAreNeitherATagNorItsTemporaryNameAreRefused() throws {
         let (fixture, tags) = try fixture()
         for name in ["-v1", ".v1", ".v1.abc", ".-v1.AbC123", "v1:x"] {
