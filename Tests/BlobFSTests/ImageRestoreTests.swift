@@ -58,6 +58,9 @@ import Testing
             }
             let tags = try server.client.send("GET", url: "/v2/library/alpine/tags/list")
             #expect(tags.status == 200 && tags.text.contains("\"v1\""), "tags/list: \(tags.text)")
+            // The registry's own client path: skopeo pulls the tag and checks every digest.
+            let bytes = Dictionary(store.blobs.filter { $0.repository == "library/alpine" }.map { ($0.digest, $0.bytes) }) { first, _ in first }
+            try Self.expectSkopeoPulls(server, "library/alpine", "v1", store.manifest, into: workspace.path("pulled"), bytes: bytes)
         }
     }
 
@@ -239,27 +242,37 @@ import Testing
         }
     }
 
-    /// An OCI index over two untagged children and a Docker manifest list, pushed to the real
-    /// registry, and a manifest deleted there: the backup and restore bring back every tag and
-    /// every child, the deleted manifest stays gone, and the registry serves them all again.
-    @Test(arguments: ["rsync", "cp", "tar"])
-    func indexesListsAndTheirUntaggedChildrenComeBack(tool: String) throws {
-        let workspace = try Workspace("restore-index-\(tool)")
-        defer { workspace.remove() }
-        func json(_ text: String) -> [UInt8] { Array(text.utf8) }
+    /// What `pushIndexes` pushed: every reference the registry serves (tags and untagged
+    /// children) with its digest and media type, the manifest deleted there, and the bytes of
+    /// every manifest and blob by digest.
+    struct PushedIndexes {
         var served: [(reference: String, digest: Digest, mediaType: String)] = []
         var deleted: Digest?
+        var bytes: [Digest: [UInt8]] = [:]
+
+        /// The tags, with the digests of the manifests below each (children, config, layer).
+        var tags: [(tag: String, digest: Digest)] { served.filter { !$0.reference.hasPrefix("sha256:") }.map { ($0.reference, $0.digest) } }
+    }
+
+    /// Pushes to the real registry on the workspace's store, in `multi/arch`: an OCI index
+    /// (`latest`) over two untagged OCI children, a Docker manifest list (`list`) over an untagged
+    /// Docker child, and a manifest deleted after its push (`old`).
+    static func pushIndexes(_ workspace: Workspace) throws -> PushedIndexes {
+        func json(_ text: String) -> [UInt8] { Array(text.utf8) }
+        var pushed = PushedIndexes()
         try RegistryServer.withServer(root: workspace.root) { server in
             let client = server.client
             let config = json(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#)
-            let layer = seededBytes(count: 5000, seed: 12_970)
+            let layer = try gzipLayer(workspace)
             for blob in [config, layer] {
                 let push = try client.pushMonolithic(repository: "multi/arch", bytes: blob, digest: "\(Digester.digest(of: blob))")
                 try #require(push.status == 201, "\(push.status) \(push.text)")
+                pushed.bytes[Digester.digest(of: blob)] = blob
             }
             func put(_ bytes: [UInt8], _ mediaType: String, as reference: String) throws -> Digest {
                 let response = try client.send("PUT", url: "/v2/multi/arch/manifests/\(reference)", headers: ["Content-Type": mediaType], body: bytes)
                 try #require(response.status == 201, "PUT \(reference): \(response.status) \(response.text)")
+                pushed.bytes[Digester.digest(of: bytes)] = bytes
                 return Digester.digest(of: bytes)
             }
             func image(_ os: String, _ type: String, _ configType: String, _ layerType: String) -> [UInt8] {
@@ -268,26 +281,87 @@ import Testing
             let oci = "application/vnd.oci.image.manifest.v1+json"
             let docker = "application/vnd.docker.distribution.manifest.v2+json"
             let children = try ["linux", "windows"].map { os in
-                let bytes = image(os, oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar")
+                let bytes = image(os, oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip")
                 return (bytes, try put(bytes, oci, as: "\(Digester.digest(of: bytes))"))
             }
             let indexType = "application/vnd.oci.image.index.v1+json"
-            let index = json(#"{"schemaVersion":2,"mediaType":"\#(indexType)","manifests":["# + children.map { #"{"mediaType":"\#(oci)","size":\#($0.0.count),"digest":"\#($0.1)"}"# }.joined(separator: ",") + "]}")
-            served.append(("latest", try put(index, indexType, as: "latest"), indexType))
+            let index = json(#"{"schemaVersion":2,"mediaType":"\#(indexType)","manifests":["# + children.map { #"{"mediaType":"\#(oci)","size":\#($0.0.count),"digest":"\#($0.1)","platform":{"architecture":"amd64","os":"\#($0.1 == children[0].1 ? "linux" : "windows")"}}"# }.joined(separator: ",") + "]}")
+            pushed.served.append(("latest", try put(index, indexType, as: "latest"), indexType))
             let dockerChild = image("docker", docker, "application/vnd.docker.container.image.v1+json", "application/vnd.docker.image.rootfs.diff.tar.gzip")
             let dockerChildDigest = try put(dockerChild, docker, as: "\(Digester.digest(of: dockerChild))")
             let listType = "application/vnd.docker.distribution.manifest.list.v2+json"
             let list = json(#"{"schemaVersion":2,"mediaType":"\#(listType)","manifests":[{"mediaType":"\#(docker)","size":\#(dockerChild.count),"digest":"\#(dockerChildDigest)","platform":{"architecture":"amd64","os":"linux"}}]}"#)
-            served.append(("list", try put(list, listType, as: "list"), listType))
-            for (_, digest) in children { served.append(("\(digest)", digest, oci)) }
-            served.append(("\(dockerChildDigest)", dockerChildDigest, docker))
-            let gone = image("gone", oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar")
-            deleted = try put(gone, oci, as: "old")
-            let delete = try client.send("DELETE", url: "/v2/multi/arch/manifests/\(deleted!)")
+            pushed.served.append(("list", try put(list, listType, as: "list"), listType))
+            for (_, digest) in children { pushed.served.append(("\(digest)", digest, oci)) }
+            pushed.served.append(("\(dockerChildDigest)", dockerChildDigest, docker))
+            let gone = image("gone", oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip")
+            let deleted = try put(gone, oci, as: "old")
+            pushed.bytes[deleted] = nil
+            pushed.deleted = deleted
+            let delete = try client.send("DELETE", url: "/v2/multi/arch/manifests/\(deleted)")
             try #require(delete.status == 202, "DELETE: \(delete.status) \(delete.text)")
         }
+        return pushed
+    }
+
+    /// A gzip-compressed layer, as images hold them: skopeo copying into an `oci:` layout
+    /// compresses a layer that is not compressed yet, which would change every digest above it.
+    static func gzipLayer(_ workspace: Workspace) throws -> [UInt8] {
+        let plain = workspace.path("layer")
+        try Posix.writeFile(plain, seededBytes(count: 5000, seed: 12_970))
+        let gzip = try Command.run("gzip", ["-n", "-c"], stdinPath: plain)
+        try #require(gzip.status == 0 && !gzip.stdout.isEmpty, "\(gzip)")
+        return gzip.stdout
+    }
+
+    /// The registry on a restored store serves every reference `pushIndexes` pushed with its
+    /// digest and media type, not the deleted manifest, and skopeo pulls every tag.
+    static func expectServed(_ pushed: PushedIndexes, restored: String, workspace: Workspace) throws {
+        try RegistryServer.withServer(root: restored) { server in
+            for (reference, digest, mediaType) in pushed.served {
+                let get = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(reference)", headers: ["Accept": mediaType])
+                #expect(get.status == 200 && get.header("Docker-Content-Digest") == "\(digest)", "GET \(reference): \(get.status)")
+                #expect(get.header("Content-Type") == mediaType, "GET \(reference): \(get.header("Content-Type") ?? "no type")")
+            }
+            let gone = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(pushed.deleted!)")
+            #expect(gone.status == 404, "the deleted manifest stays deleted: \(gone.status)")
+            for (tag, digest) in pushed.tags {
+                try expectSkopeoPulls(server, "multi/arch", tag, digest, into: workspace.path("pulled-\(tag)"), bytes: pushed.bytes)
+            }
+        }
+    }
+
+    /// `skopeo copy --all` of `<repository>:<tag>` from the registry into a `dir:` (which keeps
+    /// every media type as it is; `oci:` would convert Docker types and change the digests):
+    /// skopeo verifies every blob and manifest it pulls against its digest, and the manifest it
+    /// got must be `digest`; each child of an index, and each blob, must arrive byte for byte.
+    static func expectSkopeoPulls(
+        _ server: RegistryServer, _ repository: String, _ tag: String, _ digest: Digest, into directory: String, bytes: [Digest: [UInt8]] = [:]
+    ) throws {
+        let reference = "docker://127.0.0.1:\(server.port)/\(repository):\(tag)"
+        let pull = try skopeo(["copy", "--all", "--src-tls-verify=false", reference, "dir:" + directory])
+        #expect(pull.status == 0, "skopeo copy --all \(reference): \(pull)\n\(server.log.tail(2000))")
+        let raw = try skopeo(["inspect", "--raw", "--tls-verify=false", reference])
+        let served = try sha256Hex(of: Array(raw.stdoutText.utf8))
+        #expect(raw.status == 0 && served == digest.hex, "inspect --raw \(reference): \(raw)")
+        #expect(try sha256Hex(ofFile: directory + "/manifest.json") == digest.hex, "\(reference) pulled as the original manifest")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+        for (expected, content) in bytes where files.contains(expected.hex) || files.contains(expected.hex + ".manifest.json") {
+            let path = directory + "/" + (files.contains(expected.hex) ? expected.hex : expected.hex + ".manifest.json")
+            #expect(try Posix.readFile(path) == content, "\(reference): \(expected) byte for byte")
+        }
+    }
+
+    /// An OCI index over two untagged children and a Docker manifest list, pushed to the real
+    /// registry, and a manifest deleted there: the backup and restore bring back every tag and
+    /// every child, the deleted manifest stays gone, and the registry serves them all again.
+    @Test(arguments: ["rsync", "cp", "tar"])
+    func indexesListsAndTheirUntaggedChildrenComeBack(tool: String) throws {
+        let workspace = try Workspace("restore-index-\(tool)")
+        defer { workspace.remove() }
+        let pushed = try Self.pushIndexes(workspace)
         let backup = try Self.backUp(workspace)
-        #expect(!FileManager.default.fileExists(atPath: "\(backup)/multi/arch/manifests/\(deleted!)"), "a deleted manifest is no revision")
+        #expect(!FileManager.default.fileExists(atPath: "\(backup)/multi/arch/manifests/\(pushed.deleted!)"), "a deleted manifest is no revision")
         let restored = try workspace.makeDirectory("restored")
         try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
             let copy = try Self.restore(with: tool, from: backup, into: mount.path("repo"), workspace: workspace)
@@ -295,14 +369,82 @@ import Testing
         }
         let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 60)
         #expect(verify.status == 0 && verify.stdoutText.contains("2 tagged images checked, all complete"), "\(verify)")
-        try RegistryServer.withServer(root: restored) { server in
-            for (reference, digest, mediaType) in served {
-                let get = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(reference)", headers: ["Accept": mediaType])
-                #expect(get.status == 200 && get.header("Docker-Content-Digest") == "\(digest)", "GET \(reference): \(get.status)")
-                #expect(get.header("Content-Type") == mediaType, "GET \(reference): \(get.header("Content-Type") ?? "no type")")
+        try Self.expectServed(pushed, restored: restored, workspace: workspace)
+    }
+
+    /// Backups whose tags were dereferenced (`rsync -L`, `cp -L`, `tar -h`: each tag a file
+    /// holding its manifest's bytes) restore every tag: the files become tags again, through
+    /// rsync's temporary name and rename, through cp's create and close, and through the hard link
+    /// to the manifest that `tar -h` archives a tag as.
+    @Test(arguments: ["rsync -L", "cp -L", "tar -h"])
+    func dereferencedBackupsRestoreEveryTag(tool: String) throws {
+        let workspace = try Workspace("restore-dereferenced-\(tool.prefix(3))")
+        defer { workspace.remove() }
+        let pushed = try Self.pushIndexes(workspace)
+        let backup = try workspace.makeDirectory("backup")
+        let archive = workspace.path("backup.tar")
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
+            let copy =
+                switch tool {
+                case "rsync -L": try Command.run("rsync", ["-aL", mount.path("repo") + "/", backup + "/"], timeout: 60)
+                case "cp -L": try Command.run("cp", ["-rL", mount.path("repo") + "/.", backup], timeout: 60)
+                default: try Command.run("tar", ["-c", "-h", "-f", archive, "-C", mount.path("repo"), "."], timeout: 60)
+                }
+            #expect(copy.status == 0, "backup with \(tool): \(copy)")
+        }
+        if tool == "tar -h" {
+            let extract = try Command.run("tar", ["-x", "-f", archive, "-C", backup], timeout: 60)
+            #expect(extract.status == 0, "\(extract)")
+        }
+        // Every tag is a regular file holding its manifest.
+        for (tag, digest) in pushed.tags {
+            let file = "\(backup)/multi/arch/tags/\(tag)"
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: file)) == nil, "\(tag) dereferenced")
+            #expect(try sha256Hex(ofFile: file) == digest.hex)
+        }
+        let restored = try workspace.makeDirectory("restored")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy =
+                switch tool {
+                case "rsync -L": try Command.run("rsync", ["-a", backup + "/", mount.path("repo") + "/"], timeout: 60)
+                case "cp -L": try Command.run("cp", ["-r", backup + "/.", mount.path("repo")], timeout: 60)
+                default: try Command.run("tar", ["-x", "-f", archive, "-C", mount.path("repo")], timeout: 60)
+                }
+            #expect(copy.status == 0 && copy.stderr.isEmpty, "restore with \(tool): \(copy)\n\(mount.log.tail(3000))")
+            for (tag, digest) in pushed.tags {
+                let link = try? FileManager.default.destinationOfSymbolicLink(atPath: mount.path("repo/multi/arch/tags/\(tag)"))
+                #expect(link == "../manifests/\(digest)", "\(tag) is its link again in the mount")
             }
-            let gone = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(deleted!)")
-            #expect(gone.status == 404, "the deleted manifest stays deleted: \(gone.status)")
+            #expect(!mount.log.contains("warning"), "nothing discarded: \(mount.log.tail(2000))")
+        }
+        let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 60)
+        #expect(verify.status == 0 && verify.stdoutText.contains("2 tagged images checked, all complete"), "\(verify)")
+        try Self.expectServed(pushed, restored: restored, workspace: workspace)
+    }
+
+    /// `skopeo copy --all` from the OCI view of an image index (two platforms) brings the index,
+    /// both children, the config and the layer byte for byte.
+    @Test func theOCIViewOfAnIndexCopiesEveryChildByteExact() throws {
+        let workspace = try Workspace("oci-view-index")
+        defer { workspace.remove() }
+        let pushed = try Self.pushIndexes(workspace)
+        let index = try #require(pushed.tags.first { $0.tag == "latest" }?.digest)
+        let copied = workspace.path("copied")
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["--oci"]) { mount in
+            let copy = try Self.skopeo(["copy", "--all", "oci:\(mount.path("oci/multi/arch")):latest", "oci:" + copied])
+            #expect(copy.status == 0, "skopeo copy --all from the view: \(copy)\n\(mount.log.tail(2000))")
+        }
+        let layout = String(decoding: try Posix.readFile(copied + "/index.json"), as: UTF8.self)
+        #expect(layout.contains("\"\(index)\""), "the copy's index.json names the index: \(layout)")
+        let indexBytes = try #require(pushed.bytes[index])
+        let indexJSON = try JSONSerialization.jsonObject(with: Data(indexBytes)) as? [String: Any]
+        let children = ((indexJSON?["manifests"] as? [[String: Any]]) ?? []).compactMap { ($0["digest"] as? String).flatMap { try? Digest(parsing: $0) } }
+        #expect(children.count == 2)
+        let config = Digester.digest(of: Array(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8))
+        let layer = Digester.digest(of: try Self.gzipLayer(workspace))
+        for digest in [index] + children + [config, layer] {
+            let path = "\(copied)/blobs/sha256/\(digest.hex)"
+            #expect(try Posix.readFile(path) == pushed.bytes[digest], "\(digest) arrived byte for byte")
         }
     }
 
