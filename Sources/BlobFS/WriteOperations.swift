@@ -109,7 +109,7 @@ extension BlobFileSystem {
         if let entry = inodes[ino], case .directory(let path)? = inodes[newParent]?.node,
             case .section(let section, let repository)? = BlobTree.place(of: path), section != .blobs
         {
-            return try linkManifest(entry, ino: ino, into: section, of: repository, parent: newParent, name: newName)
+            return try linkManifest(entry, into: section, of: repository, parent: newParent, name: newName)
         }
         guard let entry = inodes[ino], case .blob(let source) = entry.node, let canonical = entry.attributes.descriptor?.digest,
             case .directory(let path)? = inodes[newParent]?.node, let target = tree.repositoryOwningBlobs(path)
@@ -149,7 +149,7 @@ extension BlobFileSystem {
     /// the next lookup finds the tag's link or the manifest. Within one repository only; anything
     /// else is EPERM.
     private func linkManifest(
-        _ entry: InodeTable.Entry, ino: UInt64, into section: BlobTree.Section, of repositoryName: RepositoryName, parent: UInt64, name: String
+        _ entry: InodeTable.Entry, into section: BlobTree.Section, of repositoryName: RepositoryName, parent: UInt64, name: String
     ) throws(FileSystemError) -> EntryReply {
         let source: Digest
         switch entry.node {

@@ -532,4 +532,31 @@ import Testing
             #expect(listed.isEmpty)
         }
     }
+
+    /// A file in `tags/` that cannot be a tag fails its close with EINVAL and stores nothing; it
+    /// and an empty placeholder that no link replaced before the unmount are each a warning: a
+    /// restore that lost a tag says so in the log.
+    @Test func aTagFileThatIsNoTagIsRefusedAtCloseAndALostTagIsAWarning() throws {
+        let workspace = try Workspace("restore-tag-file-refused")
+        defer { workspace.remove() }
+        let restored = try workspace.makeDirectory("restored")
+        let log = try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let mkdir = try Command.run("mkdir", ["-p", mount.path("repo/app/tags")])
+            #expect(mkdir.status == 0, "\(mkdir)")
+            let fd = try Posix.open(mount.path("repo/app/tags/v1"), O_WRONLY | O_CREAT | O_EXCL).get()
+            let text = Array("latest\n".utf8)
+            #expect(text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == text.count)
+            #expect(syscallOutcome { Int(Glibc.close(fd)) } == .failed(.EINVAL), "close reports the refusal")
+            // Dropped at its last close (release, which the kernel sends after close returns).
+            #expect(MountTable.waitUntil(timeout: 10) { !FileManager.default.fileExists(atPath: mount.path("repo/app/tags/v1")) })
+            // tar's placeholder, never replaced by its link.
+            let placeholder = try Posix.open(mount.path("repo/app/tags/v2"), O_WRONLY | O_CREAT | O_EXCL).get()
+            #expect(Glibc.close(placeholder) == 0)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/app/tags")) == ["v2"])
+            return mount
+        }.log
+        #expect(log.contains("not a tag") && log.contains("tag file discarded, its content cannot be a tag"), "\(log)")
+        #expect(log.contains("tag file discarded, at unmount: it was an empty placeholder"), "\(log)")
+        #expect(try Registry(driver: try FilesystemDriver(root: restored)).repository("app").tags.all().isEmpty)
+    }
 }
