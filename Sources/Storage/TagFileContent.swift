@@ -27,7 +27,10 @@ public enum TagFileContent: Sendable, Hashable {
             return
         }
         guard bytes.count <= ManifestStore.sizeLimit else { throw .tooLarge(size: bytes.count) }
-        if bytes.first != UInt8(ascii: "{"), bytes.count <= Self.digestFileLimit + 64 {
+        // JSON may start with whitespace (ManifestContent reads it as Go does).
+        let jsonWhitespace: Set<UInt8> = [0x20, 0x09, 0x0a, 0x0d]
+        let opensObject = bytes.first { !jsonWhitespace.contains($0) } == UInt8(ascii: "{")
+        if !opensObject, bytes.count <= Self.digestFileLimit + 64 {
             // Short and no JSON object: a digest or nothing.
             let line = bytes.last == UInt8(ascii: "\n") ? bytes.dropLast() : bytes[...]
             let text = String(decoding: line, as: UTF8.self)

@@ -26,6 +26,10 @@ import StorageTesting
 
     @Test func aManifestsBytesAreThatManifest() throws {
         #expect(try TagFileContent(Self.manifest) == .manifest(Self.digest, bytes: Self.manifest))
+        // Whitespace before the object, as a pretty-printer writes it, is still a manifest, also
+        // a short one (an empty index).
+        let indented = Array("\n  {\"schemaVersion\":2,\"manifests\":[]}".utf8)
+        #expect(try TagFileContent(indented) == .manifest(Digester.digest(of: indented), bytes: indented))
         // An OCI index without a media type is served as one, so it is a manifest too.
         let index = Array(#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"\#(Self.digest)"}]}"#.utf8)
         #expect(try TagFileContent(index).manifest == Digester.digest(of: index))
