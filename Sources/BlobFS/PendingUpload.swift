@@ -206,8 +206,8 @@ final class PendingUpload: Sendable {
         switch reason {
         case .unlinked, .notCreated, .becameTag, .lastCloseWithoutMatch: return
         case .notATag: why = "its content cannot be a tag"
-        case .unmount where discarded == 0: why = "at unmount: it was an empty placeholder that no symbolic link replaced"
         case .unmount where kind == .tagFile(nil): why = "at unmount: it was never renamed to its tag"
+        case .unmount where discarded == 0: why = "at unmount: it was an empty placeholder that no symbolic link replaced"
         case .unmount: why = "at unmount: what it held was not a tag"
         }
         logger.warning("tag file discarded, \(why); no tag was stored", metadata: [

@@ -552,11 +552,14 @@ import Testing
             // tar's placeholder, never replaced by its link.
             let placeholder = try Posix.open(mount.path("repo/app/tags/v2"), O_WRONLY | O_CREAT | O_EXCL).get()
             #expect(Glibc.close(placeholder) == 0)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/app/tags")) == ["v2"])
+            // rsync's temporary name, never renamed onto its tag.
+            try Posix.writeFile(mount.path("repo/app/tags/.v3.AbC123"), [])
+            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/app/tags"))) == [".v3.AbC123", "v2"])
             return mount
         }.log
         #expect(log.contains("not a tag") && log.contains("tag file discarded, its content cannot be a tag"), "\(log)")
         #expect(log.contains("tag file discarded, at unmount: it was an empty placeholder"), "\(log)")
+        #expect(log.contains("tag file discarded, at unmount: it was never renamed to its tag"), "\(log)")
         #expect(try Registry(driver: try FilesystemDriver(root: restored)).repository("app").tags.all().isEmpty)
     }
 }
