@@ -29,6 +29,8 @@ func errnoValue(for error: FileSystemError) -> Int32 {
     case .refusedName: EINVAL
     // An operation whose result a store cannot hold (WriteRefusal): "not permitted here".
     case .refusedWrite: EPERM
+    // What a file in tags/ holds cannot be a tag: refused at close or rename, nothing stored.
+    case .refusedTagFile: EINVAL
     }
 }
 

@@ -1,4 +1,5 @@
 import Distribution
+import Storage
 
 /// Why a FUSE operation failed: every operation throws only this, and `errnoValue(for:)` is the
 /// one table that turns it into the errno the kernel hands to the caller.
@@ -51,6 +52,9 @@ enum FileSystemError: Error, Sendable {
     case refusedName(UploadName.Refusal, operation: String)
     /// An operation whose result no registry store could hold (symlink, mknod of a FIFO, …).
     case refusedWrite(WriteRefusal, operation: String)
+    /// A file in `tags/` whose content cannot be a tag (neither a digest nor a manifest), at its
+    /// close or its rename onto a tag.
+    case refusedTagFile(TagFileContentError, operation: String)
 
     /// Runs a storage call; what it throws becomes `.storage` with `operation` as its context.
     static func storage<T>(_ operation: @autoclosure () -> String, _ body: () throws(BlobError) -> T) throws(FileSystemError) -> T {
@@ -68,6 +72,7 @@ enum FileSystemError: Error, Sendable {
         case .storage(let error, let operation): "\(operation): \(error)"
         case .refusedName(let refusal, let operation): "\(operation): \(refusal)"
         case .refusedWrite(let refusal, let operation): "\(operation): \(refusal)"
+        case .refusedTagFile(let refusal, let operation): "\(operation): \(refusal)"
         case .vanishedAfterWrite(let operation): "\(operation): the name written is not in the store any more"
         default: nil
         }

@@ -7,6 +7,8 @@ import Synchronization
 /// A file being written into `repo/<name>/blobs/` of a read-write mount: an upload under
 /// `_uploads/<uuid>` that becomes a blob when it is committed under a digest — at close for a
 /// file created under its digest name, at rename for a temporary name (rsync's `.name.XXXXXX`).
+/// In `manifests/` it becomes a revision the same way; in `tags/` it is never committed: its
+/// bytes, read back, decide which tag it makes (`TagFileContent`), and it is then dropped.
 ///
 /// The upload itself — its phase, size, first error and positional writes — is the storage
 /// layer's `UploadWriter`; this keeps only what the filesystem adds: the inode serial, the
@@ -28,25 +30,35 @@ final class PendingUpload: Sendable {
     let parent: UInt64
     let directory: String
     let name: String
-    /// The digest the name gives, committed at close; nil for a temporary name.
+    /// The digest the name gives, committed at close; nil for a temporary name and in `tags/`.
     let digest: Digest?
-    /// A manifest written into `manifests/` (committed as a revision, at most 4 MiB), not a blob.
-    let isManifest: Bool
+    let kind: Kind
     private let writer: UploadWriter
     /// When the last write landed, seconds since the epoch: the file's mtime for getattr. Its
     /// own lock, taken after a write returns and never together with the writer's.
     private let lastWrite: Mutex<Int64>
     private let logger: Logger
 
+    /// What the file becomes.
+    enum Kind: Sendable, Equatable {
+        /// A blob, in `blobs/`.
+        case blob
+        /// A manifest revision, in `manifests/` (at most 4 MiB).
+        case manifest
+        /// A tag, in `tags/`, from what the file holds (at most 4 MiB: a manifest's bytes, a
+        /// digest, or nothing yet); `tag` is the tag its name gives, nil for rsync's temporary name.
+        case tagFile(Tag?)
+    }
+
     init(
-        serial: UInt64, repository: Repository, parent: UInt64, directory: String, name: String, digest: Digest?, isManifest: Bool = false,
+        serial: UInt64, repository: Repository, parent: UInt64, directory: String, name: String, digest: Digest?, kind: Kind = .blob,
         logger: Logger
     )
         throws(BlobError)
     {
         // A sha384/sha512 name is checked while writing, so its commit needs no second pass.
-        writer = isManifest ? try repository.manifests.createUpload() : try repository.blobs.createUpload(alsoDigest: digest?.algorithm)
-        self.isManifest = isManifest
+        writer = kind == .blob ? try repository.blobs.createUpload(alsoDigest: digest?.algorithm) : try repository.manifests.createUpload()
+        self.kind = kind
         self.serial = serial
         self.repository = repository
         self.parent = parent
@@ -68,9 +80,10 @@ final class PendingUpload: Sendable {
 
     var size: Int64 { writer.size }
 
-    /// A manifest is at most the registry's 4 MiB: a larger one could never be served (EFBIG).
+    /// A manifest (or a tag file, which may hold one) is at most the registry's 4 MiB: a larger
+    /// one could never be served (EFBIG).
     private func checkManifestSize(_ end: Int64) throws(BlobError) {
-        guard isManifest, end > Int64(ManifestStore.sizeLimit) else { return }
+        guard kind != .blob, end > Int64(ManifestStore.sizeLimit) else { return }
         throw .io(operation: "write a manifest over the registry's 4 MiB limit", path: "\(directory)/\(name)", errno: EFBIG)
     }
 
@@ -137,6 +150,16 @@ final class PendingUpload: Sendable {
         }
     }
 
+    /// The tag a file in `tags/` is named after; nil for rsync's temporary name and outside `tags/`.
+    var tag: Tag? {
+        if case .tagFile(let tag) = kind { tag } else { nil }
+    }
+
+    /// What a file in `tags/` holds so far, read back from its upload (at most 4 MiB).
+    func writtenBytes() throws(BlobError) -> [UInt8] {
+        try writer.writtenBytes(limit: ManifestStore.sizeLimit)
+    }
+
     /// Why an upload is abandoned: it decides whether the bytes thrown away deserve a warning.
     enum CancelReason: Sendable {
         /// unlink of a temporary name: what the writer asked for (rsync, after a failed transfer).
@@ -148,22 +171,47 @@ final class PendingUpload: Sendable {
         /// Unmount or a stop signal while the upload was still being written, or a temporary
         /// name never renamed to its digest.
         case unmount
+        /// A file in `tags/` that made its tag: its bytes are in the store as the tag (and the
+        /// manifest), nothing is lost.
+        case becameTag
+        /// A file in `tags/` whose content cannot be a tag, at its last close or its rename.
+        case notATag
     }
 
     /// Abandons the upload; idempotent. Bytes thrown away without the writer asking for it are
     /// logged at warning level, with the name, the repository and the size, so that a restore
     /// that lost data always leaves a line in the log (an empty upload loses nothing).
     func cancel(_ reason: CancelReason) {
-        guard let discarded = writer.abandon(), discarded > 0 else { return }
+        guard let discarded = writer.abandon() else { return }
+        if case .tagFile = kind {
+            return tagFileCancelled(reason, discarded: discarded)
+        }
+        guard discarded > 0 else { return }
         let why: String
         switch reason {
-        case .unlinked, .notCreated: return
+        case .unlinked, .notCreated, .becameTag, .notATag: return
         case .lastCloseWithoutMatch: why = "at its last close: its content never matched the digest in its name"
         case .unmount where digest == nil: why = "at unmount: it was never renamed to its digest"
         case .unmount: why = "at unmount: it was still being written"
         }
         logger.warning("upload discarded \(why); nothing was stored", metadata: [
             "name": "\(name)", "repository": "\(repository.name)", "bytes": "\(discarded)",
+        ])
+    }
+
+    /// A file in `tags/` that did not make its tag is a tag a restore lost: a warning, also for
+    /// GNU tar's empty placeholder still there at unmount (its link never came).
+    private func tagFileCancelled(_ reason: CancelReason, discarded: Int64) {
+        let why: String
+        switch reason {
+        case .unlinked, .notCreated, .becameTag, .lastCloseWithoutMatch: return
+        case .notATag: why = "its content cannot be a tag"
+        case .unmount where kind == .tagFile(nil): why = "at unmount: it was never renamed to its tag"
+        case .unmount where discarded == 0: why = "at unmount: it was an empty placeholder that no symbolic link replaced"
+        case .unmount: why = "at unmount: what it held was not a tag"
+        }
+        logger.warning("tag file discarded, \(why); no tag was stored", metadata: [
+            "name": "\(directory)/\(name)", "repository": "\(repository.name)", "bytes": "\(discarded)",
         ])
     }
 }

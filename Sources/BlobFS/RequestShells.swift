@@ -148,6 +148,21 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         let fs = request.fileSystem
         serveAttribute(request, Result(catching: { () throws(FileSystemError) in try fs.listxattr(ino: ino, size: size) }))
     }
+    // Read-write mounts: `user.blobfs.*` is accepted without effect, anything else ENOTSUP
+    // (AttributeWrites.swift). Without them libfuse answers ENOSYS, which the kernel turns into
+    // EOPNOTSUPP for every later call, `user.blobfs.*` included.
+    ops.setxattr = { req, ino, name, _, _, _ in
+        let request = FuseRequest(req!, "setxattr")
+        let fs = request.fileSystem
+        let name = String(cString: name!)
+        serveDone(request, Result(catching: { () throws(FileSystemError) in try fs.setxattr(ino: ino, name: name) }))
+    }
+    ops.removexattr = { req, ino, name in
+        let request = FuseRequest(req!, "removexattr")
+        let fs = request.fileSystem
+        let name = String(cString: name!)
+        serveDone(request, Result(catching: { () throws(FileSystemError) in try fs.removexattr(ino: ino, name: name) }))
+    }
     ops.flush = { req, _, fi in
         let request = FuseRequest(req!, "flush")
         let fs = request.fileSystem

@@ -1,4 +1,5 @@
 import Distribution
+import Storage
 
 /// What a name given to a new file in a repository's `blobs/` is (create, mknod, open with
 /// O_CREAT, and the new name of a rename). Only two kinds of name can ever become a blob: a
@@ -79,7 +80,7 @@ enum UploadName: Equatable, Sendable {
         name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : nil
     }
 
-    private static func isAlphanumeric(_ c: UInt8) -> Bool {
+    static func isAlphanumeric(_ c: UInt8) -> Bool {
         (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
             || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
     }
@@ -98,7 +99,7 @@ enum UploadName: Equatable, Sendable {
         /// A digest of another algorithm than sha256 in `manifests/`: the registry stores
         /// manifests under sha256 only.
         case manifestNotSHA256(name: String)
-        /// A symbolic link in `tags/` whose name is not a tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
+        /// A symbolic link or a file in `tags/` whose name is not a tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
         case notATag(name: String)
         /// A symbolic link in `tags/` that does not point at a manifest beside it.
         case notAManifestTarget(name: String, target: String)
@@ -136,11 +137,39 @@ enum UploadName: Equatable, Sendable {
             case .manifestNotSHA256:
                 return "\(reason); manifests/ accepts only sha256:<64 hex> names and rsync's temporary names for them"
             case .notATag, .notAManifestTarget:
-                return "\(reason); tags/ accepts only symbolic links <tag> -> ../manifests/sha256:<64 hex>"
+                return "\(reason); tags/ accepts symbolic links <tag> -> ../manifests/sha256:<64 hex>, and files named <tag> "
+                    + "(or rsync's .<tag>.XXXXXX) holding sha256:<64 hex> or a manifest's bytes"
             default:
                 break
             }
             return "\(reason); \(Self.accepted)"
         }
+    }
+}
+
+/// What a name given to a new regular file in a repository's `tags/` is (create, mknod, and the
+/// new name of a rename). A tag is a symbolic link there, but copies that drop or follow links
+/// write it as a file (`TagFileContent`): under the tag's own name (`cp -L`, `tar -h`, and GNU
+/// tar's empty placeholder), or under rsync's temporary name `.<tag>.XXXXXX`, renamed onto the tag
+/// at the end (`rsync -L`, and rsync without `-l` of a tree whose tags are files). A tag cannot
+/// start with a dot, so a dotted name is always a temporary one.
+enum TagFileName: Equatable, Sendable {
+    /// The tag's own name: decided at close.
+    case tag(Tag)
+    /// rsync's `.<tag>.XXXXXX`: decided at its rename onto the tag.
+    case temporary
+    case refused(UploadName.Refusal)
+
+    static func classify(_ name: String) -> TagFileName {
+        if let tag = try? Tag(name) { return .tag(tag) }
+        let utf8 = Array(name.utf8)
+        let suffixLength = UploadName.temporarySuffixLength
+        if name.hasPrefix("."), utf8.count > suffixLength + 2, utf8[utf8.count - suffixLength - 1] == UInt8(ascii: "."),
+            utf8.suffix(suffixLength).allSatisfy(UploadName.isAlphanumeric),
+            (try? Tag(String(decoding: utf8[1..<(utf8.count - suffixLength - 1)], as: UTF8.self))) != nil
+        {
+            return .temporary
+        }
+        return .refused(.notATag(name: name))
     }
 }

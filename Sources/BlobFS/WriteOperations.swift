@@ -106,6 +106,11 @@ extension BlobFileSystem {
     /// else is EPERM, as a hard link is anywhere else in the tree.
     func link(ino: UInt64, newParent: UInt64, newName: String) throws(FileSystemError) -> EntryReply {
         guard options.readWrite else { throw .readOnlyMount }
+        if let entry = inodes[ino], case .directory(let path)? = inodes[newParent]?.node,
+            case .section(let section, let repository)? = BlobTree.place(of: path), section != .blobs
+        {
+            return try linkManifest(entry, into: section, of: repository, parent: newParent, name: newName)
+        }
         guard let entry = inodes[ino], case .blob(let source) = entry.node, let canonical = entry.attributes.descriptor?.digest,
             case .directory(let path)? = inodes[newParent]?.node, let target = tree.repositoryOwningBlobs(path)
         else {
@@ -131,6 +136,53 @@ extension BlobFileSystem {
         }
         guard let found else { throw .vanishedAfterWrite(operation: "link \(path)/\(newName)") }
         return EntryReply(ino: inodes.reference(found.node, attributes: found.attributes), node: found.node, attributes: found.attributes)
+    }
+
+    /// link(2) between a repository's `manifests/` and `tags/`: how a copy that dereferenced the
+    /// tags and kept hard links comes back. GNU `tar -h` archives a tag whose manifest it already
+    /// holds as a hard link to it (whatever `st_nlink` says), as `rsync -HL` and `cp -aL` copy it,
+    /// so a restore links `manifests/<digest>` to `tags/<tag>`: that tags the manifest. The other
+    /// way round (the tag came first, as a file holding the manifest, and is a link now), a link
+    /// into `manifests/` under the digest the tag names is the revision, which its file stored:
+    /// nothing to do. The reply is the source's own inode, as for any hard link (the kernel
+    /// refuses a new entry of another file type), and the new name's entry is invalidated so that
+    /// the next lookup finds the tag's link or the manifest. Within one repository only; anything
+    /// else is EPERM.
+    private func linkManifest(
+        _ entry: InodeTable.Entry, into section: BlobTree.Section, of repositoryName: RepositoryName, parent: UInt64, name: String
+    ) throws(FileSystemError) -> EntryReply {
+        let source: Digest
+        switch entry.node {
+        case .manifest(let manifest) where manifest.repository == repositoryName:
+            source = manifest.digest
+        case .tag(let tag) where tag.repository == repositoryName:
+            let current = try FileSystemError.storage("link \(tag)") { () throws(BlobError) in
+                try registry.repository(repositoryName).tags.current(tag.tag)
+            }
+            guard let current else { throw .noEntry }
+            source = current
+        default:
+            logger.error("a hard link into manifests/ or tags/ must be of a manifest or a tag of the same repository", metadata: ["name": "\(name)"])
+            throw .notPermitted
+        }
+        let repository = try FileSystemError.storage("link into \(repositoryName)") { () throws(BlobError) in
+            try registry.repository(repositoryName)
+        }
+        switch section {
+        case .tags:
+            guard let tag = try? Tag(name) else { throw .refusedName(.notATag(name: name), operation: "link in \(repositoryName)/tags") }
+            try FileSystemError.storage("tag \(repositoryName):\(tag)") { () throws(BlobError) in try repository.tags.tag(tag, to: source) }
+            tagTargets.remember(source, for: TagName(repository: repositoryName, tag: tag))
+        case .manifests:
+            guard name == source.description, (try? repository.manifests.linkTarget(source)) == source else {
+                logger.error("a hard link in manifests/ must have the digest of a manifest stored there", metadata: ["name": "\(name)"])
+                throw .notPermitted
+            }
+        case .blobs:
+            throw .notPermitted
+        }
+        invalidate(parent: parent, name: name)
+        return EntryReply(ino: inodes.reference(entry.node, attributes: entry.attributes), node: entry.node, attributes: entry.attributes)
     }
 
     /// Writing to an existing file: continuing an upload of this mount, or — with O_TRUNC — a
@@ -172,9 +224,14 @@ extension BlobFileSystem {
     }
 
     /// close(2): a file created under a digest name is verified and committed here, so that a
-    /// mismatch is what close reports (release's errors reach nobody).
+    /// mismatch is what close reports (release's errors reach nobody); a file under a tag's name
+    /// in `tags/` makes its tag here, from what it holds.
     func flush(handle number: UInt64) throws(FileSystemError) {
         guard case .write(let handle)? = handles[number] else { return }
+        if case .upload(let upload) = handle.target, let tag = upload.tag {
+            try makeTag(tag, from: upload, operation: "close of")
+            return
+        }
         try FileSystemError.storage("close") { () throws(BlobError) in
             switch handle.target {
             case .upload(let upload):
@@ -189,12 +246,17 @@ extension BlobFileSystem {
     }
 
     /// The last close: an upload under a digest name that was not committed is cancelled (its
-    /// close already reported the mismatch); a temporary file stays, waiting for its rename.
+    /// close already reported the mismatch), and so is a file under a tag's name whose content
+    /// was refused; a temporary file stays, waiting for its rename, and an empty file in `tags/`
+    /// stays as GNU tar's placeholder, waiting for the unlink that replaces it by its link.
     func finishRelease(_ handle: OpenWrite) {
         guard case .upload(let upload) = handle.target else { return }
         switch upload.phase {
         case .writing where upload.digest != nil:
             upload.cancel(.lastCloseWithoutMatch)
+            uploads.remove(upload)
+        case .writing where upload.tag != nil && upload.size > 0:
+            upload.cancel(.notATag)
             uploads.remove(upload)
         case .writing:
             break
@@ -222,7 +284,10 @@ extension BlobFileSystem {
         guard newPath == path else {
             throw .refusedWrite(.renameOutOfItsDirectory(name: name, from: path, to: newPath), operation: "rename")
         }
-        switch (upload.isManifest ? UploadName.classifyManifest(newName) : UploadName.classify(newName)) {
+        if case .tagFile = upload.kind {
+            return try renameTagFile(upload, to: newName, parent: parent)
+        }
+        switch (upload.kind == .manifest ? UploadName.classifyManifest(newName) : UploadName.classify(newName)) {
         case .digest(let digest):
             // Committed or not, the temporary name is gone.
             defer { uploads.remove(upload) }
@@ -351,18 +416,24 @@ extension BlobFileSystem {
             logger.error("files can only be created in a repository's blobs or manifests directory", metadata: ["name": "\(name)"])
             throw .notPermitted
         }
-        let isManifest = target.section != .blobs
+        let kind: PendingUpload.Kind
         let digest: Digest?
         switch target.section {
         case .tags:
-            // GNU tar writes each symbolic link whose target holds `..` as an empty placeholder
-            // file first, and replaces it (unlink, symlink) at the end of the archive. A file
-            // under a tag's name is such a placeholder: it stays in this mount, like a temporary
-            // name, until that unlink drops it; it never becomes a tag (a symbolic link does).
-            guard (try? Tag(name)) != nil else { throw .refusedName(.notATag(name: name), operation: "refusing a new file in \(path)") }
+            // A tag written as a file (TagFileName, TagFileContent): decided at close under the
+            // tag's name, at rename under rsync's temporary name. Until then it is in this mount
+            // only, like a temporary name; an empty one is GNU tar's placeholder (tar writes one
+            // for every link whose target holds `..`, and replaces it by unlink and symlink at the
+            // end of the archive).
+            switch TagFileName.classify(name) {
+            case .tag(let tag): kind = .tagFile(tag)
+            case .temporary: kind = .tagFile(nil)
+            case .refused(let refusal): throw .refusedName(refusal, operation: "refusing a new file in \(path)")
+            }
             digest = nil
         case .blobs, .manifests:
-            switch isManifest ? UploadName.classifyManifest(name) : UploadName.classify(name) {
+            kind = target.section == .blobs ? .blob : .manifest
+            switch kind == .manifest ? UploadName.classifyManifest(name) : UploadName.classify(name) {
             case .digest(let d): digest = d
             case .temporary: digest = nil
             case .refused(let refusal): throw .refusedName(refusal, operation: "refusing a new file in \(path)")
@@ -371,7 +442,7 @@ extension BlobFileSystem {
         let upload = try FileSystemError.storage("create \(path)/\(name)") { () throws(BlobError) in
             try PendingUpload(
                 serial: uploads.nextSerial(), repository: target.repository, parent: parent, directory: path, name: name, digest: digest,
-                isManifest: isManifest, logger: logger)
+                kind: kind, logger: logger)
         }
         uploads.add(upload)
         return upload
@@ -391,6 +462,67 @@ extension BlobFileSystem {
         pendingLinks.remove(link)
         invalidate(parent: parent, name: link.name)
         invalidate(parent: parent, name: newName)
+    }
+
+    /// A file in `tags/` at its close (under the tag's name) or its rename onto a tag: what it
+    /// holds decides (`TagFileContent`). A digest or a manifest's bytes tag that manifest (the
+    /// manifest stored first, verified like any); the file is then gone and the name is the tag's
+    /// symbolic link. An empty file stays GNU tar's placeholder. Anything else is EINVAL and
+    /// stores nothing; the file stays open for more writes, as a blob whose bytes do not match
+    /// yet. Returns whether the tag was made.
+    @discardableResult
+    private func makeTag(_ tag: Tag, from upload: PendingUpload, operation: String) throws(FileSystemError) -> Bool {
+        let file = "\(upload.directory)/\(upload.name)"
+        switch upload.phase {
+        case .writing: break
+        // Cancelled: it made its tag already (a second close), or it was unlinked.
+        case .ended(.uploadUnknown), .committed: return false
+        case .ended(let error): throw .storage(error, operation: "\(operation) \(file)")
+        }
+        let bytes = try FileSystemError.storage("\(operation) \(file)") { () throws(BlobError) in try upload.writtenBytes() }
+        let content: TagFileContent
+        do {
+            content = try TagFileContent(bytes)
+        } catch {
+            throw .refusedTagFile(error, operation: "\(operation) \(file)")
+        }
+        guard content != .empty else { return false }
+        let manifest = try FileSystemError.storage("tag \(upload.repository.name):\(tag) from \(file)") { () throws(BlobError) in
+            try upload.repository.tag(tag, from: content)
+        }
+        upload.cancel(.becameTag)
+        uploads.remove(upload)
+        if let manifest { tagTargets.remember(manifest, for: TagName(repository: upload.repository.name, tag: tag)) }
+        invalidate(parent: upload.parent, name: upload.name)
+        if upload.name != tag.value { invalidate(parent: upload.parent, name: tag.value) }
+        return true
+    }
+
+    /// The rename of a file in `tags/` onto a tag (rsync's `.<tag>.XXXXXX` when tags are files or
+    /// dereferenced): makes the tag from what it holds. A file that cannot be a tag (or is empty:
+    /// only tar's placeholders are, and never renamed) is dropped with a warning, and the rename
+    /// fails with EINVAL.
+    private func renameTagFile(_ upload: PendingUpload, to newName: String, parent: UInt64) throws(FileSystemError) {
+        let tag: Tag
+        switch TagFileName.classify(newName) {
+        case .tag(let named): tag = named
+        case .temporary: throw .refusedWrite(.renameToTemporaryName(from: upload.name, to: newName), operation: "rename in \(upload.directory)")
+        case .refused(let refusal): throw .refusedName(refusal, operation: "refusing to rename \(upload.name.debugDescription) in \(upload.directory)")
+        }
+        let operation = "rename of \(upload.directory)/\(upload.name) to \(newName):"
+        do throws(FileSystemError) {
+            guard try makeTag(tag, from: upload, operation: operation) else { throw .refusedTagFile(.empty, operation: operation) }
+        } catch {
+            upload.cancel(.notATag)
+            uploads.remove(upload)
+            invalidate(parent: parent, name: upload.name)
+            throw error
+        }
+        // A placeholder under the tag's name, if any, is replaced, as a rename replaces its target.
+        if let replaced = uploads.named(newName, in: upload.directory) {
+            replaced.cancel(.unlinked)
+            uploads.remove(replaced)
+        }
     }
 
     /// Commits and, once the blob exists, makes the kernel forget the names it has cached.

@@ -130,6 +130,32 @@ public final class UploadWriter: BlobWriter {
         }
     }
 
+    /// The bytes written so far, read back from the upload's `data` file, for an upload whose
+    /// content decides what it becomes (a file in a mount's `tags/`: `TagFileContent`). At most
+    /// `limit` bytes (a larger upload is EFBIG). The read runs without a lock held; the bytes
+    /// must hash to what the writes hashed, so a write that lands meanwhile, or a `data` file
+    /// changed behind the writer's back, is `corruptUpload`, never a mixed read.
+    public func writtenBytes(limit: Int) throws(BlobError) -> [UInt8] {
+        let written = try state.withLock { state throws(BlobError) -> (size: Int64, digest: Digest?) in
+            switch state.phase {
+            case .writing: return (state.size, state.inSync ? state.digester.digest() : nil)
+            case .failed(let error): throw error
+            case .cancelled: throw .uploadUnknown(id)
+            case .released, .committing, .committed: throw .uploadClosed(id)
+            }
+        }
+        let dataPath = PathMapper.path(.uploadData(store.repository, uploadID))
+        guard written.size <= Int64(limit) else {
+            throw .io(operation: "read back an upload of \(written.size) bytes (at most \(limit))", path: dataPath.value, errno: EFBIG)
+        }
+        if written.size == 0 { return [] }
+        let bytes = try driverCall { () throws(StorageDriverError) in try store.driver.getContent(dataPath, limit: limit) }
+        guard Int64(bytes.count) == written.size, written.digest.map({ Digester.digest(of: bytes) == $0 }) ?? true else {
+            throw .corruptUpload(id: id, reason: "data is not what was written (\(bytes.count) bytes read back, \(written.size) written)")
+        }
+        return bytes
+    }
+
     // MARK: - Writes
 
     /// Appends at the end of the upload.

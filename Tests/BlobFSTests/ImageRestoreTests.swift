@@ -58,6 +58,9 @@ import Testing
             }
             let tags = try server.client.send("GET", url: "/v2/library/alpine/tags/list")
             #expect(tags.status == 200 && tags.text.contains("\"v1\""), "tags/list: \(tags.text)")
+            // The registry's own client path: skopeo pulls the tag and checks every digest.
+            let bytes = Dictionary(store.blobs.filter { $0.repository == "library/alpine" }.map { ($0.digest, $0.bytes) }) { first, _ in first }
+            try Self.expectSkopeoPulls(server, "library/alpine", "v1", store.manifest, into: workspace.path("pulled"), bytes: bytes)
         }
     }
 
@@ -136,13 +139,12 @@ import Testing
         #expect(try registry.blobStore.get(digest) == layer)
     }
 
-    /// An image as a user builds it (umoci) and pushes it (skopeo) comes back from a backup
-    /// through the mount pullable by skopeo, which checks every digest, with the same manifest.
-    /// `rsync -aH` of the store's `repo/` through a read-only mount into a new `backup` directory.
-    static func backUp(_ workspace: Workspace, root: String? = nil, options: [String] = []) throws -> String {
+    /// `rsync -aH` (or `flags`) of the store's `repo/` through a read-only mount into a new
+    /// `backup` directory.
+    static func backUp(_ workspace: Workspace, root: String? = nil, options: [String] = [], flags: String = "-aH") throws -> String {
         let backup = try workspace.makeDirectory("backup")
         try BlobfsMount.withMount(root: root ?? workspace.root, mountpoint: workspace.mountpoint, options: options) { mount in
-            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 120)
+            let copy = try Command.run("rsync", [flags, mount.path("repo") + "/", backup + "/"], timeout: 120)
             #expect(copy.status == 0, "backup: \(copy)")
         }
         return backup
@@ -240,27 +242,37 @@ import Testing
         }
     }
 
-    /// An OCI index over two untagged children and a Docker manifest list, pushed to the real
-    /// registry, and a manifest deleted there: the backup and restore bring back every tag and
-    /// every child, the deleted manifest stays gone, and the registry serves them all again.
-    @Test(arguments: ["rsync", "cp", "tar"])
-    func indexesListsAndTheirUntaggedChildrenComeBack(tool: String) throws {
-        let workspace = try Workspace("restore-index-\(tool)")
-        defer { workspace.remove() }
-        func json(_ text: String) -> [UInt8] { Array(text.utf8) }
+    /// What `pushIndexes` pushed: every reference the registry serves (tags and untagged
+    /// children) with its digest and media type, the manifest deleted there, and the bytes of
+    /// every manifest and blob by digest.
+    struct PushedIndexes {
         var served: [(reference: String, digest: Digest, mediaType: String)] = []
         var deleted: Digest?
+        var bytes: [Digest: [UInt8]] = [:]
+
+        /// The tags, with the digests of the manifests below each (children, config, layer).
+        var tags: [(tag: String, digest: Digest)] { served.filter { !$0.reference.hasPrefix("sha256:") }.map { ($0.reference, $0.digest) } }
+    }
+
+    /// Pushes to the real registry on the workspace's store, in `multi/arch`: an OCI index
+    /// (`latest`) over two untagged OCI children, a Docker manifest list (`list`) over an untagged
+    /// Docker child, and a manifest deleted after its push (`old`).
+    static func pushIndexes(_ workspace: Workspace) throws -> PushedIndexes {
+        func json(_ text: String) -> [UInt8] { Array(text.utf8) }
+        var pushed = PushedIndexes()
         try RegistryServer.withServer(root: workspace.root) { server in
             let client = server.client
             let config = json(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#)
-            let layer = seededBytes(count: 5000, seed: 12_970)
+            let layer = try gzipLayer(workspace)
             for blob in [config, layer] {
                 let push = try client.pushMonolithic(repository: "multi/arch", bytes: blob, digest: "\(Digester.digest(of: blob))")
                 try #require(push.status == 201, "\(push.status) \(push.text)")
+                pushed.bytes[Digester.digest(of: blob)] = blob
             }
             func put(_ bytes: [UInt8], _ mediaType: String, as reference: String) throws -> Digest {
                 let response = try client.send("PUT", url: "/v2/multi/arch/manifests/\(reference)", headers: ["Content-Type": mediaType], body: bytes)
                 try #require(response.status == 201, "PUT \(reference): \(response.status) \(response.text)")
+                pushed.bytes[Digester.digest(of: bytes)] = bytes
                 return Digester.digest(of: bytes)
             }
             func image(_ os: String, _ type: String, _ configType: String, _ layerType: String) -> [UInt8] {
@@ -269,26 +281,87 @@ import Testing
             let oci = "application/vnd.oci.image.manifest.v1+json"
             let docker = "application/vnd.docker.distribution.manifest.v2+json"
             let children = try ["linux", "windows"].map { os in
-                let bytes = image(os, oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar")
+                let bytes = image(os, oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip")
                 return (bytes, try put(bytes, oci, as: "\(Digester.digest(of: bytes))"))
             }
             let indexType = "application/vnd.oci.image.index.v1+json"
-            let index = json(#"{"schemaVersion":2,"mediaType":"\#(indexType)","manifests":["# + children.map { #"{"mediaType":"\#(oci)","size":\#($0.0.count),"digest":"\#($0.1)"}"# }.joined(separator: ",") + "]}")
-            served.append(("latest", try put(index, indexType, as: "latest"), indexType))
+            let index = json(#"{"schemaVersion":2,"mediaType":"\#(indexType)","manifests":["# + children.map { #"{"mediaType":"\#(oci)","size":\#($0.0.count),"digest":"\#($0.1)","platform":{"architecture":"amd64","os":"\#($0.1 == children[0].1 ? "linux" : "windows")"}}"# }.joined(separator: ",") + "]}")
+            pushed.served.append(("latest", try put(index, indexType, as: "latest"), indexType))
             let dockerChild = image("docker", docker, "application/vnd.docker.container.image.v1+json", "application/vnd.docker.image.rootfs.diff.tar.gzip")
             let dockerChildDigest = try put(dockerChild, docker, as: "\(Digester.digest(of: dockerChild))")
             let listType = "application/vnd.docker.distribution.manifest.list.v2+json"
             let list = json(#"{"schemaVersion":2,"mediaType":"\#(listType)","manifests":[{"mediaType":"\#(docker)","size":\#(dockerChild.count),"digest":"\#(dockerChildDigest)","platform":{"architecture":"amd64","os":"linux"}}]}"#)
-            served.append(("list", try put(list, listType, as: "list"), listType))
-            for (_, digest) in children { served.append(("\(digest)", digest, oci)) }
-            served.append(("\(dockerChildDigest)", dockerChildDigest, docker))
-            let gone = image("gone", oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar")
-            deleted = try put(gone, oci, as: "old")
-            let delete = try client.send("DELETE", url: "/v2/multi/arch/manifests/\(deleted!)")
+            pushed.served.append(("list", try put(list, listType, as: "list"), listType))
+            for (_, digest) in children { pushed.served.append(("\(digest)", digest, oci)) }
+            pushed.served.append(("\(dockerChildDigest)", dockerChildDigest, docker))
+            let gone = image("gone", oci, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip")
+            let deleted = try put(gone, oci, as: "old")
+            pushed.bytes[deleted] = nil
+            pushed.deleted = deleted
+            let delete = try client.send("DELETE", url: "/v2/multi/arch/manifests/\(deleted)")
             try #require(delete.status == 202, "DELETE: \(delete.status) \(delete.text)")
         }
+        return pushed
+    }
+
+    /// A gzip-compressed layer, as images hold them: skopeo copying into an `oci:` layout
+    /// compresses a layer that is not compressed yet, which would change every digest above it.
+    static func gzipLayer(_ workspace: Workspace) throws -> [UInt8] {
+        let plain = workspace.path("layer")
+        try Posix.writeFile(plain, seededBytes(count: 5000, seed: 12_970))
+        let gzip = try Command.run("gzip", ["-n", "-c"], stdinPath: plain)
+        try #require(gzip.status == 0 && !gzip.stdout.isEmpty, "\(gzip)")
+        return gzip.stdout
+    }
+
+    /// The registry on a restored store serves every reference `pushIndexes` pushed with its
+    /// digest and media type, not the deleted manifest, and skopeo pulls every tag.
+    static func expectServed(_ pushed: PushedIndexes, restored: String, workspace: Workspace) throws {
+        try RegistryServer.withServer(root: restored) { server in
+            for (reference, digest, mediaType) in pushed.served {
+                let get = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(reference)", headers: ["Accept": mediaType])
+                #expect(get.status == 200 && get.header("Docker-Content-Digest") == "\(digest)", "GET \(reference): \(get.status)")
+                #expect(get.header("Content-Type") == mediaType, "GET \(reference): \(get.header("Content-Type") ?? "no type")")
+            }
+            let gone = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(pushed.deleted!)")
+            #expect(gone.status == 404, "the deleted manifest stays deleted: \(gone.status)")
+            for (tag, digest) in pushed.tags {
+                try expectSkopeoPulls(server, "multi/arch", tag, digest, into: workspace.path("pulled-\(tag)"), bytes: pushed.bytes)
+            }
+        }
+    }
+
+    /// `skopeo copy --all` of `<repository>:<tag>` from the registry into a `dir:` (which keeps
+    /// every media type as it is; `oci:` would convert Docker types and change the digests):
+    /// skopeo verifies every blob and manifest it pulls against its digest, and the manifest it
+    /// got must be `digest`; each child of an index, and each blob, must arrive byte for byte.
+    static func expectSkopeoPulls(
+        _ server: RegistryServer, _ repository: String, _ tag: String, _ digest: Digest, into directory: String, bytes: [Digest: [UInt8]] = [:]
+    ) throws {
+        let reference = "docker://127.0.0.1:\(server.port)/\(repository):\(tag)"
+        let pull = try skopeo(["copy", "--all", "--src-tls-verify=false", reference, "dir:" + directory])
+        #expect(pull.status == 0, "skopeo copy --all \(reference): \(pull)\n\(server.log.tail(2000))")
+        let raw = try skopeo(["inspect", "--raw", "--tls-verify=false", reference])
+        let served = try sha256Hex(of: Array(raw.stdoutText.utf8))
+        #expect(raw.status == 0 && served == digest.hex, "inspect --raw \(reference): \(raw)")
+        #expect(try sha256Hex(ofFile: directory + "/manifest.json") == digest.hex, "\(reference) pulled as the original manifest")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+        for (expected, content) in bytes where files.contains(expected.hex) || files.contains(expected.hex + ".manifest.json") {
+            let path = directory + "/" + (files.contains(expected.hex) ? expected.hex : expected.hex + ".manifest.json")
+            #expect(try Posix.readFile(path) == content, "\(reference): \(expected) byte for byte")
+        }
+    }
+
+    /// An OCI index over two untagged children and a Docker manifest list, pushed to the real
+    /// registry, and a manifest deleted there: the backup and restore bring back every tag and
+    /// every child, the deleted manifest stays gone, and the registry serves them all again.
+    @Test(arguments: ["rsync", "cp", "tar"])
+    func indexesListsAndTheirUntaggedChildrenComeBack(tool: String) throws {
+        let workspace = try Workspace("restore-index-\(tool)")
+        defer { workspace.remove() }
+        let pushed = try Self.pushIndexes(workspace)
         let backup = try Self.backUp(workspace)
-        #expect(!FileManager.default.fileExists(atPath: "\(backup)/multi/arch/manifests/\(deleted!)"), "a deleted manifest is no revision")
+        #expect(!FileManager.default.fileExists(atPath: "\(backup)/multi/arch/manifests/\(pushed.deleted!)"), "a deleted manifest is no revision")
         let restored = try workspace.makeDirectory("restored")
         try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
             let copy = try Self.restore(with: tool, from: backup, into: mount.path("repo"), workspace: workspace)
@@ -296,15 +369,143 @@ import Testing
         }
         let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 60)
         #expect(verify.status == 0 && verify.stdoutText.contains("2 tagged images checked, all complete"), "\(verify)")
-        try RegistryServer.withServer(root: restored) { server in
-            for (reference, digest, mediaType) in served {
-                let get = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(reference)", headers: ["Accept": mediaType])
-                #expect(get.status == 200 && get.header("Docker-Content-Digest") == "\(digest)", "GET \(reference): \(get.status)")
-                #expect(get.header("Content-Type") == mediaType, "GET \(reference): \(get.header("Content-Type") ?? "no type")")
-            }
-            let gone = try server.client.send("GET", url: "/v2/multi/arch/manifests/\(deleted!)")
-            #expect(gone.status == 404, "the deleted manifest stays deleted: \(gone.status)")
+        try Self.expectServed(pushed, restored: restored, workspace: workspace)
+    }
+
+    /// Backups whose tags were dereferenced (`rsync -L`, `cp -L`, `tar -h`: each tag a file
+    /// holding its manifest's bytes) restore every tag: the files become tags again, through
+    /// rsync's temporary name and rename, through cp's create and close, and through the hard link
+    /// to the manifest that `tar -h` archives a tag as.
+    @Test(arguments: ["rsync -L", "cp -L", "tar -h"])
+    func dereferencedBackupsRestoreEveryTag(tool: String) throws {
+        let workspace = try Workspace("restore-dereferenced-\(tool.prefix(3))")
+        defer { workspace.remove() }
+        let pushed = try Self.pushIndexes(workspace)
+        let backup = try workspace.makeDirectory("backup")
+        let archive = workspace.path("backup.tar")
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint) { mount in
+            let copy =
+                switch tool {
+                case "rsync -L": try Command.run("rsync", ["-aL", mount.path("repo") + "/", backup + "/"], timeout: 60)
+                case "cp -L": try Command.run("cp", ["-rL", mount.path("repo") + "/.", backup], timeout: 60)
+                default: try Command.run("tar", ["-c", "-h", "-f", archive, "-C", mount.path("repo"), "."], timeout: 60)
+                }
+            #expect(copy.status == 0, "backup with \(tool): \(copy)")
         }
+        if tool == "tar -h" {
+            let extract = try Command.run("tar", ["-x", "-f", archive, "-C", backup], timeout: 60)
+            #expect(extract.status == 0, "\(extract)")
+        }
+        // Every tag is a regular file holding its manifest.
+        for (tag, digest) in pushed.tags {
+            let file = "\(backup)/multi/arch/tags/\(tag)"
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: file)) == nil, "\(tag) dereferenced")
+            #expect(try sha256Hex(ofFile: file) == digest.hex)
+        }
+        let restored = try workspace.makeDirectory("restored")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy =
+                switch tool {
+                case "rsync -L": try Command.run("rsync", ["-a", backup + "/", mount.path("repo") + "/"], timeout: 60)
+                case "cp -L": try Command.run("cp", ["-r", backup + "/.", mount.path("repo")], timeout: 60)
+                default: try Command.run("tar", ["-x", "-f", archive, "-C", mount.path("repo")], timeout: 60)
+                }
+            #expect(copy.status == 0 && copy.stderr.isEmpty, "restore with \(tool): \(copy)\n\(mount.log.tail(3000))")
+            for (tag, digest) in pushed.tags {
+                let link = try? FileManager.default.destinationOfSymbolicLink(atPath: mount.path("repo/multi/arch/tags/\(tag)"))
+                #expect(link == "../manifests/\(digest)", "\(tag) is its link again in the mount")
+            }
+            #expect(!mount.log.contains("warning"), "nothing discarded: \(mount.log.tail(2000))")
+        }
+        let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 60)
+        #expect(verify.status == 0 && verify.stdoutText.contains("2 tagged images checked, all complete"), "\(verify)")
+        try Self.expectServed(pushed, restored: restored, workspace: workspace)
+    }
+
+    /// `skopeo copy --all` from the OCI view of an image index (two platforms) brings the index,
+    /// both children, the config and the layer byte for byte.
+    @Test func theOCIViewOfAnIndexCopiesEveryChildByteExact() throws {
+        let workspace = try Workspace("oci-view-index")
+        defer { workspace.remove() }
+        let pushed = try Self.pushIndexes(workspace)
+        let index = try #require(pushed.tags.first { $0.tag == "latest" }?.digest)
+        let copied = workspace.path("copied")
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["--oci"]) { mount in
+            let copy = try Self.skopeo(["copy", "--all", "oci:\(mount.path("oci/multi/arch")):latest", "oci:" + copied])
+            #expect(copy.status == 0, "skopeo copy --all from the view: \(copy)\n\(mount.log.tail(2000))")
+        }
+        let layout = String(decoding: try Posix.readFile(copied + "/index.json"), as: UTF8.self)
+        #expect(layout.contains("\"\(index)\""), "the copy's index.json names the index: \(layout)")
+        let indexBytes = try #require(pushed.bytes[index])
+        let indexJSON = try JSONSerialization.jsonObject(with: Data(indexBytes)) as? [String: Any]
+        let children = ((indexJSON?["manifests"] as? [[String: Any]]) ?? []).compactMap { ($0["digest"] as? String).flatMap { try? Digest(parsing: $0) } }
+        #expect(children.count == 2)
+        let config = Digester.digest(of: Array(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8))
+        let layer = Digester.digest(of: try Self.gzipLayer(workspace))
+        for digest in [index] + children + [config, layer] {
+            let path = "\(copied)/blobs/sha256/\(digest.hex)"
+            #expect(try Posix.readFile(path) == pushed.bytes[digest], "\(digest) arrived byte for byte")
+        }
+    }
+
+    /// A backup that kept the `user.blobfs.*` attributes (`rsync -X`) restores with `cp -a` and
+    /// `rsync -aX`, which set them on every file, exit 0 and say nothing; a later `rsync -X` from a
+    /// copy without them removes them, also without a complaint. Other names are not supported.
+    @Test(arguments: ["cp", "rsync"])
+    func aRestoreThatCopiesExtendedAttributesSucceeds(tool: String) throws {
+        let workspace = try Workspace("restore-xattr-\(tool)")
+        defer { workspace.remove() }
+        let image = try Self.writeImage(root: workspace.root)
+        let backup = try Self.backUp(workspace, flags: "-aHX")
+        let blobFile = "\(backup)/app/blobs/\(image.layer)"
+        let kept = try Command.run("getfattr", ["--only-values", "-n", "user.blobfs.digest", blobFile])
+        #expect(kept.stdoutText == image.layer.description, "the backup kept the attribute: \(kept)")
+
+        let restored = try workspace.makeDirectory("restored")
+        try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let copy =
+                tool == "cp"
+                ? try Command.run("cp", ["-a", backup + "/.", mount.path("repo")], timeout: 60)
+                : try Command.run("rsync", ["-aHX", backup + "/", mount.path("repo") + "/"], timeout: 60)
+            #expect(copy.status == 0 && copy.stderr.isEmpty, "restore with \(tool): \(copy)\n\(mount.log.tail(2000))")
+            let blob = mount.path("repo/app/blobs/\(image.layer)")
+            let other = try Command.run("setfattr", ["-n", "user.other", "-v", "x", blob])
+            #expect(other.status != 0 && other.stderrText.contains("Operation not supported"), "\(other)")
+            let computed = try Command.run("setfattr", ["-n", "user.blobfs.digest", "-v", "x", blob])
+            #expect(computed.status == 0, "\(computed)")
+            let value = try Command.run("getfattr", ["--only-values", "-n", "user.blobfs.digest", blob])
+            #expect(value.stdoutText == image.layer.description, "the value stays computed: \(value)")
+            if tool == "rsync" {
+                let plain = try workspace.makeDirectory("plain")
+                let strip = try Command.run("rsync", ["-aH", backup + "/", plain + "/"], timeout: 60)
+                #expect(strip.status == 0, "\(strip)")
+                let again = try Command.run("rsync", ["-aHX", "--size-only", plain + "/", mount.path("repo") + "/"], timeout: 60)
+                #expect(again.status == 0 && again.stderr.isEmpty, "rsync -X removing the attributes: \(again)")
+            }
+        }
+        let repository = try Registry(driver: try FilesystemDriver(root: restored)).repository("app")
+        #expect(try repository.tags.current(try Tag("v1")) == image.manifest)
+        #expect(try repository.manifests.get(image.manifest) == image.manifestBytes)
+        #expect(try repository.blobs.get(image.layer) == image.layerBytes)
+        let verify = try Command.run(try BlobfsExecutable.path(), ["verify", "--images", restored], timeout: 60)
+        #expect(verify.status == 0 && verify.stdoutText.contains("all complete"), "\(verify)")
+    }
+
+    /// One OCI image written with blobfs's storage layer: a config, a layer, the manifest naming
+    /// them, tagged `app:v1`.
+    static func writeImage(root: String) throws -> (manifest: Digest, manifestBytes: [UInt8], layer: Digest, layerBytes: [UInt8]) {
+        let repository = try Registry(driver: try FilesystemDriver(root: root)).repository("app")
+        let configBytes = Array(#"{"architecture":"amd64","os":"linux"}"#.utf8)
+        let layerBytes = seededBytes(count: 50_000, seed: 12_980)
+        let config = try repository.blobs.put(mediaType: "application/vnd.oci.image.config.v1+json", configBytes).digest
+        let layer = try repository.blobs.put(mediaType: "application/vnd.oci.image.layer.v1.tar", layerBytes).digest
+        let manifestBytes = Array(
+            (#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","#
+                + #""size":\#(configBytes.count),"digest":"\#(config)"},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","#
+                + #""size":\#(layerBytes.count),"digest":"\#(layer)"}]}"#).utf8)
+        let manifest = try repository.manifests.put(manifestBytes, as: Digester.digest(of: manifestBytes)).digest
+        try repository.tags.tag(try Tag("v1"), to: manifest)
+        return (manifest, manifestBytes, layer, layerBytes)
     }
 
     @Test func tagsAcceptOnlyLinksToAManifestAndUntagOnlyWithAllowDelete() throws {
@@ -330,5 +531,35 @@ import Testing
             let listed = try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/app/tags"))
             #expect(listed.isEmpty)
         }
+    }
+
+    /// A file in `tags/` that cannot be a tag fails its close with EINVAL and stores nothing; it
+    /// and an empty placeholder that no link replaced before the unmount are each a warning: a
+    /// restore that lost a tag says so in the log.
+    @Test func aTagFileThatIsNoTagIsRefusedAtCloseAndALostTagIsAWarning() throws {
+        let workspace = try Workspace("restore-tag-file-refused")
+        defer { workspace.remove() }
+        let restored = try workspace.makeDirectory("restored")
+        let log = try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
+            let mkdir = try Command.run("mkdir", ["-p", mount.path("repo/app/tags")])
+            #expect(mkdir.status == 0, "\(mkdir)")
+            let fd = try Posix.open(mount.path("repo/app/tags/v1"), O_WRONLY | O_CREAT | O_EXCL).get()
+            let text = Array("latest\n".utf8)
+            #expect(text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == text.count)
+            #expect(syscallOutcome { Int(Glibc.close(fd)) } == .failed(.EINVAL), "close reports the refusal")
+            // Dropped at its last close (release, which the kernel sends after close returns).
+            #expect(MountTable.waitUntil(timeout: 10) { !FileManager.default.fileExists(atPath: mount.path("repo/app/tags/v1")) })
+            // tar's placeholder, never replaced by its link.
+            let placeholder = try Posix.open(mount.path("repo/app/tags/v2"), O_WRONLY | O_CREAT | O_EXCL).get()
+            #expect(Glibc.close(placeholder) == 0)
+            // rsync's temporary name, never renamed onto its tag.
+            try Posix.writeFile(mount.path("repo/app/tags/.v3.AbC123"), [])
+            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/app/tags"))) == [".v3.AbC123", "v2"])
+            return mount
+        }.log
+        #expect(log.contains("not a tag") && log.contains("tag file discarded, its content cannot be a tag"), "\(log)")
+        #expect(log.contains("tag file discarded, at unmount: it was an empty placeholder"), "\(log)")
+        #expect(log.contains("tag file discarded, at unmount: it was never renamed to its tag"), "\(log)")
+        #expect(try Registry(driver: try FilesystemDriver(root: restored)).repository("app").tags.all().isEmpty)
     }
 }
