@@ -155,7 +155,7 @@ extension BlobFileSystem {
         switch entry.node {
         case .manifest(let manifest) where manifest.repository == repositoryName:
             source = manifest.digest
-        case .tag(let tag) where tag.repository == repositoryName:
+        case .tag(let tag, _) where tag.repository == repositoryName:
             let current = try FileSystemError.storage("link \(tag)") { () throws(BlobError) in
                 try registry.repository(repositoryName).tags.current(tag.tag)
             }
@@ -352,12 +352,18 @@ extension BlobFileSystem {
         }
         let child = path.isEmpty ? name : path + "/" + name
         if let section = BlobTree.Section(rawValue: name), let repository = prefix {
-            guard !tree.sections(of: repository).contains(section) else { throw .exists }
-            try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in
-                switch section {
-                case .blobs: try registry.createRepository(repository)
-                case .manifests: try registry.createManifestsDirectory(repository)
-                case .tags: try registry.createTagsDirectory(repository)
+            // A section that exists is made again without error, as `mkdir -p` would: sections
+            // appear as a side effect of other writes (a manifest brings its repository's
+            // `blobs/`, a tag file holding a manifest brings `manifests/` too), and `cp -a`, which
+            // made the repository's directory itself, makes each child it copies without looking
+            // first: in the order of its source's inodes, `manifests/` may come before `blobs/`.
+            if !tree.sections(of: repository).contains(section) {
+                try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in
+                    switch section {
+                    case .blobs: try registry.createRepository(repository)
+                    case .manifests: try registry.createManifestsDirectory(repository)
+                    case .tags: try registry.createTagsDirectory(repository)
+                    }
                 }
             }
         } else {

@@ -146,7 +146,7 @@ import Testing
         let tagIno = try other.inode("repo/app/tags/v1")
         let manifests = try other.inode("repo/app/manifests")
         #expect(try other.fs.link(ino: tagIno, newParent: manifests, newName: Self.digest.description).ino == tagIno)
-        try other.fs.link(ino: tagIno, newParent: otherTags, newName: "v2")
+        _ = try other.fs.link(ino: tagIno, newParent: otherTags, newName: "v2")
         #expect(try other.registry.repository("app").tags.current(try Tag("v2")) == Self.digest)
 
         // Another name than the digest in manifests/, no tag name in tags/, a manifest that is

@@ -103,7 +103,7 @@ import Testing
         #expect(fixture.fs.uploads.all().isEmpty)
     }
 
-    @Test func mkdirMakesNamePrefixesAndRepositories() throws {
+    @Test func mkdirMakesNamePrefixesAndRepositoriesAndASectionAgainWithoutError() throws {
         let fixture = OperationFixture()
         let repo = try fixture.inode("repo")
         let team = try fixture.fs.mkdir(parent: repo, name: "team")
@@ -112,8 +112,32 @@ import Testing
         let app = try fixture.fs.mkdir(parent: team.ino, name: "app")
         _ = try fixture.fs.mkdir(parent: app.ino, name: "blobs")
         #expect(try fixture.registry.repositories().map(\.description) == ["team/app"])
-        #expect(errnoOf { try fixture.fs.mkdir(parent: app.ino, name: "blobs") } == EEXIST)
+        // A section that exists is made again without error (sections appear as side effects of
+        // other writes, and cp -a makes each directory it copies without looking first).
+        #expect(try fixture.fs.mkdir(parent: app.ino, name: "blobs").ino == (try fixture.inode("repo/team/app/blobs")))
+        #expect(try fixture.registry.repositories().map(\.description) == ["team/app"])
         #expect(errnoOf { try fixture.fs.rmdir() } == EPERM)
+    }
+
+    /// cp -a copies a repository's children in its source's inode order: when `manifests/` comes
+    /// first, the manifest it stores makes `blobs/` appear before cp's mkdir of it, which must not
+    /// fail (it did: "cp: cannot create directory …/blobs: File exists").
+    @Test func mkdirOfASectionThatAWriteMadeAppearSucceeds() throws {
+        let fixture = OperationFixture(readWrite: true)
+        let repo = try fixture.inode("repo")
+        let app = try fixture.fs.mkdir(parent: repo, name: "app")
+        let manifests = try fixture.fs.mkdir(parent: app.ino, name: "manifests")
+        let manifest = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.utf8)
+        let digest = Digester.digest(of: manifest)
+        let created = try fixture.fs.create(parent: manifests.ino, name: digest.description)
+        _ = try manifest.withUnsafeBytes { try fixture.fs.write(handle: created.open.handle, bytes: $0, offset: 0) }
+        try fixture.fs.flush(handle: created.open.handle)
+        #expect(try fixture.registry.repository("app").manifests.linkTarget(digest) == digest)
+        for section in ["blobs", "manifests", "tags"] {
+            let made = try fixture.fs.mkdir(parent: app.ino, name: section)
+            guard case .directory(let path) = made.node else { Issue.record("\(section): \(made.node)"); continue }
+            #expect(path == "app/\(section)")
+        }
     }
 
     @Test func unlinkOfABlobNeedsAllowDeleteAndRemovesOnlyTheLink() throws {
