@@ -26,7 +26,9 @@ extension BlobFileSystem {
             return .ready(try openForWriting(entry, truncating: flags & O_TRUNC != 0))
         }
         if case .upload = entry.node {
-            logger.error("an upload in progress cannot be read", metadata: ["inode": "\(ino)"])
+            // Notice, not error: `rsync -aX` opens each temporary file it wrote read-only to copy
+            // its attributes, takes the EACCES and carries on (exit 0). Nothing is lost.
+            logger.notice("an upload in progress cannot be read", metadata: ["inode": "\(ino)"])
             throw .uploadNotReadable
         }
         // A blob or a manifest: both are a data file in blobs/, named by their digest and
