@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "ScrubberTests", dependencies: [
             "Scrubber", "Storage", "StorageDriver", "BlobCache", "Distribution", "StorageTesting", "TestSupport",
         ]),
-        .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
+        .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "S3", "TestSupport"]),
         // The FUSE operations called directly on an in-memory store: no kernel, no mount.
         .testTarget(name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse", "TestSupport"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.
