@@ -164,6 +164,40 @@ import TestSupport
         #expect(try keys(driver) == [])
     }
 
+    /// moto with signature checks on: the requests the driver signs pass (PUT with its payload
+    /// hash, GET, ranged GET, HEAD, CopyObject, DELETE), and a wrong secret is EACCES.
+    @Test func signedRequestsPassAServerThatChecksSignatures() throws {
+        let server = try MotoServer()
+        defer { server.stop() }
+        let key = try server.enforceSignatures()
+        func driver(secret: String) -> S3Driver {
+            S3Driver(
+                client: S3Client(
+                    S3Configuration(
+                        endpoint: server.endpoint, bucket: server.bucket, credentials: S3Credentials(accessKey: key.accessKey, secretKey: secret),
+                        maxAttempts: 1)),
+                rootDirectory: "/signed")
+        }
+        let signed = driver(secret: key.secretKey)
+        let content = seededBytes(count: 300_000, seed: 12)
+        try signed.putContent(path("/blob"), content)
+        expectSameBytes(try signed.getContent(path("/blob"), limit: 1 << 20), content)
+        #expect(try signed.stat(path("/blob")).size == Int64(content.count))
+        var buffer = [UInt8](repeating: 0, count: 1000)
+        let reader = try signed.reader(path("/blob"))
+        #expect(try buffer.withUnsafeMutableBytes { try reader.read(into: $0, at: 5000) } == 1000)
+        expectSameBytes(buffer, Array(content[5000..<6000]), "a ranged read")
+        try signed.move(from: path("/blob"), to: path("/moved"))
+        expectSameBytes(try signed.getContent(path("/moved"), limit: 1 << 20), content, "after CopyObject")
+
+        let error = #expect(throws: StorageDriverError.self) { try driver(secret: "wrong").getContent(path("/moved")) }
+        guard case .io(_, _, let code)? = error else {
+            Issue.record("expected an io error, got \(String(describing: error))")
+            return
+        }
+        #expect(code == EACCES)
+    }
+
     @Test func aStoppedServerIsAnErrorWithinTheDeadline() throws {
         let server = try MotoServer()
         defer { server.stop() }

@@ -77,6 +77,31 @@ public final class MotoServer: @unchecked Sendable {
         }
     }
 
+    /// Makes this server check every request's SigV4 signature from now on (s3.md, appendix C):
+    /// an IAM user allowed everything, its access key, then moto's `reset-auth`. Returns the
+    /// key; requests signed with anything else get 403. moto cannot check a query value holding
+    /// `%2F` (it decodes before it verifies, G8), so only slash-free queries pass.
+    public func enforceSignatures() throws -> (accessKey: String, secretKey: String) {
+        let script = """
+            import json, sys, boto3
+            iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1",
+                               aws_access_key_id="setup", aws_secret_access_key="setup")
+            iam.create_user(UserName="blobfs")
+            policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+            iam.put_user_policy(UserName="blobfs", PolicyName="all", PolicyDocument=json.dumps(policy))
+            key = iam.create_access_key(UserName="blobfs")["AccessKey"]
+            print(key["AccessKeyId"], key["SecretAccessKey"])
+            """
+        let output = try runProcess(try Self.pythonWithMoto(), ["-c", script, endpoint])
+        let fields = output.stdoutText.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        guard output.status == 0, fields.count == 2 else { throw TestSupportError("creating an IAM key in moto: \(output.stderrText)") }
+        // A form Content-Type would be eaten by Flask: text/plain, as moto's docs do it.
+        let reset = try Curl(maxSeconds: 30).perform(
+            method: "POST", url: endpoint + "/moto-api/reset-auth", headers: ["Content-Type": "text/plain"], body: Array("0".utf8))
+        guard reset.status == 200 else { throw TestSupportError("moto reset-auth: HTTP \(reset.status) \(reset.text)") }
+        return (fields[0], fields[1])
+    }
+
     /// Runs `body` with a fresh server, stopped however `body` ends.
     public static func withServer<T>(_ body: (MotoServer) throws -> T) throws -> T {
         let server = try MotoServer()
