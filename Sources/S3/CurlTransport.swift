@@ -10,7 +10,7 @@ struct HTTPRequest: Sendable {
     /// Sent and signed as given (every CURLOPT_HTTPHEADER header is signed).
     var headers: [(name: String, value: String)]
     var body: [UInt8] = []
-    /// Stop reading a body longer than this: the exchange then ends with `bodyTooLong`.
+    /// Stop reading a 2xx body longer than this: the exchange then ends with `bodyTooLong`.
     var bodyLimit: Int = .max
 }
 
@@ -170,8 +170,17 @@ private final class ResponseSink {
 
     init(limit: Int) { self.limit = limit }
 
-    /// Returning less than was given makes libcurl abandon the transfer (CURLE_WRITE_ERROR).
+    /// The most of an error answer's body kept (its XML names the error); the rest is dropped.
+    static let errorBodyLimit = 64 << 10
+
+    /// Returning less than was given makes libcurl abandon the transfer (CURLE_WRITE_ERROR). The
+    /// limit is for content only: an error answer is read on, so that its status is what the
+    /// caller sees.
     func append(_ data: UnsafeRawBufferPointer) -> Int {
+        guard (200..<300).contains(status) else {
+            body.append(contentsOf: data.prefix(max(0, Self.errorBodyLimit - body.count)))
+            return data.count
+        }
         guard body.count + data.count <= limit else {
             body.append(contentsOf: data.prefix(limit - body.count))
             tooLong = true

@@ -293,7 +293,7 @@ public final class S3Client: Sendable {
             let failure: S3Failure
             switch transport.perform(request, timeoutMilliseconds: Self.milliseconds(timeout)) {
             case .success(let response):
-                if (200..<300).contains(response.status) || accepting.contains(response.status) || response.bodyTooLong {
+                if (200..<300).contains(response.status) || accepting.contains(response.status) {
                     return response
                 }
                 failure = Self.failure(response, request: name)

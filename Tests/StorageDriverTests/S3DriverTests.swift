@@ -153,6 +153,8 @@ import TestSupport
         let driver = try S3Fixture.driver(rootDirectory: S3Fixture.uniqueRoot("missing"))
         let missing = path("/no/such/key")
         #expect(throws: StorageDriverError.pathNotFound(missing.value)) { try driver.getContent(missing) }
+        // The 404's XML is longer than the limit: still not found, not "too large".
+        #expect(throws: StorageDriverError.pathNotFound(missing.value)) { try driver.getContent(missing, limit: 2) }
         #expect(throws: StorageDriverError.pathNotFound(missing.value)) { try driver.stat(missing) }
         #expect(throws: StorageDriverError.pathNotFound(missing.value)) { try driver.reader(missing) }
         #expect(throws: StorageDriverError.pathNotFound(missing.value)) { try driver.delete(missing) }
