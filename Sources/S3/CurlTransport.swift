@@ -61,6 +61,8 @@ final class CurlTransport: Sendable {
     private let region: String
     private let credentials: S3Credentials
     let connectTimeoutMilliseconds: Int
+    /// Connections opened so far (libcurl's CURLINFO_NUM_CONNECTS summed): how well keep-alive works.
+    let connectionsOpened = Atomic<Int>(0)
 
     init(region: String, credentials: S3Credentials, connectTimeoutMilliseconds: Int, idleLimit: Int = 32) {
         _ = Self.globalInit
@@ -156,6 +158,9 @@ final class CurlTransport: Sendable {
         }
         var status = 0
         ccurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+        var connects = 0
+        ccurl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects)
+        connectionsOpened.add(connects, ordering: .relaxed)
         return .success(HTTPResponse(status: status, headers: sink.headers, body: sink.body, bodyTooLong: false))
     }
 }

@@ -95,6 +95,9 @@ public final class S3Client: Sendable {
             connectTimeoutMilliseconds: Self.milliseconds(configuration.connectTimeout))
     }
 
+    /// TCP connections opened so far; with keep-alive, far fewer than requests.
+    var connectionsOpened: Int { transport.connectionsOpened.load(ordering: .relaxed) }
+
     // MARK: Buckets (tests and setup)
 
     /// Creates the bucket (no LocationConstraint: the region is us-east-1's default).

@@ -55,6 +55,20 @@ import TestSupport
         #expect(try keys(driver) == [driver.prefix + "many-sibling"])
     }
 
+    /// moto closes every connection (`Connection: close`), so keep-alive is checked on a server
+    /// that keeps them: the stalling server's `/ready` paths answer at once over HTTP/1.1.
+    @Test func requestsReuseTheirConnections() throws {
+        let server = try StallingHTTPServer()
+        defer { server.stop() }
+        let driver = S3Driver(client: S3Fixture.client(endpoint: server.endpoint, bucket: "ready"))
+        for _ in 0..<20 {
+            #expect(try driver.stat(path("/f")).size == 0)
+            #expect(try driver.getContent(path("/f")) == [])
+        }
+        // One thread, one pooled handle: one connection carries all 40 requests.
+        #expect(driver.client.connectionsOpened == 1)
+    }
+
     @Test func rangedReadsAcrossBlockEdges() throws {
         let block = 64 << 10
         let driver = try S3Fixture.driver(rootDirectory: S3Fixture.uniqueRoot("ranges"), tuning: S3DriverTuning(readBlockSize: block))

@@ -3,7 +3,9 @@ import Glibc
 import Synchronization
 
 /// An HTTP server on 127.0.0.1 that accepts every request and answers none of them for a long
-/// time (`stall` seconds): the server a client must give up on within its own deadline.
+/// time (`stall` seconds): the server a client must give up on within its own deadline. Paths
+/// under `/ready` are answered at once (200, empty, HTTP/1.1 keep-alive): its readiness probe, and
+/// a bucket named `ready` for a client's connection reuse.
 /// Python's http.server, one thread per connection; it exits when its parent (the test process) is gone.
 public final class StallingHTTPServer: @unchecked Sendable {
     public let port: Int
@@ -53,7 +55,7 @@ public final class StallingHTTPServer: @unchecked Sendable {
         class Stalling(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             def answer(self):
-                if self.path != "/ready":
+                if not self.path.startswith("/ready"):
                     time.sleep(stall)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
