@@ -56,9 +56,9 @@ import TestSupport
     }
 
     /// moto closes every connection (`Connection: close`), so keep-alive is checked on a server
-    /// that keeps them: the stalling server's `/ready` paths answer at once over HTTP/1.1.
+    /// that keeps them: the faulty server's `/ready` paths answer at once over HTTP/1.1.
     @Test func requestsReuseTheirConnections() throws {
-        let server = try StallingHTTPServer()
+        let server = try FaultyHTTPServer()
         defer { server.stop() }
         let driver = S3Driver(client: S3Fixture.client(endpoint: server.endpoint, bucket: "ready"))
         for _ in 0..<20 {
@@ -67,6 +67,24 @@ import TestSupport
         }
         // One thread, one pooled handle: one connection carries all 40 requests.
         #expect(driver.client.connectionsOpened == 1)
+    }
+
+    @Test func slowDownIsRetriedWithinTheAttemptsAndAnErrorBeyondThem() throws {
+        let server = try FaultyHTTPServer()
+        defer { server.stop() }
+        // Two 503 SlowDown, then 200: a third try gets the content.
+        let patient = S3Driver(client: S3Fixture.client(endpoint: server.endpoint, bucket: "slowdown", maxAttempts: 3))
+        #expect(try patient.getContent(path("/a")) == Array("ok".utf8))
+        // Two tries are not enough: the last answer is the error, with its code and the endpoint.
+        let hasty = S3Driver(client: S3Fixture.client(endpoint: server.endpoint, bucket: "slowdown", maxAttempts: 2))
+        let error = #expect(throws: StorageDriverError.self) { try hasty.getContent(path("/b")) }
+        guard case .io(let operation, _, let code)? = error else {
+            Issue.record("expected an io error, got \(String(describing: error))")
+            return
+        }
+        #expect(code == EIO)
+        #expect(operation.contains("HTTP 503 SlowDown") && operation.contains(server.endpoint), "\(operation)")
+        #expect(try hasty.getContent(path("/b")) == Array("ok".utf8))  // its third request overall
     }
 
     @Test func rangedReadsAcrossBlockEdges() throws {
@@ -237,7 +255,7 @@ import TestSupport
     }
 
     @Test func aServerThatDoesNotAnswerIsAnErrorWithinTheDeadline() throws {
-        let server = try StallingHTTPServer(stall: 120)
+        let server = try FaultyHTTPServer(stall: 120)
         defer { server.stop() }
         let client = S3Fixture.client(
             endpoint: server.endpoint, bucket: "stalled", requestTimeout: .milliseconds(700), maxAttempts: 3, retryBudget: .seconds(3))
