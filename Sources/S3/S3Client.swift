@@ -107,9 +107,9 @@ public final class S3Client: Sendable {
 
     // MARK: Objects
 
-    /// HEAD of an object; `notFound` if it is absent.
-    func head(_ key: String) throws(S3Failure) -> ObjectHead {
-        let response = try send("HEAD", key: key)
+    /// HEAD of an object; `notFound` if it is absent, 412 if it is not the version `ifMatch`.
+    func head(_ key: String, ifMatch: String? = nil) throws(S3Failure) -> ObjectHead {
+        let response = try send("HEAD", key: key, headers: ifMatch.map { [("If-Match", $0)] } ?? [])
         return ObjectHead(
             size: Int64(response.headers["content-length"] ?? "") ?? 0,
             modified: S3Encoding.epochSeconds(httpDate: response.headers["last-modified"] ?? ""),
@@ -132,20 +132,30 @@ public final class S3Client: Sendable {
     }
 
     /// Bytes `first...last` of an object (an explicit end byte: the server streams no more than
-    /// asked), and the object's whole size from Content-Range; nil when `first` is at or past
-    /// the end (416 InvalidRange).
-    func getRange(_ key: String, first: Int64, last: Int64) throws(S3Failure) -> (bytes: [UInt8], objectSize: Int64)? {
-        let response = try send("GET", key: key, headers: [("Range", "bytes=\(first)-\(last)")], accepting: [416])
+    /// asked), the object's whole size from Content-Range and its ETag; nil when `first` is at or
+    /// past the end (416 InvalidRange). With `ifMatch`, only that version is read: another one
+    /// fails with 412 PreconditionFailed.
+    func getRange(_ key: String, first: Int64, last: Int64, ifMatch: String? = nil) throws(S3Failure) -> RangeAnswer? {
+        var headers = [("Range", "bytes=\(first)-\(last)")]
+        if let ifMatch { headers.append(("If-Match", ifMatch)) }
+        let response = try send("GET", key: key, headers: headers, accepting: [416])
         if response.status == 416 { return nil }
+        let etag = response.headers["etag"] ?? ""
         // `Content-Range: bytes 0-99/1234`; a 200 (a server that ignored the range) is the whole object.
         let total = response.headers["content-range"].flatMap { $0.split(separator: "/").last.flatMap { Int64($0) } }
         if response.status == 200 {
             let size = Int64(response.body.count)
             let start = Int(min(first, size))
             let end = Int(min(last + 1, size))
-            return (Array(response.body[start..<end]), size)
+            return RangeAnswer(bytes: Array(response.body[start..<end]), objectSize: size, etag: etag)
         }
-        return (response.body, total ?? first + Int64(response.body.count))
+        return RangeAnswer(bytes: response.body, objectSize: total ?? first + Int64(response.body.count), etag: etag)
+    }
+
+    struct RangeAnswer: Sendable {
+        var bytes: [UInt8]
+        var objectSize: Int64
+        var etag: String
     }
 
     /// PutObject.

@@ -38,6 +38,8 @@ public struct S3DriverTuning: Sendable, Hashable {
 ///   it is not atomic; a key and a prefix of the same name may coexist in S3, and the key wins.
 /// - `getContent` of a directory is `pathNotFound`, as `list` of a file is: neither costs a second
 ///   request to say which.
+/// - A reader reads the version it opened (If-Match on its ETag): where a filesystem reader keeps
+///   the replaced file's bytes, this one fails with ESTALE, never mixing two versions.
 /// Identity comes from the digest in the key; ETags differ between servers for the same bytes.
 public final class S3Driver: StorageDriver {
     public var name: String { "s3" }
@@ -79,7 +81,7 @@ public final class S3Driver: StorageDriver {
 
     public func reader(_ path: DriverPath) throws(StorageDriverError) -> any DriverFileReader {
         let head = try call("head", path) { () throws(S3Failure) in try client.head(key(path)) }
-        return S3FileReader(driver: self, path: path, size: head.size, firstBlock: nil)
+        return S3FileReader(driver: self, path: path, size: head.size, etag: head.etag, firstBlock: nil)
     }
 
     public func writer(_ path: DriverPath, append: Bool) throws(StorageDriverError) -> any DriverFileWriter {
@@ -258,12 +260,14 @@ public final class S3Driver: StorageDriver {
 }
 
 extension S3Failure {
-    /// A missing key is `pathNotFound`; a refusal is EACCES; an outage, a timeout or any other
-    /// error answer is EIO, with the request (and so the endpoint) in the operation's text.
+    /// A missing key is `pathNotFound`; a refusal is EACCES; an object replaced under an open
+    /// reader (412 to its If-Match) is ESTALE; an outage, a timeout or any other error answer is
+    /// EIO, with the request (and so the endpoint) in the operation's text.
     func driverError(operation: String, path: DriverPath) -> StorageDriverError {
         switch self {
         case .notFound: .pathNotFound(path.value)
         case .accessDenied: .io(operation: "\(operation) (\(self))", path: path.value, errno: EACCES)
+        case .server(_, 412, _, _): .io(operation: "\(operation) (the object changed since it was opened: \(self))", path: path.value, errno: ESTALE)
         case .server, .unreachable: .io(operation: "\(operation) (\(self))", path: path.value, errno: EIO)
         }
     }

@@ -11,6 +11,9 @@ final class S3FileReader: DriverFileReader {
     private let driver: S3Driver
     private let path: DriverPath
     private let key: String
+    /// The version opened; every later request names it (If-Match), so a replaced object fails
+    /// instead of mixing bytes of two versions. Empty where the server sent none.
+    private let etag: String
 
     private struct Block {
         var start: Int64
@@ -28,9 +31,10 @@ final class S3FileReader: DriverFileReader {
     private let state: Mutex<State>
 
     /// `firstBlock`: bytes from offset 0 already fetched by whoever opened the object.
-    init(driver: S3Driver, path: DriverPath, size: Int64, firstBlock: [UInt8]?) {
+    init(driver: S3Driver, path: DriverPath, size: Int64, etag: String, firstBlock: [UInt8]?) {
         self.driver = driver
         self.path = path
+        self.etag = etag
         key = driver.key(path)
         state = Mutex(State(size: size, block: firstBlock.map { Block(start: 0, bytes: $0) }))
     }
@@ -42,10 +46,10 @@ final class S3FileReader: DriverFileReader {
         let key = driver.key(path)
         let answer = try driver.call("get", path) { () throws(S3Failure) in try driver.client.getRange(key, first: 0, last: blockSize - 1) }
         guard let answer else {
-            // 416: an empty object has no byte 0 (a missing one is 404).
-            return S3FileReader(driver: driver, path: path, size: 0, firstBlock: [])
+            // 416: an empty object has no byte 0 (a missing one is 404). Nothing to read, no version to hold.
+            return S3FileReader(driver: driver, path: path, size: 0, etag: "", firstBlock: [])
         }
-        return S3FileReader(driver: driver, path: path, size: answer.objectSize, firstBlock: answer.bytes)
+        return S3FileReader(driver: driver, path: path, size: answer.objectSize, etag: answer.etag, firstBlock: answer.bytes)
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
@@ -86,9 +90,9 @@ final class S3FileReader: DriverFileReader {
     }
 
     /// One ranged GET; nil (and the size cut there) when the object ends before `first`.
-    private func fetch(first: Int64, last: Int64) throws(StorageDriverError) -> (bytes: [UInt8], objectSize: Int64)? {
+    private func fetch(first: Int64, last: Int64) throws(StorageDriverError) -> S3Client.RangeAnswer? {
         let answer = try driver.call("get range", path) { () throws(S3Failure) in
-            try driver.client.getRange(key, first: first, last: last)
+            try driver.client.getRange(key, first: first, last: last, ifMatch: etag.isEmpty ? nil : etag)
         }
         state.withLock { $0.size = answer?.objectSize ?? min($0.size, first) }
         return answer
@@ -97,9 +101,9 @@ final class S3FileReader: DriverFileReader {
     /// The size as last seen, without a request.
     var knownSize: Int64 { state.withLock { $0.size } }
 
-    /// HEAD: the object's size now.
+    /// HEAD: the size of the version opened (ESTALE once it was replaced).
     func currentSize() throws(StorageDriverError) -> Int64 {
-        let head = try driver.call("head", path) { () throws(S3Failure) in try driver.client.head(key) }
+        let head = try driver.call("head", path) { () throws(S3Failure) in try driver.client.head(key, ifMatch: etag.isEmpty ? nil : etag) }
         state.withLock { $0.size = head.size }
         return head.size
     }

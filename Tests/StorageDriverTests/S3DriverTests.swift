@@ -119,6 +119,28 @@ import TestSupport
         expectSameBytes(Array(buffer[..<n]), content, "through the directory")
     }
 
+    @Test func aReaderReadsTheVersionItOpenedOrFails() throws {
+        let block = 64 << 10
+        let driver = try S3Fixture.driver(rootDirectory: S3Fixture.uniqueRoot("versions"), tuning: S3DriverTuning(readBlockSize: block))
+        let first = seededBytes(count: 2 * block, seed: 20)
+        try driver.putContent(path("/d/f"), first)
+        for opened in [try driver.reader(path("/d/f")), try driver.directory(path("/d")).open("f").reader!] {
+            try driver.putContent(path("/d/f"), first)
+            var buffer = [UInt8](repeating: 0, count: 100)
+            #expect(try buffer.withUnsafeMutableBytes { try opened.read(into: $0, at: 10) } == 100)
+            expectSameBytes(buffer, Array(first[10..<110]))
+            // Replaced by other bytes of the same size: the next block is not mixed in.
+            try driver.putContent(path("/d/f"), seededBytes(count: 2 * block, seed: 21))
+            let error = #expect(throws: StorageDriverError.self) { try buffer.withUnsafeMutableBytes { try opened.read(into: $0, at: Int64(block)) } }
+            guard case .io(_, _, let code)? = error else {
+                Issue.record("expected an io error, got \(String(describing: error))")
+                continue
+            }
+            #expect(code == ESTALE)
+            #expect(throws: StorageDriverError.self) { try opened.currentSize() }
+        }
+    }
+
     @Test func writesMoreThanAPartAsAMultipartUploadAndAppendsByCopy() throws {
         let part = S3DriverTuning.minimumPartSize
         let driver = try S3Fixture.driver(rootDirectory: S3Fixture.uniqueRoot("multipart"), tuning: S3DriverTuning(partSize: part))
