@@ -4,9 +4,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# System packages: build (pkg-config, OpenSSL, libfuse3) and what the tests drive (the real
-# registry and Redis, curl, rsync, getfattr from attr, tar).
-APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev docker-registry redis-server curl rsync attr tar skopeo umoci
+# System packages: build (pkg-config, OpenSSL, libfuse3, libcurl for the S3 driver) and what the
+# tests drive (the real registry and Redis, curl, rsync, getfattr from attr, tar).
+APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev libcurl4-openssl-dev docker-registry redis-server curl rsync attr tar skopeo umoci
+# The S3 server the S3 driver's tests start (moto's own server, from PyPI: Debian has none that runs here).
+MOTO_REQUIREMENT := moto[s3]==5.2.1
 # What `make bench` needs besides the build: the contenders (bindfs, rclone), a C compiler for its
 # timing helper, openssl for its seeded data, and matplotlib (for Debian's python3) for its chart.
 BENCH_PACKAGES := bindfs rclone gcc openssl python3-matplotlib
@@ -41,6 +43,8 @@ endef
 
 deps:
 	$(call install_missing,$(APT_PACKAGES))
+	@python3 -c 'import moto.server, flask, flask_cors' 2>/dev/null \
+	    || { echo "Installing moto (the tests' S3 server)"; python3 -m pip install --quiet '$(MOTO_REQUIREMENT)' flask flask-cors; }
 
 build: deps
 	$(SWIFTPM) build; status=$$?; $(SWIFTPM_TIDY); exit $$status

@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Storage", targets: ["Storage"]),
+        .library(name: "S3", targets: ["S3"]),
         .library(name: "BlobCache", targets: ["BlobCache"]),
         .library(name: "Scrubber", targets: ["Scrubber"]),
         .library(name: "BlobFS", targets: ["BlobFS"]),
@@ -30,6 +31,12 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // libcurl: the S3 client's HTTP, keep-alive and SigV4 signing (CURLOPT_AWS_SIGV4).
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .systemLibrary(
             name: "CFuse",
             pkgConfig: "fuse3",
@@ -40,6 +47,9 @@ let package = Package(
         .target(name: "Distribution", dependencies: ["CCrypto"]),
         // Bytes at driver paths; knows nothing of blobs.
         .target(name: "StorageDriver", dependencies: ["CLinux"]),
+        // The S3 driver and its libcurl client: a module of its own so that libcurl and FoundationXML
+        // stay out of StorageDriver, which every target links.
+        .target(name: "S3", dependencies: ["StorageDriver", "CCurl", "CCrypto"]),
         // Descriptor caches (in-memory LRU, cachedBlobStatter).
         .target(name: "BlobCache", dependencies: [
             "Distribution",
@@ -81,7 +91,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
 
         .testTarget(name: "DistributionTests", dependencies: ["Distribution", "TestSupport"]),
-        .testTarget(name: "StorageDriverTests", dependencies: ["StorageDriver", "TestSupport"]),
+        .testTarget(name: "StorageDriverTests", dependencies: ["StorageDriver", "S3", "TestSupport"]),
         .testTarget(name: "BlobCacheTests", dependencies: ["BlobCache", "BlobCacheTesting", "Distribution"]),
         .testTarget(name: "BlobCacheRedisTests", dependencies: [
             "BlobCacheRedis", "BlobCache", "BlobCacheTesting", "Storage", "StorageDriver", "Distribution", "TestSupport",
@@ -92,7 +102,7 @@ let package = Package(
         .testTarget(name: "ScrubberTests", dependencies: [
             "Scrubber", "Storage", "StorageDriver", "BlobCache", "Distribution", "StorageTesting", "TestSupport",
         ]),
-        .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "TestSupport"]),
+        .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "S3", "TestSupport"]),
         // The FUSE operations called directly on an in-memory store: no kernel, no mount.
         .testTarget(name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse", "TestSupport"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.

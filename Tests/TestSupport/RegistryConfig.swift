@@ -4,6 +4,8 @@ struct RegistryConfig {
     var cache: RegistryServer.Cache
     var readOnly: Bool
     var port: Int
+    /// The registry's S3 driver on this bucket instead of the filesystem at `root`.
+    var s3: RegistryS3Storage? = nil
 
     var yaml: String {
         var lines = [
@@ -13,8 +15,13 @@ struct RegistryConfig {
             "  accesslog:",
             "    disabled: false",
             "storage:",
-            "  filesystem:",
-            "    rootdirectory: \(quoted(root))",
+        ]
+        if let s3 {
+            lines += s3.yamlLines.map { "  " + $0 }
+        } else {
+            lines += ["  filesystem:", "    rootdirectory: \(quoted(root))"]
+        }
+        lines += [
             "  delete:",
             "    enabled: true",  // DELETE of blobs and manifests answers 405 without it
             "  maintenance:",
@@ -45,7 +52,7 @@ struct RegistryConfig {
 }
 
 /// A YAML double-quoted scalar, so paths with spaces, colons or '#' stay one string.
-private func quoted(_ value: String) -> String {
+func quoted(_ value: String) -> String {
     var result = "\""
     for character in value {
         switch character {

@@ -19,13 +19,22 @@ public final class RegistryServer: @unchecked Sendable {
     private let state: Mutex<RunningState>
 
     /// Writes a config, starts `docker-registry serve` and returns once `GET /v2/` answers 200.
-    public init(root: String, cache: Cache = .none, readOnly: Bool = false) throws {
+    public convenience init(root: String, cache: Cache = .none, readOnly: Bool = false) throws {
+        try self.init { port in RegistryConfig(root: root, cache: cache, readOnly: readOnly, port: port) }
+    }
+
+    /// The same with the registry's S3 driver on `s3`'s bucket.
+    public convenience init(s3: RegistryS3Storage, cache: Cache = .none) throws {
+        try self.init { port in RegistryConfig(root: "", cache: cache, readOnly: false, port: port, s3: s3) }
+    }
+
+    private init(config makeConfig: (Int) -> RegistryConfig) throws {
         let directory = try TemporaryDirectory(prefix: "blobfs-registry")
         let logPath = directory.path + "/registry.log"
         var attempt = 1
         while true {
             let port = try freeLoopbackPort()
-            let config = RegistryConfig(root: root, cache: cache, readOnly: readOnly, port: port)
+            let config = makeConfig(port)
             do {
                 let running = try Self.launch(config: config, directory: directory.path, logPath: logPath)
                 self.directory = directory
@@ -103,7 +112,8 @@ public final class RegistryServer: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
         process.arguments = ["serve", configPath]
         // REGISTRY_* variables override the config file; a stray one from the environment must not leak in.
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("REGISTRY_") }
+        // AWS_CA_BUNDLE makes its S3 driver panic at start (s3.md, G1).
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("REGISTRY_") && $0.key != "AWS_CA_BUNDLE" }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = logHandle
         process.standardError = logHandle

@@ -1,0 +1,210 @@
+import CCurl
+import Foundation
+import Synchronization
+
+/// One HTTP exchange as the S3 client asks for it: the URL already carries the encoded path and
+/// the canonical (sorted, encoded) query, since libcurl 7.88 signs both as written.
+struct HTTPRequest: Sendable {
+    var method: String
+    var url: String
+    /// Sent and signed as given (every CURLOPT_HTTPHEADER header is signed).
+    var headers: [(name: String, value: String)]
+    var body: [UInt8] = []
+    /// Stop reading a 2xx body longer than this: the exchange then ends with `bodyTooLong`.
+    var bodyLimit: Int = .max
+}
+
+/// What came back: status, headers (names lowercased, the last value of each) and the body.
+struct HTTPResponse: Sendable {
+    var status: Int
+    var headers: [String: String]
+    var body: [UInt8]
+    /// The body was cut at the request's `bodyLimit`; the transfer was abandoned.
+    var bodyTooLong: Bool
+}
+
+/// Why an exchange produced no response: libcurl's code and text (a refused connection, a
+/// timeout, a reset).
+struct TransportFailure: Error, Sendable {
+    var code: CURLcode
+    var message: String
+
+    var timedOut: Bool { code == CURLE_OPERATION_TIMEDOUT }
+}
+
+/// The credentials requests are signed with.
+public struct S3Credentials: Sendable, Hashable {
+    public var accessKey: String
+    public var secretKey: String
+    /// A temporary credential's token, sent as `x-amz-security-token`.
+    public var sessionToken: String?
+
+    public init(accessKey: String, secretKey: String, sessionToken: String? = nil) {
+        self.accessKey = accessKey
+        self.secretKey = secretKey
+        self.sessionToken = sessionToken
+    }
+}
+
+/// libcurl easy handles kept between requests, so that each keeps its connection alive. A handle
+/// is taken for one exchange and given back; at most `idleLimit` idle ones are kept. Requests run
+/// on the caller's thread (the driver protocol is synchronous), so the pool grows to the number
+/// of threads calling at once.
+final class CurlTransport: Sendable {
+    /// Handles are only ever used by one thread at a time: taken out of `idle` under its lock and
+    /// handed back when the exchange is over.
+    private struct Handle: @unchecked Sendable { let pointer: UnsafeMutableRawPointer }
+
+    /// The only lock here; nothing else is taken while it is held, and no I/O runs under it.
+    private let idle = Mutex<[Handle]>([])
+    private let idleLimit: Int
+    private let region: String
+    private let credentials: S3Credentials
+    let connectTimeoutMilliseconds: Int
+    /// Connections opened so far (libcurl's CURLINFO_NUM_CONNECTS summed): how well keep-alive works.
+    let connectionsOpened = Atomic<Int>(0)
+
+    init(region: String, credentials: S3Credentials, connectTimeoutMilliseconds: Int, idleLimit: Int = 32) {
+        _ = Self.globalInit
+        self.region = region
+        self.credentials = credentials
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.idleLimit = idleLimit
+    }
+
+    deinit {
+        idle.withLock { handles in
+            for handle in handles { curl_easy_cleanup(handle.pointer) }
+            handles = []
+        }
+    }
+
+    private static let emptyBody: StaticString = ""
+
+    /// curl_global_init is not thread-safe: once, before the first handle, through a lazy global.
+    private static let globalInit: Void = { _ = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    /// Performs one exchange with a deadline of `timeoutMilliseconds` for all of it.
+    func perform(_ request: HTTPRequest, timeoutMilliseconds: Int) -> Result<HTTPResponse, TransportFailure> {
+        let handle = idle.withLock { $0.popLast() } ?? curl_easy_init().map { Handle(pointer: $0) }
+        guard let handle else { return .failure(TransportFailure(code: CURLE_FAILED_INIT, message: "curl_easy_init failed")) }
+        let result = exchange(request, on: handle.pointer, timeoutMilliseconds: timeoutMilliseconds)
+        // Reset keeps the live connection and the DNS cache: the next exchange reuses them.
+        curl_easy_reset(handle.pointer)
+        let kept = idle.withLock { handles in
+            guard handles.count < idleLimit else { return false }
+            handles.append(handle)
+            return true
+        }
+        if !kept { curl_easy_cleanup(handle.pointer) }
+        return result
+    }
+
+    private func exchange(_ request: HTTPRequest, on h: UnsafeMutableRawPointer, timeoutMilliseconds: Int) -> Result<HTTPResponse, TransportFailure> {
+        let sink = ResponseSink(limit: request.bodyLimit)
+        var headers: UnsafeMutablePointer<curl_slist>?
+        for header in request.headers { headers = curl_slist_append(headers, "\(header.name): \(header.value)") }
+        if let token = credentials.sessionToken { headers = curl_slist_append(headers, "x-amz-security-token: \(token)") }
+        defer { curl_slist_free_all(headers) }
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+
+        let code: CURLcode = request.body.withUnsafeBytes { body in
+            errorBuffer.withUnsafeMutableBufferPointer { errorText in
+                ccurl_setopt_string(h, CURLOPT_URL, request.url)
+                ccurl_setopt_long(h, CURLOPT_NOSIGNAL, 1)  // threads: no SIGALRM for timeouts
+                ccurl_setopt_long(h, CURLOPT_TIMEOUT_MS, max(1, timeoutMilliseconds))
+                ccurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, min(connectTimeoutMilliseconds, timeoutMilliseconds)))
+                ccurl_setopt_long(h, CURLOPT_TCP_KEEPALIVE, 1)
+                ccurl_setopt_string(h, CURLOPT_NOPROXY, "*")  // an http_proxy in the environment must not capture the endpoint
+                ccurl_setopt_pointer(h, CURLOPT_ERRORBUFFER, errorText.baseAddress)
+                ccurl_setopt_string(h, CURLOPT_AWS_SIGV4, "aws:amz:\(region):s3")
+                // USERNAME/PASSWORD, not USERPWD, which splits at the first colon (Swift's `account:user` keys).
+                ccurl_setopt_string(h, CURLOPT_USERNAME, credentials.accessKey)
+                ccurl_setopt_string(h, CURLOPT_PASSWORD, credentials.secretKey)
+                ccurl_setopt_headers(h, headers)
+                switch request.method {
+                case "GET": break
+                case "HEAD": ccurl_setopt_long(h, CURLOPT_NOBODY, 1)
+                default:
+                    // A body in memory, with the verb named explicitly (PUT, POST, DELETE).
+                    ccurl_setopt_string(h, CURLOPT_CUSTOMREQUEST, request.method)
+                    if request.method != "DELETE" {
+                        // Never a null pointer: libcurl would then read the body from stdin.
+                        ccurl_setopt_off(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                        ccurl_setopt_pointer(h, CURLOPT_POSTFIELDS, body.baseAddress ?? UnsafeRawPointer(Self.emptyBody.utf8Start))
+                    }
+                }
+                let context = Unmanaged.passUnretained(sink).toOpaque()
+                ccurl_setopt_pointer(h, CURLOPT_WRITEDATA, context)
+                ccurl_setopt_callback(h, CURLOPT_WRITEFUNCTION) { data, size, count, context in
+                    let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+                    return sink.append(UnsafeRawBufferPointer(start: data, count: size * count))
+                }
+                ccurl_setopt_pointer(h, CURLOPT_HEADERDATA, context)
+                ccurl_setopt_callback(h, CURLOPT_HEADERFUNCTION) { data, size, count, context in
+                    let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+                    sink.header(UnsafeRawBufferPointer(start: data, count: size * count))
+                    return size * count
+                }
+                return curl_easy_perform(h)
+            }
+        }
+        if sink.tooLong {
+            return .success(HTTPResponse(status: sink.status, headers: sink.headers, body: sink.body, bodyTooLong: true))
+        }
+        guard code == CURLE_OK else {
+            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return .failure(TransportFailure(code: code, message: detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail))
+        }
+        var status = 0
+        ccurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+        var connects = 0
+        ccurl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects)
+        connectionsOpened.add(connects, ordering: .relaxed)
+        return .success(HTTPResponse(status: status, headers: sink.headers, body: sink.body, bodyTooLong: false))
+    }
+}
+
+/// Collects one response inside libcurl's callbacks (on the performing thread only).
+private final class ResponseSink {
+    let limit: Int
+    var status = 0
+    var headers: [String: String] = [:]
+    var body: [UInt8] = []
+    var tooLong = false
+
+    init(limit: Int) { self.limit = limit }
+
+    /// The most of an error answer's body kept (its XML names the error); the rest is dropped.
+    static let errorBodyLimit = 64 << 10
+
+    /// Returning less than was given makes libcurl abandon the transfer (CURLE_WRITE_ERROR). The
+    /// limit is for content only: an error answer is read on, so that its status is what the
+    /// caller sees.
+    func append(_ data: UnsafeRawBufferPointer) -> Int {
+        guard (200..<300).contains(status) else {
+            body.append(contentsOf: data.prefix(max(0, Self.errorBodyLimit - body.count)))
+            return data.count
+        }
+        guard body.count + data.count <= limit else {
+            body.append(contentsOf: data.prefix(limit - body.count))
+            tooLong = true
+            return 0
+        }
+        body.append(contentsOf: data)
+        return data.count
+    }
+
+    /// A status line starts a new header block (a `100 Continue` comes before the real one).
+    func header(_ line: UnsafeRawBufferPointer) {
+        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.hasPrefix("HTTP/") {
+            headers = [:]
+            let fields = text.split(separator: " ")
+            status = fields.count > 1 ? Int(fields[1]) ?? 0 : 0
+        } else if let colon = text.firstIndex(of: ":") {
+            let name = text[..<colon].lowercased()
+            headers[name] = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Glibc
+import StorageDriver
+import Synchronization
+
+/// Positional reads of one object with ranged GETs that always name their end byte, so the server
+/// streams no more than is read. Reads smaller than a block fetch the whole aligned block and keep
+/// it (one per reader), so that the kernel's 128 KiB reads of a file cost one GET per block; a read
+/// of a block or more goes straight into the caller's buffer. A read fills its buffer unless it
+/// reaches the end, as a regular file's does.
+final class S3FileReader: DriverFileReader {
+    private let driver: S3Driver
+    private let path: DriverPath
+    private let key: String
+    /// The version opened; every later request names it (If-Match), so a replaced object fails
+    /// instead of mixing bytes of two versions. Empty where the server sent none.
+    private let etag: String
+
+    private struct Block {
+        var start: Int64
+        var bytes: [UInt8]
+        var end: Int64 { start + Int64(bytes.count) }
+    }
+
+    private struct State {
+        /// From HEAD at open (or the first block's Content-Range), updated by every answer.
+        var size: Int64
+        var block: Block?
+    }
+
+    /// Held only to copy in or out, never across a request.
+    private let state: Mutex<State>
+
+    /// `firstBlock`: bytes from offset 0 already fetched by whoever opened the object.
+    init(driver: S3Driver, path: DriverPath, size: Int64, etag: String, firstBlock: [UInt8]?) {
+        self.driver = driver
+        self.path = path
+        self.etag = etag
+        key = driver.key(path)
+        state = Mutex(State(size: size, block: firstBlock.map { Block(start: 0, bytes: $0) }))
+    }
+
+    /// Opens with a GET of the first block instead of a HEAD: one request that says the size
+    /// and brings the start of the content (a small file's whole content).
+    static func open(driver: S3Driver, path: DriverPath) throws(StorageDriverError) -> S3FileReader {
+        let blockSize = Int64(driver.tuning.readBlockSize)
+        let key = driver.key(path)
+        let answer = try driver.call("get", path) { () throws(S3Failure) in try driver.client.getRange(key, first: 0, last: blockSize - 1) }
+        guard let answer else {
+            // 416: an empty object has no byte 0 (a missing one is 404). Nothing to read, no version to hold.
+            return S3FileReader(driver: driver, path: path, size: 0, etag: "", firstBlock: [])
+        }
+        return S3FileReader(driver: driver, path: path, size: answer.objectSize, etag: answer.etag, firstBlock: answer.bytes)
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
+        guard offset >= 0 else { throw .io(operation: "s3 read", path: path.value, errno: EINVAL) }
+        let blockSize = Int64(driver.tuning.readBlockSize)
+        var filled = 0
+        while filled < buffer.count {
+            let position = offset + Int64(filled)
+            let (size, copied) = state.withLock { state -> (Int64, Int) in
+                guard let block = state.block, block.start <= position, position < block.end else { return (state.size, 0) }
+                let n = Int(min(Int64(buffer.count - filled), block.end - position))
+                block.bytes.withUnsafeBytes { source in
+                    (buffer.baseAddress! + filled).copyMemory(from: source.baseAddress! + Int(position - block.start), byteCount: n)
+                }
+                return (state.size, n)
+            }
+            if copied > 0 {
+                filled += copied
+                continue
+            }
+            guard position < size else { break }
+            let wanted = min(Int64(buffer.count - filled), size - position)
+            if wanted >= blockSize {
+                // A large read: straight into the buffer, no block kept.
+                guard let answer = try fetch(first: position, last: position + wanted - 1), !answer.bytes.isEmpty else { break }
+                answer.bytes.withUnsafeBytes { source in
+                    (buffer.baseAddress! + filled).copyMemory(from: source.baseAddress!, byteCount: min(answer.bytes.count, Int(wanted)))
+                }
+                filled += min(answer.bytes.count, Int(wanted))
+            } else {
+                let start = position / blockSize * blockSize
+                guard let answer = try fetch(first: start, last: min(start + blockSize, size) - 1), !answer.bytes.isEmpty else { break }
+                state.withLock { $0.block = Block(start: start, bytes: answer.bytes) }
+                if start + Int64(answer.bytes.count) <= position { break }  // the object shrank below the read
+            }
+        }
+        return filled
+    }
+
+    /// One ranged GET; nil (and the size cut there) when the object ends before `first`.
+    private func fetch(first: Int64, last: Int64) throws(StorageDriverError) -> S3Client.RangeAnswer? {
+        let answer = try driver.call("get range", path) { () throws(S3Failure) in
+            try driver.client.getRange(key, first: first, last: last, ifMatch: etag.isEmpty ? nil : etag)
+        }
+        state.withLock { $0.size = answer?.objectSize ?? min($0.size, first) }
+        return answer
+    }
+
+    /// The size as last seen, without a request.
+    var knownSize: Int64 { state.withLock { $0.size } }
+
+    /// HEAD: the size of the version opened (ESTALE once it was replaced).
+    func currentSize() throws(StorageDriverError) -> Int64 {
+        let head = try driver.call("head", path) { () throws(S3Failure) in try driver.client.head(key, ifMatch: etag.isEmpty ? nil : etag) }
+        state.withLock { $0.size = head.size }
+        return head.size
+    }
+}
