@@ -50,12 +50,7 @@ public final class FaultyHTTPServer: @unchecked Sendable {
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         port, stall = int(sys.argv[1]), int(sys.argv[2])
         seen, lock = {}, threading.Lock()
-        parent = os.getppid()
-        def watch():
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os._exit(0)
-        threading.Thread(target=watch, daemon=True).start()
+        \(PythonServerScript.endsWithItsParent)
         class Faulty(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             def answer(self):

@@ -127,12 +127,7 @@ public final class MotoServer: @unchecked Sendable {
     /// gone (a killed test run must not leave servers behind).
     private static let bootstrap = """
         import os, sys, threading, time
-        parent = os.getppid()
-        def watch():
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os._exit(0)
-        threading.Thread(target=watch, daemon=True).start()
+        \(PythonServerScript.endsWithItsParent)
         from moto.server import main
         main(["-H", "127.0.0.1", "-p", sys.argv[1]])
         """
