@@ -23,6 +23,7 @@ NAMES = {
     "blobfs-remembered": "blobfs --remember-verified",
     "blobfs-ptoff": "blobfs --passthrough off",
     "blobfs-noverify-ptoff": "blobfs --no-verify --passthrough off",
+    "blobfs-metrics": "blobfs --metrics-address",
     "bindfs": "bindfs",
     "rclone": "rclone mount",
     "sha256sum": "sha256sum",
@@ -35,6 +36,7 @@ COLOURS = {
     "blobfs-remembered": "#6a51a3",
     "blobfs-ptoff": "#08519c",
     "blobfs-noverify-ptoff": "#c6dbef",
+    "blobfs-metrics": "#17becf",
     "bindfs": "#ff7f0e",
     "rclone": "#2ca02c",
     "sha256sum": "#4d4d4d",
@@ -161,6 +163,7 @@ def main_table(res):
         # Passthrough (issue 13) changes every read figure: the same with it off, side by side.
         variants += [v for v in ("blobfs-ptoff", "blobfs-noverify-ptoff")
                      if figure[0] in "12" and res.runs(figure, v) and (first_reads or v == "blobfs-ptoff")]
+        variants += [v for v in ("blobfs-metrics",) if res.runs(figure, v)]
         for variant in variants:
             mine = res.median(figure, variant)
             name = {
@@ -169,6 +172,7 @@ def main_table(res):
                 "blobfs-remembered": f"{figure} … with `blobfs mount --remember-verified` (verified by an earlier mount)",
                 "blobfs-ptoff": f"{figure} … with `blobfs mount --passthrough off`",
                 "blobfs-noverify-ptoff": f"{figure} … with `blobfs mount --no-verify --passthrough off`",
+                "blobfs-metrics": f"{figure} … with `blobfs mount --metrics-address` (Prometheus metrics on)",
             }[variant]
             runs = max(res.runs(figure, c) for c in ("native", "bindfs", "rclone", variant))
             if figure == "3e":
@@ -316,6 +320,13 @@ def targets_table(res):
         r = speed("3a", "bindfs")
         add("issue 13: 3a stat of 10,000 blobs, fresh mount ≥ 2× bindfs", "–" if r is None else f"{r:.2f}× bindfs",
             None if r is None else r >= 2, daemon_note("3a"))
+    # Issue 15: metrics on cost at most 3% against metrics off, in the same run.
+    for figure in ("1a", "1b", "3a", "3b"):
+        off, on = med(figure, "blobfs"), med(figure, "blobfs-metrics")
+        if off is None or on is None:
+            continue
+        add(f"issue 15: {figure} with metrics on within 3% of off", f"{on / off:.3f}× off's time ({fmt_seconds(on)} against {fmt_seconds(off)})",
+            on <= 1.03 * off, daemon_note(figure, "blobfs-metrics"))
     r = speed("4", "native")
     add("write + verify + commit ≥ 0.8× native `cp` + `sha256sum`",
         "not measured: read-write mounts have not landed" if r is None else f"{r:.2f}× native `cp` + `sha256sum`",
@@ -420,7 +431,7 @@ def chart(res, path):
         "6a": "6a verify large blob", "6b": "6b verify 10k blobs",
     }
     rows = [f for f, _ in figures if f != "4" or res.runs("4", "blobfs")] + ["6a", "6b"]
-    contenders = ["native", "blobfs", "blobfs-noverify", "blobfs-remembered", "blobfs-ptoff", "blobfs-noverify-ptoff", "bindfs", "rclone"]
+    contenders = ["native", "blobfs", "blobfs-noverify", "blobfs-remembered", "blobfs-ptoff", "blobfs-noverify-ptoff", "blobfs-metrics", "bindfs", "rclone"]
     fig, (ax, axm) = plt.subplots(1, 2, figsize=(14, 7.5), gridspec_kw={"width_ratios": [3, 1.4]})
     height = 0.14
     for i, figure in enumerate(rows):
