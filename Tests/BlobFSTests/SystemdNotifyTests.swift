@@ -2,6 +2,7 @@ import BlobFS
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 import Testing
 import TestSupport
 
@@ -123,6 +124,30 @@ import TestSupport
         #expect(SystemdWatchdog.interval(environment: ["WATCHDOG_USEC": "300000", "WATCHDOG_PID": "4242"], pid: pid) == .milliseconds(150))
         #expect(SystemdWatchdog.interval(environment: ["WATCHDOG_USEC": "300000", "WATCHDOG_PID": "4243"], pid: pid) == nil)
         #expect(SystemdWatchdog.interval(environment: ["WATCHDOG_USEC": "300000", "WATCHDOG_PID": ""], pid: pid) == .milliseconds(150))
+    }
+
+    /// The watchdog pings only after `alive` answered: a probe stuck in a wedged mount stops the
+    /// pings (no burst of stale ones when it returns), and none follows `stop`.
+    @Test func watchdogPingsOnlyWhileAliveAnswersAndNeverAfterStop() throws {
+        let directory = try TemporaryDirectory(prefix: "blobfs-sd-watchdog")
+        defer { directory.remove() }
+        let socket = try NotifySocket(path: directory.path + "/s")
+        let notifier = try #require(SystemdNotifier(environment: ["NOTIFY_SOCKET": socket.name], logger: Logger(label: "test")))
+        let probe = StuckProbe()
+        let watchdog = SystemdWatchdog(interval: .milliseconds(50), notifier: notifier, alive: { probe.answer() })
+        defer { probe.release() }
+        for _ in 0..<3 { #expect(socket.receive(timeout: 5)?.text == "WATCHDOG=1") }
+
+        probe.wedge()
+        #expect(probe.stuck.wait(timeout: .now() + 5) == .success, "the probe never ran")
+        while socket.receive(timeout: 0) != nil {}  // pings sent before the probe got stuck
+        #expect(socket.receive(timeout: 0.5) == nil, "a ping while the probe is stuck (10 intervals)")
+        probe.release()
+        #expect(socket.receive(timeout: 5)?.text == "WATCHDOG=1", "no ping once the probe answers again")
+
+        watchdog.stop()
+        while socket.receive(timeout: 0) != nil {}
+        #expect(socket.receive(timeout: 0.3) == nil, "a ping after stop")
     }
 
     @Test func notifierNeedsANotifySocket() throws {
@@ -325,6 +350,32 @@ final class NotifiedDaemon: Sendable {
         let gone = !TestSupport.MountTable.isMounted(mountpoint)
         if !gone { _ = TestSupport.MountTable.forceUnmount(mountpoint) }
         return Stopped(status: status, mountGone: gone)
+    }
+}
+
+/// A watchdog probe the test can make hang, as one hangs in a wedged FUSE mount.
+final class StuckProbe: Sendable {
+    private let wedged = Mutex(false)
+    private let unblock = DispatchSemaphore(value: 0)
+    /// Signalled when a probe starts to hang.
+    let stuck = DispatchSemaphore(value: 0)
+
+    func answer() -> Bool {
+        guard wedged.withLock({ $0 }) else { return true }
+        stuck.signal()
+        unblock.wait()
+        return true
+    }
+
+    func wedge() { wedged.withLock { $0 = true } }
+
+    /// Lets a hanging probe (and every later one) answer.
+    func release() {
+        let wasWedged = wedged.withLock { wedged in
+            defer { wedged = false }
+            return wedged
+        }
+        if wasWedged { unblock.signal() }
     }
 }
 
