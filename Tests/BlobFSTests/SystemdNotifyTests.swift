@@ -16,12 +16,14 @@ import TestSupport
         defer { workspace.remove() }
         let blob = try writeStore(root: workspace.root, [("sd/app", Array("systemd sees this".utf8))])[0]
         let socket = try NotifySocket(abstractName: "blobfs-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        // Pings every 150 ms.
+        // Pings every 500 ms: far enough from the whole timeout (1 s) for a loaded machine's jitter.
         let daemon = try NotifiedDaemon(
-            workspace, socket: socket, options: ["--passthrough", "off"], environment: ["WATCHDOG_USEC": "300000"])
+            workspace, socket: socket, options: ["--passthrough", "off"], environment: ["WATCHDOG_USEC": "1000000"])
         defer { daemon.stop() }
 
         let first = try #require(socket.receive(timeout: 30), "no notification within 30 s\n\(daemon.log.tail(3000))")
+        // The startup line is logged once the kernel's INIT exchange is done: before READY=1.
+        #expect(daemon.log.contains("mounted \(try Posix.realPath(workspace.root)) at "), "READY=1 before INIT was done\n\(daemon.log)")
         // Right when READY arrives the mountpoint must be the FUSE mount, serving: its root's
         // device is the mount's (not the directory under it), and a blob reads back whole.
         var info = Glibc.stat()
@@ -42,15 +44,15 @@ import TestSupport
         #expect(datagramSockets(of: daemon.pid) == 1)
 
         var pings: [Date] = []
-        while pings.count < 8, let message = socket.receive(timeout: 10) {
+        while pings.count < 6, let message = socket.receive(timeout: 10) {
             #expect(message.text == "WATCHDOG=1")
             pings.append(message.time)
         }
-        #expect(pings.count == 8, "\(pings.count) watchdog pings\n\(daemon.log.tail(3000))")
+        #expect(pings.count == 6, "\(pings.count) watchdog pings\n\(daemon.log.tail(3000))")
         let gaps = zip(pings.dropFirst(), pings).map { $0.timeIntervalSince($1) }.sorted()
         // Every half WATCHDOG_USEC: the median gap, robust to a loaded machine's late ticks.
         let median = gaps[gaps.count / 2]
-        #expect(median > 0.1 && median < 0.3, "gaps between pings: \(gaps)")
+        #expect(median > 0.35 && median < 0.75, "gaps between pings: \(gaps)")
 
         daemon.signal(SIGTERM)
         var stopping: [String: String]?
