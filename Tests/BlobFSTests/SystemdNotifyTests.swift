@@ -67,6 +67,64 @@ import TestSupport
         #expect(socket.receive(timeout: 0) == nil)
     }
 
+    /// A real wedge: the store is served through bindfs, which the test stops (SIGSTOP), and the
+    /// daemon's only worker (`--threads 1`) is sent a lookup that reads the store. Every later
+    /// request waits in the kernel, the watchdog's probe among them, so the pings stop; when
+    /// bindfs continues, the lookup is answered and the pings resume.
+    @Test(.enabled(if: (try? Command.which("bindfs")) != nil, "skipped: bindfs is not installed (it stands in for storage that stops answering)"))
+    func aWedgedLoopStopsTheWatchdogPings() throws {
+        let workspace = try Workspace("sd-wedge")
+        defer { workspace.remove() }
+        _ = try writeStore(root: workspace.root, [("sd/app", Array("behind bindfs".utf8))])
+        let stalled = try workspace.makeDirectory("bindfs")
+        let bindfs = try ChildProcess(
+            executable: try Command.which("bindfs"), arguments: ["-f", workspace.root, stalled],
+            stdoutPath: workspace.path("bindfs.log"), stderrPath: workspace.path("bindfs.log"))
+        defer {
+            bindfs.signal(SIGCONT)
+            bindfs.signal(SIGTERM)
+            if bindfs.wait(timeout: 20) == nil { bindfs.signal(SIGKILL) }
+            if TestSupport.MountTable.isMounted(stalled) { _ = TestSupport.MountTable.forceUnmount(stalled) }
+        }
+        try waitFor("bindfs to mount \(stalled)") { TestSupport.MountTable.entry(at: stalled)?.fileSystemType.hasPrefix("fuse") == true }
+
+        let socket = try NotifySocket(abstractName: "blobfs-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let daemon = try NotifiedDaemon(
+            workspace, root: stalled, socket: socket, options: ["--threads", "1", "--passthrough", "off"],
+            environment: ["WATCHDOG_USEC": "400000"])
+        defer {
+            bindfs.signal(SIGCONT)  // before the daemon's stop, which needs its worker back
+            daemon.stop()
+        }
+        let ready = try #require(socket.receive(timeout: 30), "no READY=1\n\(daemon.log.tail(3000))")
+        #expect(NotifySocket.fields(ready.text)["READY"] == "1")
+        for _ in 0..<2 { #expect(socket.receive(timeout: 10)?.text == "WATCHDOG=1") }
+
+        bindfs.signal(SIGSTOP)
+        try waitFor("bindfs to stop") { processState(bindfs.pid) == "T" }
+        // A name never looked up: the kernel asks the daemon, whose one worker asks the store.
+        let lookup = try Command.start("stat", [workspace.mountpoint + "/repo/never-looked-up-\(UInt32.random(in: 0...UInt32.max))"])
+        // Pings sent before the worker got stuck may still arrive; then none for 2.5 s (6 intervals).
+        let deadline = Date().addingTimeInterval(15)
+        var quiet = false
+        while !quiet && Date() < deadline {
+            if let message = socket.receive(timeout: 2.5) {
+                #expect(message.text == "WATCHDOG=1")
+            } else {
+                quiet = true
+            }
+        }
+        #expect(quiet, "the watchdog kept pinging for 15 s while the daemon's only worker was stuck")
+        // The wedge was real: the lookup is still waiting for the daemon.
+        #expect(lookup.isRunning, "the lookup did not wait for the stopped store")
+        bindfs.signal(SIGCONT)
+        let looked = try lookup.wait(timeout: 30)
+        #expect(looked.stderrText.contains("No such file or directory"), "the lookup, answered once bindfs went on: \(looked)")
+        #expect(socket.receive(timeout: 10)?.text == "WATCHDOG=1", "no ping once the loop answered again\n\(daemon.log.tail(3000))")
+        let stopped = daemon.stop()
+        #expect(stopped.status == 0 && stopped.mountGone, "\(stopped)\n\(daemon.log.tail(3000))")
+    }
+
     /// A path socket; a read-write mount with remembered verification and no descriptor cache;
     /// `WATCHDOG_PID` naming another process, so no pings although `WATCHDOG_USEC` is set.
     @Test func pathSocketStatusOfAReadWriteMountAndNoPingsForAnotherWatchdogPid() throws {
@@ -308,13 +366,14 @@ final class NotifiedDaemon: Sendable {
         var description: String { "exit status \(status.map(String.init) ?? "none (killed)"), mount \(mountGone ? "gone" : "left behind")" }
     }
 
-    init(_ workspace: Workspace, socket: NotifySocket?, options: [String], environment: [String: String]) throws {
+    /// Mounts `root` (the workspace's store unless given) on the workspace's mountpoint.
+    init(_ workspace: Workspace, root: String? = nil, socket: NotifySocket?, options: [String], environment: [String: String]) throws {
         mountpoint = workspace.mountpoint
         logPath = workspace.path("blobfs-\(UInt32.random(in: 0...UInt32.max)).log")
         var environment = environment
         if let socket { environment["NOTIFY_SOCKET"] = socket.name }
         process = try ChildProcess(
-            executable: try BlobfsExecutable.path(), arguments: ["mount", workspace.root, self.mountpoint] + options,
+            executable: try BlobfsExecutable.path(), arguments: ["mount", root ?? workspace.root, self.mountpoint] + options,
             environment: environment, stdoutPath: logPath, stderrPath: logPath)
     }
 
@@ -379,6 +438,25 @@ final class StuckProbe: Sendable {
         }
         if wasWedged { unblock.signal() }
     }
+}
+
+/// Polls `condition` (short backoff, up to 30 s).
+func waitFor(_ what: String, _ condition: () -> Bool) throws {
+    let deadline = Date().addingTimeInterval(30)
+    var delay = 0.005
+    while !condition() {
+        guard Date() < deadline else { throw TestSupportError("waited 30 s for \(what)") }
+        Thread.sleep(forTimeInterval: delay)
+        delay = min(delay * 2, 0.1)
+    }
+}
+
+/// The state letter of /proc/<pid>/stat ("T" for stopped), or nil.
+func processState(_ pid: Int32) -> String? {
+    guard let bytes = try? Posix.readFile("/proc/\(pid)/stat") else { return nil }
+    let text = String(decoding: bytes, as: UTF8.self)
+    guard let close = text.lastIndex(of: ")") else { return nil }
+    return text[text.index(after: close)...].split(separator: " ").first.map(String.init)
 }
 
 /// `major:minor` as mountinfo writes a device.
