@@ -61,8 +61,10 @@ public final class FuseSession {
     /// Serves requests until the filesystem is unmounted or the process gets SIGINT, SIGTERM or
     /// SIGHUP; then unmounts. Returns normally on a clean stop. `serving` is called once, from
     /// another thread, when the kernel's INIT exchange is done, with whether reads go through
-    /// kernel passthrough ("on", or "off (why)").
-    public func run(serving: (@Sendable (_ passthrough: String) -> Void)? = nil) throws {
+    /// kernel passthrough ("on", or "off (why)"). `stopping` is called on this thread once the
+    /// loop has ended (a signal, or an unmount from outside), before the session waits for opens
+    /// still hashing and unmounts.
+    public func run(serving: (@Sendable (_ passthrough: String) -> Void)? = nil, stopping: (() -> Void)? = nil) throws {
         // libfuse installs its handlers only where the disposition is the default; a daemon
         // started with `&` from a script inherits SIGINT ignored, and one spawned from a thread
         // of a Dispatch pool inherits these signals blocked. The workers inherit this thread's mask.
@@ -80,6 +82,7 @@ public final class FuseSession {
         defer { fuse_loop_cfg_destroy(config) }
         fuse_loop_cfg_set_max_threads(config, UInt32(max(1, fileSystem.options.maxThreads)))
         let status = fuse_session_loop_mt(session, config)
+        stopping?()
         // An open still hashing holds a request of this session: it replies (the kernel is gone,
         // so the reply fails harmlessly) before the session can be destroyed.
         fileSystem.passthrough.deferredOpens.wait()

@@ -276,12 +276,23 @@ struct MountCommand: ParsableCommand {
             "threads": "\(settings.threads)",
             "fuse_options": "\(list.fuseOptions.joined(separator: ","))",
         ]
-        let mounted = "mounted \(store.root) at \(mountpoint), \(readWrite ? "read-write" : "read-only")\(allowDelete ? ", deletes allowed" : "")"
+        let mode = "\(readWrite ? "read-write" : "read-only")\(allowDelete ? ", deletes allowed" : "")"
+        let mounted = "mounted \(store.root) at \(mountpoint), \(mode)"
+        // systemd's side (Type=notify): what the unit's status shows, each part as the startup line says it.
+        let service = ServiceNotifications(logger: logger)
+        let verification = settings.verifyReads ? (ledger.map { "on, remembered in \($0.path)" } ?? "on") : "off"
+        let cacheStatus =
+            settings.redis.map { "Redis \($0.address) db \($0.database)" }
+            ?? (settings.cacheEntries > 0 ? "memory, \(settings.cacheEntries) entries" : "none")
+        let servedStatus = "serving \(store.root) at \(mountpoint); \(mode); verification: \(verification); cache: \(cacheStatus)"
         // Said once the kernel's INIT exchange is done: only then is it known whether the kernel
         // reads blobs directly.
-        try session.run { passthrough in
-            logger.info("\(mounted); passthrough: \(passthrough)", metadata: metadata)
-        }
+        try session.run(
+            serving: { passthrough in
+                logger.info("\(mounted); passthrough: \(passthrough)", metadata: metadata)
+                service.serving(mountpoint: mountpoint, status: "\(servedStatus); passthrough: \(passthrough)")
+            },
+            stopping: { service.stopping(mountpoint: mountpoint) })
         logger.info("unmounted \(mountpoint)")
     }
 

@@ -39,6 +39,14 @@ struct VerifyCommand: ParsableCommand {
             --ignore-deleted-blob-links, links to deleted blobs are still printed \
             but do not fail. Shows progress on standard error when it is a \
             terminal. Reads the store's files directly, not through a mount.
+
+            With --format json, standard output is one JSON document instead \
+            (keys sorted): "counts" (blobs, bytes, links, repositories and images \
+            checked; problems in all, failing, and by kind), and "problems", each \
+            with its "kind" (as above), "repository", "digest", "path", "dataPath", \
+            "tag", "detail", "missing" and "failing" (null where there is none); \
+            "intact" says whether the exit status is 0. The exit status and the \
+            progress on standard error are the same as with text.
             """
     )
 
@@ -63,8 +71,16 @@ struct VerifyCommand: ParsableCommand {
             valueName: "file"))
     var rememberVerified: String?
 
+    @Option(help: ArgumentHelp("text: one line per problem and a summary; json: one JSON document (see above).", valueName: "text|json"))
+    var format: ReportFormat = .text
+
+    enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
     func run() throws {
         bootstrapLogging(level: .warning)
+        let text = format == .text
         let name: RepositoryName?
         do {
             name = try repository.map { try RepositoryName($0) }
@@ -86,6 +102,7 @@ struct VerifyCommand: ParsableCommand {
                 // Small blobs cost system calls more than hashing: one reader per CPU.
                 workers: ProcessInfo.processInfo.activeProcessorCount,
                 onProblem: { problem in
+                    guard text else { return }
                     progress.clear()
                     writeStandardOutput(problem.line(root: store.root) + "\n")
                 },
@@ -97,15 +114,18 @@ struct VerifyCommand: ParsableCommand {
             throw CommandFailure(error)
         }
         progress.clear()
-        writeStandardOutput(Self.summary(report, root: store.root, repository: name) + "\n")
+        if text { writeStandardOutput(Self.summary(report, root: store.root, repository: name) + "\n") }
+        var ledgerReport: VerifyReport.Ledger?
         if let ledger {
             // Bit rot leaves a data file's version as it was: only a hash finds it, and then the
             // ledger must stop vouching for the blob.
             let corrupt = Set(report.problems.filter { $0.kind == .corruptData }.compactMap(\.digest))
             let dropped = ledger.forget(corrupt)
-            if dropped > 0 { writeStandardOutput("taken out of the verification ledger \(ledger.path): \(dropped) corrupt blob(s)\n") }
+            ledgerReport = VerifyReport.Ledger(path: ledger.path, forgotten: dropped)
+            if text && dropped > 0 { writeStandardOutput("taken out of the verification ledger \(ledger.path): \(dropped) corrupt blob(s)\n") }
         }
         var incompleteImages = 0
+        var imageReport: ImageCheckReport?
         if images {
             let checked: ImageCheckReport
             do {
@@ -113,13 +133,26 @@ struct VerifyCommand: ParsableCommand {
             } catch {
                 throw CommandFailure(error)
             }
+            imageReport = checked
+            incompleteImages = checked.incomplete.count
+        }
+        if text, let checked = imageReport {
             for image in checked.incomplete {
                 writeStandardOutput("incomplete image: \(image.reference) (\(image.manifest)): \(image.missing.joined(separator: "; "))\n")
             }
-            incompleteImages = checked.incomplete.count
             writeStandardOutput(
                 "blobfs verify --images: \(checked.images) tagged image\(checked.images == 1 ? "" : "s") checked, "
                     + (incompleteImages == 0 ? "all complete" : "\(incompleteImages) incomplete") + "\n")
+        }
+        if format == .json {
+            let document = VerifyReport(
+                storageRoot: store.root, repository: name, scrub: report, images: imageReport,
+                ignoringDeletedBlobLinks: ignoreDeletedBlobLinks, ledger: ledgerReport)
+            do {
+                writeStandardOutput(String(decoding: try document.json(), as: UTF8.self) + "\n")
+            } catch {
+                throw CommandFailure("cannot encode the report: \(error)")
+            }
         }
         let failing = report.problems.filter { !(ignoreDeletedBlobLinks && $0.kind == .linkToDeletedBlob) }
         if !failing.isEmpty || incompleteImages > 0 { throw ExitCode.failure }
