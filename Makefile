@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 # System packages: build (pkg-config, OpenSSL, libfuse3, libcurl for the S3 driver) and what the
 # tests drive (the real registry and Redis, curl, rsync, getfattr from attr, tar).
-APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev libcurl4-openssl-dev docker-registry redis-server curl rsync attr tar skopeo umoci
+APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev libcurl4-openssl-dev docker-registry redis-server curl rsync attr tar skopeo umoci bindfs
 # The S3 server the S3 driver's tests start (moto's own server, from PyPI: Debian has none that runs here).
 MOTO_REQUIREMENT := moto[s3]==5.2.1
 # What `make bench` needs besides the build: the contenders (bindfs, rclone), a C compiler for its

@@ -134,7 +134,11 @@ enum MountHelper {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) | posixSpawnSetSID)
 
         let argv = ([CommandLine.arguments.first ?? "blobfs"] + arguments).map { strdup($0) } + [nil]
-        let environment = currentEnvironment().map { strdup($0) } + [nil]
+        // Not systemd's notification variables: the daemon started here is not the main process
+        // of any notify unit (mount(8) is, or a mount unit), so what it would send is dropped or
+        // misread; `blobfs mount` itself is what a Type=notify unit runs.
+        let notifyVariables = ["NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="]
+        let environment = currentEnvironment().filter { variable in !notifyVariables.contains { variable.hasPrefix($0) } }.map { strdup($0) } + [nil]
         defer { (argv + environment).forEach { free($0) } }
         var pid = pid_t()
         // /proc/self/exe is this very binary, even if its file was replaced since it started.
