@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // C libraries, through pkg-config.
@@ -40,26 +41,31 @@ let package = Package(
         .target(name: "Distribution", dependencies: ["CCrypto"]),
         // Bytes at driver paths; knows nothing of blobs.
         .target(name: "StorageDriver", dependencies: ["CLinux"]),
+        // The metric set (`BlobfsMetrics`, through swift-metrics) and the counted driver decorator.
+        .target(name: "Instrumentation", dependencies: [
+            "StorageDriver",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
         // Descriptor caches (in-memory LRU, cachedBlobStatter).
         .target(name: "BlobCache", dependencies: [
-            "Distribution",
+            "Distribution", "Instrumentation",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The shared cache conformance suite every provider's tests run (upstream's cache/cachecheck).
         .target(name: "BlobCacheTesting", dependencies: ["BlobCache", "Distribution"]),
         // The Redis descriptor cache, shared with the registry; the only target that links hiredis.
         .target(name: "BlobCacheRedis", dependencies: [
-            "CHiredis", "BlobCache", "Distribution",
+            "CHiredis", "BlobCache", "Distribution", "Instrumentation",
         ]),
         // The registry's storage layer over a driver.
         .target(name: "Storage", dependencies: [
-            "Distribution", "StorageDriver", "BlobCache",
+            "Distribution", "StorageDriver", "BlobCache", "Instrumentation",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // `blobfs verify`: re-hashes blobs, checks links; the ledger of verified data file versions.
         .target(name: "Scrubber", dependencies: [
-            "Distribution", "StorageDriver", "Storage",
+            "Distribution", "StorageDriver", "Storage", "Instrumentation",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -67,7 +73,7 @@ let package = Package(
         .target(name: "BlobFS", dependencies: [
             "CFuse", "Distribution", "Storage",
             .product(name: "Logging", package: "swift-log"),
-            "Scrubber",
+            "Scrubber", "Instrumentation",
         ]),
         // The executable: command line, configuration, logging, signals.
         .executableTarget(name: "blobfs", dependencies: [
