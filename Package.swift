@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries, through pkg-config.
@@ -75,9 +77,20 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             "Scrubber", "Instrumentation",
         ]),
+        // `--metrics-address`: swift-prometheus's registry behind a small SwiftNIO HTTP server.
+        .target(name: "MetricsExposition", dependencies: [
+            "Instrumentation",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // The executable: command line, configuration, logging, signals.
         .executableTarget(name: "blobfs", dependencies: [
             "BlobFS", "Scrubber", "Storage", "StorageDriver", "BlobCache", "BlobCacheRedis", "Distribution",
+            "Instrumentation", "MetricsExposition",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
