@@ -1,5 +1,6 @@
 import Distribution
 import Glibc
+import Instrumentation
 import Logging
 import Storage
 import Synchronization
@@ -154,7 +155,14 @@ final class PendingUpload: Sendable {
     /// logged at warning level, with the name, the repository and the size, so that a restore
     /// that lost data always leaves a line in the log (an empty upload loses nothing).
     func cancel(_ reason: CancelReason) {
-        guard let discarded = writer.abandon(), discarded > 0 else { return }
+        guard let discarded = writer.abandon() else { return }
+        // Counted here, where the reason is known: a digest its content never matched is a refusal.
+        if reason == .lastCloseWithoutMatch {
+            BlobfsMetrics.current?.uploadRefused(.digestMismatch)
+        } else {
+            BlobfsMetrics.current?.uploadsCancelled.increment()
+        }
+        guard discarded > 0 else { return }
         let why: String
         switch reason {
         case .unlinked, .notCreated: return

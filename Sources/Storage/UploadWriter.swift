@@ -325,7 +325,6 @@ public final class UploadWriter: BlobWriter {
             }
         }
         guard let discarded else { return nil }
-        BlobfsMetrics.current?.uploadsCancelled.increment()
         try removeUpload(reportingErrors: reportingErrors)
         return discarded
     }
