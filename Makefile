@@ -5,8 +5,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # System packages: build (pkg-config, OpenSSL, libfuse3) and what the tests drive (the real
-# registry and Redis, curl, rsync, getfattr from attr, tar).
-APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev docker-registry redis-server curl rsync attr tar skopeo umoci
+# registry and Redis, curl, rsync, getfattr from attr, tar, promtool from prometheus).
+APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev docker-registry redis-server curl rsync attr tar skopeo umoci prometheus
 # What `make bench` needs besides the build: the contenders (bindfs, rclone), a C compiler for its
 # timing helper, openssl for its seeded data, and matplotlib (for Debian's python3) for its chart.
 BENCH_PACKAGES := bindfs rclone gcc openssl python3-matplotlib
