@@ -101,6 +101,11 @@ let package = Package(
 
         .testTarget(name: "DistributionTests", dependencies: ["Distribution", "TestSupport"]),
         .testTarget(name: "StorageDriverTests", dependencies: ["StorageDriver", "TestSupport"]),
+        .testTarget(name: "InstrumentationTests", dependencies: [
+            "Instrumentation", "StorageDriver", "TestSupport",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
         .testTarget(name: "BlobCacheTests", dependencies: ["BlobCache", "BlobCacheTesting", "Distribution"]),
         .testTarget(name: "BlobCacheRedisTests", dependencies: [
             "BlobCacheRedis", "BlobCache", "BlobCacheTesting", "Storage", "StorageDriver", "Distribution", "TestSupport",
