@@ -16,6 +16,9 @@ public struct DescribedPrometheusFactory: MetricsFactory {
         help = Dictionary(uniqueKeysWithValues: BlobfsMetrics.families.map { ($0.name, $0.help) })
     }
 
+    /// Buckets of a value histogram that is not a duration (blobfs records none today).
+    private static let valueBuckets: [Double] = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000]
+
     /// The family `label` names, with its help text (the whole name is the descriptor's
     /// `metricName`: the unit is already its suffix).
     private func family(_ label: String) -> MetricNameDescriptor {
@@ -32,8 +35,8 @@ public struct DescribedPrometheusFactory: MetricsFactory {
 
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         guard aggregate else { return registry.makeGauge(descriptor: family(label), labels: dimensions) }
-        return registry.makeValueHistogram(
-            descriptor: family(label), labels: dimensions, buckets: [0.001, 0.01, 0.1, 1, 10, 100, 1000])
+        let buckets = BlobfsMetrics.durationFamilies.contains(label) ? BlobfsMetrics.durationBuckets : Self.valueBuckets
+        return registry.makeValueHistogram(descriptor: family(label), labels: dimensions, buckets: buckets)
     }
 
     public func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
@@ -41,7 +44,8 @@ public struct DescribedPrometheusFactory: MetricsFactory {
     }
 
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        registry.makeDurationHistogram(descriptor: family(label), labels: dimensions, buckets: BlobfsMetrics.durationBuckets)
+        registry.makeDurationHistogram(
+            descriptor: family(label), labels: dimensions, buckets: BlobfsMetrics.durationBuckets.map { .nanoseconds(Int64($0 * 1e9)) })
     }
 
     public func destroyCounter(_ handler: any CounterHandler) {
