@@ -5,8 +5,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # System packages: build (pkg-config, OpenSSL, libfuse3, libcurl for the S3 driver) and what the
-# tests drive (the real registry and Redis, curl, rsync, getfattr from attr, tar).
-APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev libcurl4-openssl-dev docker-registry redis-server curl rsync attr tar skopeo umoci bindfs
+# tests drive (the real registry and Redis, curl, rsync, getfattr from attr, tar, skopeo and umoci,
+# bindfs, promtool from prometheus).
+APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev libcurl4-openssl-dev docker-registry redis-server curl rsync attr tar skopeo umoci bindfs prometheus
 # The S3 server the S3 driver's tests start (moto's own server, from PyPI: Debian has none that runs here).
 MOTO_REQUIREMENT := moto[s3]==5.2.1
 # What `make bench` needs besides the build: the contenders (bindfs, rclone), a C compiler for its

@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries, through pkg-config.
@@ -50,26 +53,31 @@ let package = Package(
         // The S3 driver and its libcurl client: a module of its own so that libcurl and FoundationXML
         // stay out of StorageDriver, which every target links.
         .target(name: "S3", dependencies: ["StorageDriver", "CCurl", "CCrypto"]),
+        // The metric set (`BlobfsMetrics`, through swift-metrics) and the counted driver decorator.
+        .target(name: "Instrumentation", dependencies: [
+            "StorageDriver",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
         // Descriptor caches (in-memory LRU, cachedBlobStatter).
         .target(name: "BlobCache", dependencies: [
-            "Distribution",
+            "Distribution", "Instrumentation",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The shared cache conformance suite every provider's tests run (upstream's cache/cachecheck).
         .target(name: "BlobCacheTesting", dependencies: ["BlobCache", "Distribution"]),
         // The Redis descriptor cache, shared with the registry; the only target that links hiredis.
         .target(name: "BlobCacheRedis", dependencies: [
-            "CHiredis", "BlobCache", "Distribution",
+            "CHiredis", "BlobCache", "Distribution", "Instrumentation",
         ]),
         // The registry's storage layer over a driver.
         .target(name: "Storage", dependencies: [
-            "Distribution", "StorageDriver", "BlobCache",
+            "Distribution", "StorageDriver", "BlobCache", "Instrumentation",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // `blobfs verify`: re-hashes blobs, checks links; the ledger of verified data file versions.
         .target(name: "Scrubber", dependencies: [
-            "Distribution", "StorageDriver", "Storage",
+            "Distribution", "StorageDriver", "Storage", "Instrumentation",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -77,11 +85,22 @@ let package = Package(
         .target(name: "BlobFS", dependencies: [
             "CFuse", "Distribution", "Storage",
             .product(name: "Logging", package: "swift-log"),
-            "Scrubber",
+            "Scrubber", "Instrumentation",
+        ]),
+        // `--metrics-address`: swift-prometheus's registry behind a small SwiftNIO HTTP server.
+        .target(name: "MetricsExposition", dependencies: [
+            "Instrumentation",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // The executable: command line, configuration, logging, signals.
         .executableTarget(name: "blobfs", dependencies: [
             "BlobFS", "Scrubber", "Storage", "StorageDriver", "BlobCache", "BlobCacheRedis", "Distribution",
+            "Instrumentation", "MetricsExposition",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -92,6 +111,11 @@ let package = Package(
 
         .testTarget(name: "DistributionTests", dependencies: ["Distribution", "TestSupport"]),
         .testTarget(name: "StorageDriverTests", dependencies: ["StorageDriver", "S3", "TestSupport"]),
+        .testTarget(name: "InstrumentationTests", dependencies: [
+            "Instrumentation", "StorageDriver", "TestSupport",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
         .testTarget(name: "BlobCacheTests", dependencies: ["BlobCache", "BlobCacheTesting", "Distribution"]),
         .testTarget(name: "BlobCacheRedisTests", dependencies: [
             "BlobCacheRedis", "BlobCache", "BlobCacheTesting", "Storage", "StorageDriver", "Distribution", "TestSupport",

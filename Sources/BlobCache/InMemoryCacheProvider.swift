@@ -1,4 +1,5 @@
 import Distribution
+import Instrumentation
 import Synchronization
 
 /// The in-memory descriptor cache: one LRU keyed by (digest, repository), bounded by entry
@@ -49,7 +50,11 @@ public final class InMemoryCacheProvider: BlobDescriptorCacheProvider {
     }
 
     fileprivate func lookup(_ key: Key) throws(BlobError) -> Descriptor {
-        guard let descriptor = entries.withLock({ $0.get(key) }) else { throw .unknown(key.digest) }
+        guard let descriptor = entries.withLock({ $0.get(key) }) else {
+            BlobfsMetrics.current?.memoryCacheMisses.increment()
+            throw .unknown(key.digest)
+        }
+        BlobfsMetrics.current?.memoryCacheHits.increment()
         return descriptor
     }
 

@@ -1,5 +1,6 @@
 import BlobCache
 import Distribution
+import Instrumentation
 
 /// The Redis descriptor cache, with the exact key schema of Debian's registry 2.8.2
 /// (docs/storage-format.md, Redis keys), so that mounts and registries share one cache:
@@ -25,10 +26,28 @@ public final class RedisCacheProvider: BlobDescriptorCacheProvider {
     public var statistics: RedisStatistics { pool.statistics }
 
     public func stat(_ digest: Digest) throws -> Descriptor {
-        let reply = try pool.withConnection { connection throws(RedisError) in
-            try connection.command(Self.globalStatCommand(digest))
+        try Self.countedLookup {
+            let reply = try pool.withConnection { connection throws(RedisError) in
+                try connection.command(Self.globalStatCommand(digest))
+            }
+            return try Self.descriptor(fromGlobal: reply, digest: digest)
         }
-        return try Self.descriptor(fromGlobal: reply, digest: digest)
+    }
+
+    /// Whether Redis is marked down after a failure (lookups skip it until the retry interval ends).
+    public var isMarkedDown: Bool { pool.isMarkedDown }
+
+    /// A lookup, counted for the metrics: a descriptor is a hit and `unknown` a miss; a failure
+    /// is neither (`blobfs_redis_errors_total` counts those).
+    fileprivate static func countedLookup(_ lookup: () throws -> Descriptor) throws -> Descriptor {
+        do {
+            let descriptor = try lookup()
+            BlobfsMetrics.current?.redisCacheHits.increment()
+            return descriptor
+        } catch {
+            if case BlobError.unknown? = error as? BlobError { BlobfsMetrics.current?.redisCacheMisses.increment() }
+            throw error
+        }
     }
 
     public func setDescriptor(_ digest: Digest, _ descriptor: Descriptor) throws {
@@ -103,6 +122,10 @@ public final class RedisCacheProvider: BlobDescriptorCacheProvider {
 
         /// Membership, the global descriptor and the repository media type, in one round trip.
         func stat(_ digest: Digest) throws -> Descriptor {
+            try RedisCacheProvider.countedLookup { try lookup(digest) }
+        }
+
+        private func lookup(_ digest: Digest) throws -> Descriptor {
             let replies = try provider.pipeline([
                 ["SISMEMBER", RedisCacheProvider.membershipKey(repository), digest.description],
                 RedisCacheProvider.globalStatCommand(digest),

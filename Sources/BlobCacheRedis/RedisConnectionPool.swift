@@ -1,3 +1,4 @@
+import Instrumentation
 import Synchronization
 
 /// Connections shared by libfuse's worker threads: each call borrows one, and returns it unless
@@ -21,6 +22,8 @@ final class RedisConnectionPool: Sendable {
     }
 
     var statistics: RedisStatistics { state.withLock { $0.statistics } }
+
+    var isMarkedDown: Bool { state.withLock { $0.health.isDown } }
 
     func withConnection<T>(_ body: (RedisConnection) throws(RedisError) -> T) throws(RedisError) -> T {
         let (connection, probe) = try borrow()
@@ -85,6 +88,7 @@ final class RedisConnectionPool: Sendable {
         let now = RedisDeadline.now
         let dropped = state.withLock { state in
             state.statistics.failures += 1
+            BlobfsMetrics.current?.redisErrors.increment()
             state.health.failed(error.description, now: now, retryInterval: configuration.retryInterval)
             defer { state.idle.removeAll() }
             return state.idle

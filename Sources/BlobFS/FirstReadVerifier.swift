@@ -1,4 +1,5 @@
 import Distribution
+import Instrumentation
 import Scrubber
 import Storage
 import Synchronization
@@ -100,6 +101,7 @@ final class FirstReadVerifier: Sendable {
             }
             let actual = hash.digests[0]
             let outcome: Outcome = actual == name ? .intact : .corrupt(actual: actual)
+            BlobfsMetrics.current?.verified(bytes: hash.size, intact: outcome == .intact)
             status = .checked(version, outcome)
             if outcome == .intact, let ledger, let version, name.algorithm == .sha256 {
                 ledger.record(name, version)

@@ -34,6 +34,9 @@ final class InodeTable: Sendable {
 
     private let state: Mutex<State>
 
+    /// Inodes held (the root included; slot 0 is never one), for the metrics.
+    var count: Int { state.withLock { $0.slots.count - 1 - $0.free.count } }
+
     init(rootAttributes: NodeAttributes) {
         var initial = State()
         _ = initial.slots.append(InodeSlot())  // slot 0: inode 0 does not exist, and 0 marks an empty bucket

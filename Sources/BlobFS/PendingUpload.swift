@@ -1,5 +1,6 @@
 import Distribution
 import Glibc
+import Instrumentation
 import Logging
 import Storage
 import Synchronization
@@ -183,6 +184,13 @@ final class PendingUpload: Sendable {
     /// that lost data always leaves a line in the log (an empty upload loses nothing).
     func cancel(_ reason: CancelReason) {
         guard let discarded = writer.abandon() else { return }
+        // Counted here, where the reason is known: a digest its content never matched is a refusal;
+        // a tag file whose bytes became a tag was neither refused nor cancelled.
+        switch reason {
+        case .lastCloseWithoutMatch: BlobfsMetrics.current?.uploadRefused(.digestMismatch)
+        case .becameTag: break
+        default: BlobfsMetrics.current?.uploadsCancelled.increment()
+        }
         if case .tagFile = kind {
             return tagFileCancelled(reason, discarded: discarded)
         }

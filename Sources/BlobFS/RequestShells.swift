@@ -14,7 +14,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         Unmanaged<BlobFileSystem>.fromOpaque(userdata).takeUnretainedValue().configure(conn)
     }
     ops.lookup = { req, parent, name in
-        let request = FuseRequest(req!, "lookup")
+        let request = FuseRequest(req!, .lookup)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.lookup(parent: parent, name: String(cString: name!)) }) {
         case .success(let entry?):
@@ -28,18 +28,18 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.forget = { req, ino, count in
-        let request = FuseRequest(req!, "forget")
+        let request = FuseRequest(req!, .forget)
         request.fileSystem.forget(ino, count: count)
         request.replyNone()
     }
     ops.forget_multi = { req, count, forgets in
-        let request = FuseRequest(req!, "forget_multi")
+        let request = FuseRequest(req!, .forgetMulti)
         let fs = request.fileSystem
         for i in 0..<count { fs.forget(forgets![i].ino, count: forgets![i].nlookup) }
         request.replyNone()
     }
     ops.getattr = { req, ino, _ in
-        let request = FuseRequest(req!, "getattr")
+        let request = FuseRequest(req!, .getattr)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.getattr(ino: ino) }) {
         case .success(let reply): request.reply(attributes: fs.stat(reply), timeout: fs.timeout(for: reply.node))
@@ -47,7 +47,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.readlink = { req, ino in
-        let request = FuseRequest(req!, "readlink")
+        let request = FuseRequest(req!, .readlink)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.readlink(ino: ino) }) {
         case .success(let target): request.reply(link: target)
@@ -55,7 +55,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.setattr = { req, ino, attributes, toSet, _ in
-        let request = FuseRequest(req!, "setattr")
+        let request = FuseRequest(req!, .setattr)
         let fs = request.fileSystem
         let size = toSet & FUSE_SET_ATTR_SIZE != 0 ? Int64(attributes!.pointee.st_size) : nil
         switch Result(catching: { () throws(FileSystemError) in try fs.setattr(ino: ino, size: size) }) {
@@ -64,7 +64,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.open = { req, ino, fi in
-        let request = FuseRequest(req!, "open")
+        let request = FuseRequest(req!, .open)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.openDeferringCheck(ino: ino, flags: fi!.pointee.flags) }) {
         case .success(.ready(let reply)):
@@ -92,7 +92,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.read = { req, _, size, offset, fi in
-        let request = FuseRequest(req!, "read")
+        let request = FuseRequest(req!, .read)
         let fs = request.fileSystem
         let buffer = fs.buffers.take(size: size)
         defer { fs.buffers.give(buffer) }
@@ -103,12 +103,12 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.release = { req, _, fi in
-        let request = FuseRequest(req!, "release")
+        let request = FuseRequest(req!, .release)
         request.fileSystem.release(handle: fi!.pointee.fh)
         request.replyOK()
     }
     ops.opendir = { req, ino, fi in
-        let request = FuseRequest(req!, "opendir")
+        let request = FuseRequest(req!, .opendir)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.opendir(ino: ino) }) {
         case .success(let reply):
@@ -119,18 +119,18 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.readdir = { req, _, size, offset, fi in
-        serveListing(FuseRequest(req!, "readdir"), handle: fi!.pointee.fh, size: size, offset: Int64(offset), plus: false)
+        serveListing(FuseRequest(req!, .readdir), handle: fi!.pointee.fh, size: size, offset: Int64(offset), plus: false)
     }
     ops.readdirplus = { req, _, size, offset, fi in
-        serveListing(FuseRequest(req!, "readdirplus"), handle: fi!.pointee.fh, size: size, offset: Int64(offset), plus: true)
+        serveListing(FuseRequest(req!, .readdirplus), handle: fi!.pointee.fh, size: size, offset: Int64(offset), plus: true)
     }
     ops.releasedir = { req, _, fi in
-        let request = FuseRequest(req!, "releasedir")
+        let request = FuseRequest(req!, .releasedir)
         request.fileSystem.releasedir(handle: fi!.pointee.fh)
         request.replyOK()
     }
     ops.statfs = { req, _ in
-        let request = FuseRequest(req!, "statfs")
+        let request = FuseRequest(req!, .statfs)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.statfs() }) {
         case .success(let info): request.reply(statfs: info)
@@ -138,13 +138,13 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.getxattr = { req, ino, name, size in
-        let request = FuseRequest(req!, "getxattr")
+        let request = FuseRequest(req!, .getxattr)
         let fs = request.fileSystem
         let name = String(cString: name!)
         serveAttribute(request, Result(catching: { () throws(FileSystemError) in try fs.getxattr(ino: ino, name: name, size: size) }))
     }
     ops.listxattr = { req, ino, size in
-        let request = FuseRequest(req!, "listxattr")
+        let request = FuseRequest(req!, .listxattr)
         let fs = request.fileSystem
         serveAttribute(request, Result(catching: { () throws(FileSystemError) in try fs.listxattr(ino: ino, size: size) }))
     }
@@ -152,19 +152,19 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
     // (AttributeWrites.swift). Without them libfuse answers ENOSYS, which the kernel turns into
     // EOPNOTSUPP for every later call, `user.blobfs.*` included.
     ops.setxattr = { req, ino, name, _, _, _ in
-        let request = FuseRequest(req!, "setxattr")
+        let request = FuseRequest(req!, .setxattr)
         let fs = request.fileSystem
         let name = String(cString: name!)
         serveDone(request, Result(catching: { () throws(FileSystemError) in try fs.setxattr(ino: ino, name: name) }))
     }
     ops.removexattr = { req, ino, name in
-        let request = FuseRequest(req!, "removexattr")
+        let request = FuseRequest(req!, .removexattr)
         let fs = request.fileSystem
         let name = String(cString: name!)
         serveDone(request, Result(catching: { () throws(FileSystemError) in try fs.removexattr(ino: ino, name: name) }))
     }
     ops.flush = { req, _, fi in
-        let request = FuseRequest(req!, "flush")
+        let request = FuseRequest(req!, .flush)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.flush(handle: fi!.pointee.fh) }) {
         case .success: request.replyOK()
@@ -173,7 +173,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
     }
     // Read-write mounts.
     ops.create = { req, parent, name, _, fi in
-        let request = FuseRequest(req!, "create")
+        let request = FuseRequest(req!, .create)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.create(parent: parent, name: String(cString: name!)) }) {
         case .success(let reply):
@@ -186,7 +186,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
     // Without mknod and symlink the kernel answers ENOSYS ("Function not implemented") for
     // `mkfifo` and `ln -s`; a regular-file mknod (Python's os.mknod) is a create.
     ops.mknod = { req, parent, name, mode, _ in
-        let request = FuseRequest(req!, "mknod")
+        let request = FuseRequest(req!, .mknod)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.mknod(parent: parent, name: String(cString: name!), mode: mode) }) {
         case .success(let entry):
@@ -196,7 +196,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.symlink = { req, link, parent, name in
-        let request = FuseRequest(req!, "symlink")
+        let request = FuseRequest(req!, .symlink)
         let fs = request.fileSystem
         let (target, name) = (String(cString: link!), String(cString: name!))
         switch Result(catching: { () throws(FileSystemError) in try fs.symlink(target: target, parent: parent, name: name) }) {
@@ -207,7 +207,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.write = { req, _, bytes, size, offset, fi in
-        let request = FuseRequest(req!, "write")
+        let request = FuseRequest(req!, .write)
         let fs = request.fileSystem
         let bytes = UnsafeRawBufferPointer(start: bytes, count: size)
         switch Result(catching: { () throws(FileSystemError) in try fs.write(handle: fi!.pointee.fh, bytes: bytes, offset: Int64(offset)) }) {
@@ -216,7 +216,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.rename = { req, parent, name, newParent, newName, flags in
-        let request = FuseRequest(req!, "rename")
+        let request = FuseRequest(req!, .rename)
         let fs = request.fileSystem
         let (name, newName) = (String(cString: name!), String(cString: newName!))
         serveDone(request, Result(catching: { () throws(FileSystemError) in
@@ -224,7 +224,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }))
     }
     ops.link = { req, ino, newParent, newName in
-        let request = FuseRequest(req!, "link")
+        let request = FuseRequest(req!, .link)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.link(ino: ino, newParent: newParent, newName: String(cString: newName!)) }) {
         case .success(let entry):
@@ -234,13 +234,13 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.unlink = { req, parent, name in
-        let request = FuseRequest(req!, "unlink")
+        let request = FuseRequest(req!, .unlink)
         let fs = request.fileSystem
         let name = String(cString: name!)
         serveDone(request, Result(catching: { () throws(FileSystemError) in try fs.unlink(parent: parent, name: name) }))
     }
     ops.mkdir = { req, parent, name, _ in
-        let request = FuseRequest(req!, "mkdir")
+        let request = FuseRequest(req!, .mkdir)
         let fs = request.fileSystem
         switch Result(catching: { () throws(FileSystemError) in try fs.mkdir(parent: parent, name: String(cString: name!)) }) {
         case .success(let entry):
@@ -250,7 +250,7 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         }
     }
     ops.rmdir = { req, _, _ in
-        let request = FuseRequest(req!, "rmdir")
+        let request = FuseRequest(req!, .rmdir)
         let fs = request.fileSystem
         serveDone(request, Result(catching: { () throws(FileSystemError) in try fs.rmdir() }))
     }

@@ -13,6 +13,9 @@ final class UploadTable: Sendable {
 
     private let state = Mutex(State())
 
+    /// Uploads in progress, for the metrics.
+    var count: Int { state.withLock { $0.bySerial.count } }
+
     func nextSerial() -> UInt64 {
         state.withLock { state in
             defer { state.next += 1 }

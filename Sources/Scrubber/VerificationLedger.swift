@@ -1,5 +1,6 @@
 import Distribution
 import Glibc
+import Instrumentation
 import StorageDriver
 import Synchronization
 
@@ -96,10 +97,12 @@ public final class VerificationLedger: Sendable {
 
     /// Whether `version` of a data file was verified as `digest` before.
     public func vouches(for digest: Digest, _ version: FileVersion) -> Bool {
-        records.withLock { records in
+        let vouched = records.withLock { records in
             guard let record = records[FileKey(device: version.device, inode: version.inode)] else { return false }
             return record.version == version && record.digest == RawDigest(digest)
         }
+        if vouched { BlobfsMetrics.current?.ledgerHits.increment() }
+        return vouched
     }
 
     /// Remembers that `version` of a data file hashed to `digest`.

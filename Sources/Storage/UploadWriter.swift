@@ -1,5 +1,6 @@
 import Distribution
 import Glibc
+import Instrumentation
 import Logging
 import StorageDriver
 import Synchronization
@@ -274,9 +275,11 @@ public final class UploadWriter: BlobWriter {
         } catch {
             removeUploadQuietly()
             state.withLock { $0.phase = .failed(error) }
+            BlobfsMetrics.current?.uploadRefused(Self.refusal(error))
             throw error
         }
         removeUploadQuietly()
+        BlobfsMetrics.current?.uploadsCommitted.increment()
         state.withLock { state in
             state.phase = .committed(canonical)
             state.committedAs = provisional.digest
@@ -350,6 +353,17 @@ public final class UploadWriter: BlobWriter {
         guard let discarded else { return nil }
         try removeUpload(reportingErrors: reportingErrors)
         return discarded
+    }
+
+    /// The metrics' reason for a refused commit.
+    private static func refusal(_ error: BlobError) -> UploadRefusal {
+        switch error {
+        case .invalidDigest: .digestMismatch
+        case .invalidLength: .sizeMismatch
+        case .corruptUpload, .changed: .corruptUpload
+        case .io: .storageError
+        default: .other
+        }
     }
 
     /// Releases the file and keeps the upload on disk for a later `resume`.

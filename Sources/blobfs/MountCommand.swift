@@ -40,6 +40,7 @@ struct MountCommand: ParsableCommand {
               passthrough=auto|off  as --passthrough
               log_level=<level>     as --log-level
               log=<file>            append the log to <file>, not standard error
+              metrics_address=<a>   as --metrics-address
               Passed to libfuse: allow_other, allow_root, default_permissions,
                 auto_unmount, nosuid, nodev, noexec, noatime, nodiratime, sync,
                 dirsync, fsname=, subtype=, debug.
@@ -167,6 +168,13 @@ struct MountCommand: ParsableCommand {
     @Option(help: ArgumentHelp("How much to log. (default: info)", valueName: "level"))
     var logLevel: LogLevelArgument?
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve Prometheus metrics at http://<address>/metrics: an IPv4 address and port (127.0.0.1:9464) or "
+                + "[IPv6]:port, bound exactly as given. (default: no metrics)",
+            valueName: "ip:port"))
+    var metricsAddress: String?
+
     /// `-f`, as FUSE programs spell "foreground": accepted, and what `blobfs mount` always does.
     @Flag(name: .customShort("f"), help: .hidden)
     var foreground = false
@@ -232,7 +240,10 @@ struct MountCommand: ParsableCommand {
         } else {
             cache = settings.cacheEntries > 0 ? InMemoryCacheProvider(capacity: settings.cacheEntries) : nil
         }
-        let registry = Registry(driver: store.driver, cache: cache, deleteEnabled: allowDelete, logger: Logger(label: "blobfs.storage"))
+        // Metrics (--metrics-address, off by default): on before anything is counted.
+        let metrics = try MountMetrics(address: metricsAddress ?? list.metricsAddress)
+        let driver = metrics?.instrumenting(store.driver) ?? store.driver
+        let registry = Registry(driver: driver, cache: cache, deleteEnabled: allowDelete, logger: Logger(label: "blobfs.storage"))
         var mountOptions = MountOptions(storageRoot: store.root)
         mountOptions.fuseOptions = list.fuseOptions
         mountOptions.blobTimeout = settings.blobTimeout
@@ -259,6 +270,9 @@ struct MountCommand: ParsableCommand {
         // `stat` comes (measured: docs/architecture.md, "Inodes").
         fileSystem.startLinkCensus()
 
+        let metricsServer = try metrics?.serve(fileSystem, redis: cache as? RedisCacheProvider)
+        defer { metricsServer?.shutdown() }
+
         let session: FuseSession
         do {
             session = try FuseSession(fileSystem: fileSystem, mountpoint: mountpoint)
@@ -275,6 +289,7 @@ struct MountCommand: ParsableCommand {
             "verify": "\(settings.verifyReads)\(ledger.map { ", remembered in \($0.path) (\($0.count) blobs)" } ?? "")",
             "threads": "\(settings.threads)",
             "fuse_options": "\(list.fuseOptions.joined(separator: ","))",
+            "metrics": "\(metricsServer?.url ?? "off")",
         ]
         let mode = "\(readWrite ? "read-write" : "read-only")\(allowDelete ? ", deletes allowed" : "")"
         let mounted = "mounted \(store.root) at \(mountpoint), \(mode)"

@@ -30,6 +30,8 @@ struct MountOptionList {
     var logFile: String?
     /// `remember_verified=<file>`: the verification ledger.
     var ledgerPath: String?
+    /// `metrics_address=<ip:port>`: serve Prometheus metrics there.
+    var metricsAddress: String?
     /// mount(8) options that were ignored, for a debug line.
     var ignored: [String] = []
 
@@ -83,6 +85,7 @@ struct MountOptionList {
             }
             logLevel = level.level
         case ("log", let v?): logFile = try Self.nonEmpty(v, option)
+        case ("metrics_address", let v?): metricsAddress = try Self.nonEmpty(v, option)
         case ("remember_verified", let v?): ledgerPath = try Self.nonEmpty(v, option)
         case (let n, nil) where Self.fuseFlags.contains(n): fuseOptions.append(option)
         case (let n, _?) where Self.fuseValued.contains(n): fuseOptions.append(option)
