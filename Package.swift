@@ -81,7 +81,7 @@ let package = Package(
         ]),
         // The executable: command line, configuration, logging, signals.
         .executableTarget(name: "blobfs", dependencies: [
-            "BlobFS", "Scrubber", "Storage", "StorageDriver", "BlobCache", "BlobCacheRedis", "Distribution",
+            "BlobFS", "Scrubber", "Storage", "StorageDriver", "S3", "BlobCache", "BlobCacheRedis", "Distribution",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -106,7 +106,7 @@ let package = Package(
         // The FUSE operations called directly on an in-memory store: no kernel, no mount.
         .testTarget(name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse", "TestSupport"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.
-        .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "BlobFS", "Storage", "StorageDriver", "Distribution", "TestSupport"]),
+        .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "BlobFS", "Storage", "StorageDriver", "S3", "Distribution", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

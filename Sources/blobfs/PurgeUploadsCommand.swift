@@ -17,9 +17,14 @@ struct PurgeUploadsCommand: ParsableCommand {
     )
 
     @Argument(
-        help: ArgumentHelp("The registry's storage root: the directory that holds docker/registry/v2.", valueName: "storage-root")
+        help: ArgumentHelp(
+            "The registry's storage root: the directory that holds docker/registry/v2, or s3://<bucket>/<rootdirectory>.",
+            valueName: "storage-root")
     )
     var storageRoot: String
+
+    @OptionGroup(title: "S3 options")
+    var s3: S3StoreOptions
 
     @Option(help: ArgumentHelp("Purge uploads started longer ago than this: 90s, 30m, 168h, 7d, 1d12h.", valueName: "duration"))
     var olderThan: DurationArgument
@@ -29,7 +34,7 @@ struct PurgeUploadsCommand: ParsableCommand {
 
     func run() throws {
         bootstrapLogging(level: .warning)
-        let store = try Preflight.store(storageRoot)
+        let store = try Preflight.store(storageRoot, s3: s3, configuration: nil)
         // `startedat` has whole seconds: "older than 0s" must include uploads started this second.
         let cutoff = UploadTimestamp.now() - olderThan.seconds + (olderThan.seconds == 0 ? 1 : 0)
         let report: PurgeReport
