@@ -6,6 +6,7 @@ import Glibc
 import Logging
 import Scrubber
 import Storage
+import StorageDriver
 
 /// `blobfs mount`: mounts a registry's storage (read-only by default) and serves it in the foreground until it
 /// is unmounted or gets SIGINT/SIGTERM (then it unmounts and exits 0).
@@ -244,7 +245,10 @@ struct MountCommand: ParsableCommand {
         } else {
             cache = settings.cacheEntries > 0 ? InMemoryCacheProvider(capacity: settings.cacheEntries) : nil
         }
-        let registry = Registry(driver: store.driver, cache: cache, deleteEnabled: allowDelete, logger: Logger(label: "blobfs.storage"))
+        // On S3 a directory exists only while a key lies below it: what this mount makes stays
+        // visible to it until its first file is written (MadeDirectoriesDriver).
+        let driver: any StorageDriver = readWrite && !store.isLocal ? MadeDirectoriesDriver(store.driver) : store.driver
+        let registry = Registry(driver: driver, cache: cache, deleteEnabled: allowDelete, logger: Logger(label: "blobfs.storage"))
         var mountOptions = MountOptions(storageRoot: store.root)
         mountOptions.fuseOptions = list.fuseOptions
         mountOptions.blobTimeout = settings.blobTimeout
