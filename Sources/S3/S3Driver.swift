@@ -111,6 +111,36 @@ public final class S3Driver: StorageDriver {
         return entries.map(\.name)
     }
 
+    /// One page of ListObjectsV2 with delimiter `/` per batch: the keys and common prefixes right
+    /// below `path`, as stored, unsorted, never the whole listing at once. A file and a prefix of
+    /// one name are one name (as `list`), also across a page boundary (the listing is sorted, so
+    /// the key `a` and the prefix `a/` come one after the other). `pathNotFound` when nothing lies
+    /// below `path` — a file included, as `list` answers.
+    public func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError) {
+        let below = key(path) + "/"
+        var any = false
+        var lastName: String?
+        try forEachPage(below: path, delimiter: "/") { (page) throws(StorageDriverError) in
+            var packed: [UInt8] = []
+            var names = page.objects.map { String($0.key.dropFirst(below.count)) }
+            names += page.prefixes.map { String($0.dropFirst(below.count).dropLast()) }
+            for name in names.sorted() where !name.isEmpty && name != lastName {
+                packed += name.utf8
+                packed.append(0)
+                lastName = name
+            }
+            any = any || !page.objects.isEmpty || !page.prefixes.isEmpty
+            guard !packed.isEmpty else { return }
+            // withUnsafeBytes rethrows untyped: the batch's error is carried out by hand.
+            let failure = packed.withUnsafeBytes { bytes -> StorageDriverError? in
+                do throws(StorageDriverError) { try body(DirectoryNames(nulTerminated: bytes)) } catch { return error }
+                return nil
+            }
+            if let failure { throw failure }
+        }
+        guard any else { throw .pathNotFound(path.value) }
+    }
+
     public func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) {
         let sourceKey = key(source)
         let destinationKey = key(destination)

@@ -162,6 +162,35 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
         }
     }
 
+    /// The fstab form: `mount -t fuse.blobfs s3://<bucket>/<root> <mnt> -o ro,s3_endpoint=…,
+    /// s3_credentials_file=…` mounts the bucket and returns once it is mounted; `umount` ends it.
+    @Test func mountTypeFuseBlobfsMountsABucket() throws {
+        let place = try Place("fstab")
+        defer { place.workspace.remove() }
+        let pushed = try Self.push(place)
+        let mountpoint = try Posix.realPath(place.workspace.mountpoint)
+        var daemons: [Int32] = []
+        defer {
+            if MountTable.isMounted(mountpoint) { MountTable.forceUnmount(mountpoint) }
+            for pid in Set(daemons + ProcessTable.blobfsProcesses(withArgument: mountpoint)) where ProcessTable.isAlive(pid) {
+                kill(pid, SIGKILL)
+            }
+        }
+        try HelperPath.withBlobfsInstalled {
+            let options = "ro,s3_endpoint=\(place.server.endpoint),s3_credentials_file=\(place.credentialsFile)"
+            let mounted = try Command.run("mount", ["-t", "fuse.blobfs", place.store, mountpoint, "-o", options], timeout: 60)
+            #expect(mounted.status == 0 && MountTable.isMounted(mountpoint), "\(mounted)")
+            daemons = ProcessTable.blobfsProcesses(withArgument: mountpoint)
+            #expect(MountTable.entry(at: mountpoint)?.source == place.store, "\(String(describing: MountTable.entry(at: mountpoint)))")
+            for blob in pushed.blobs.prefix(3) {
+                #expect(try sha256Hex(ofFile: mountpoint + "/" + blob.relativePath) == blob.canonical.hex, "\(blob)")
+            }
+            let unmounted = try Command.run("umount", [mountpoint], timeout: 30)
+            #expect(unmounted.status == 0, "\(unmounted)")
+            #expect(MountTable.waitUntil(timeout: 10) { daemons.allSatisfy { !ProcessTable.isAlive($0) } }, "blobfs \(daemons) still running after umount")
+        }
+    }
+
     /// `blobfs verify s3://…` re-hashes the bucket's blobs, with credentials from the environment,
     /// and from a profile of ~/.aws/credentials.
     @Test func verifyChecksTheBucketWithCredentialsFromTheEnvironmentOrAProfile() throws {
