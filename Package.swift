@@ -98,7 +98,7 @@ let package = Package(
         ]),
         // The executable: command line, configuration, logging, signals.
         .executableTarget(name: "blobfs", dependencies: [
-            "BlobFS", "Scrubber", "Storage", "StorageDriver", "BlobCache", "BlobCacheRedis", "Distribution",
+            "BlobFS", "Scrubber", "Storage", "StorageDriver", "S3", "BlobCache", "BlobCacheRedis", "Distribution",
             "Instrumentation", "MetricsExposition",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -130,7 +130,7 @@ let package = Package(
         // The FUSE operations called directly on an in-memory store: no kernel, no mount.
         .testTarget(name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse", "TestSupport"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.
-        .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "BlobFS", "Storage", "StorageDriver", "Distribution", "TestSupport"]),
+        .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "BlobFS", "Storage", "StorageDriver", "S3", "Distribution", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

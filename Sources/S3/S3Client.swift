@@ -255,13 +255,44 @@ public final class S3Client: Sendable {
         }
     }
 
-    /// The keys of the uploads in progress under `prefix` (one page: tests and cleanup).
+    /// The keys of the uploads in progress under `prefix`, every page (ListMultipartUploads pages
+    /// by key and upload id markers, 1,000 uploads a page).
     func multipartUploads(prefix: String) throws(S3Failure) -> [(key: String, uploadID: String)] {
-        let response = try send("GET", key: nil, query: ["uploads": "", "prefix": prefix])
-        return (XMLElement.parse(response.body)?.children("Upload") ?? []).compactMap { upload in
-            guard let key = upload.text("Key"), let id = upload.text("UploadId") else { return nil }
-            return (key, id)
+        var uploads: [(key: String, uploadID: String)] = []
+        var markers: (key: String, uploadID: String)?
+        while true {
+            var query = ["uploads": "", "prefix": prefix]
+            if let markers {
+                query["key-marker"] = markers.key
+                query["upload-id-marker"] = markers.uploadID
+            }
+            let response = try send("GET", key: nil, query: query)
+            let root = XMLElement.parse(response.body)
+            let page: [(key: String, uploadID: String)] = (root?.children("Upload") ?? []).compactMap { upload in
+                guard let key = upload.text("Key"), let id = upload.text("UploadId") else { return nil }
+                return (key, id)
+            }
+            uploads += page
+            guard root?.text("IsTruncated") == "true", let nextKey = root?.text("NextKeyMarker"), !nextKey.isEmpty else { return uploads }
+            let next = (nextKey, root?.text("NextUploadIdMarker") ?? "")
+            // A server that hands back the same markers would page forever.
+            if let markers, markers == next { return uploads }
+            markers = next
         }
+    }
+
+    // MARK: Preflight
+
+    /// HEAD of the bucket: returns when it exists and the credentials may use it; `notFound` when
+    /// there is no such bucket, `accessDenied` for refused credentials, `unreachable` for no answer.
+    public func headBucket() throws(S3Failure) {
+        _ = try send("HEAD", key: nil)
+    }
+
+    /// Whether any key starts with `prefix`: one ListObjectsV2 of at most one key.
+    public func containsKeys(prefix: String) throws(S3Failure) -> Bool {
+        let page = try list(prefix: prefix, delimiter: nil, continuationToken: nil, maxKeys: 1)
+        return !page.objects.isEmpty || !page.prefixes.isEmpty
     }
 
     // MARK: The exchange

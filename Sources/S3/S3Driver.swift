@@ -111,6 +111,36 @@ public final class S3Driver: StorageDriver {
         return entries.map(\.name)
     }
 
+    /// One page of ListObjectsV2 with delimiter `/` per batch: the keys and common prefixes right
+    /// below `path`, as stored, unsorted, never the whole listing at once. A file and a prefix of
+    /// one name are one name (as `list`), also across a page boundary (the listing is sorted, so
+    /// the key `a` and the prefix `a/` come one after the other). `pathNotFound` when nothing lies
+    /// below `path` — a file included, as `list` answers.
+    public func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError) {
+        let below = key(path) + "/"
+        var any = false
+        var lastName: String?
+        try forEachPage(below: path, delimiter: "/") { (page) throws(StorageDriverError) in
+            var packed: [UInt8] = []
+            var names = page.objects.map { String($0.key.dropFirst(below.count)) }
+            names += page.prefixes.map { String($0.dropFirst(below.count).dropLast()) }
+            for name in names.sorted() where !name.isEmpty && name != lastName {
+                packed += name.utf8
+                packed.append(0)
+                lastName = name
+            }
+            any = any || !page.objects.isEmpty || !page.prefixes.isEmpty
+            guard !packed.isEmpty else { return }
+            // withUnsafeBytes rethrows untyped: the batch's error is carried out by hand.
+            let failure = packed.withUnsafeBytes { bytes -> StorageDriverError? in
+                do throws(StorageDriverError) { try body(DirectoryNames(nulTerminated: bytes)) } catch { return error }
+                return nil
+            }
+            if let failure { throw failure }
+        }
+        guard any else { throw .pathNotFound(path.value) }
+    }
+
     public func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) {
         let sourceKey = key(source)
         let destinationKey = key(destination)
@@ -173,6 +203,42 @@ public final class S3Driver: StorageDriver {
     public func directory(_ path: DriverPath) throws(StorageDriverError) -> any DriverDirectory {
         guard try hasKeys(below: path) else { throw .pathNotFound(path.value) }
         return S3Directory(driver: self, path: path)
+    }
+
+    /// S3 has no size to tell, so a mount shows what rclone shows for it: 1 PiB, all of it free,
+    /// in 4 KiB blocks (an empty filesystem would make `df` and space checks before a restore
+    /// report a full disk).
+    public func capacity() throws(StorageDriverError) -> StorageCapacity? {
+        let blocks: UInt64 = (1 << 50) / 4096
+        let files: UInt64 = 1 << 40
+        return StorageCapacity(
+            blockSize: 4096, fragmentSize: 4096, blocks: blocks, freeBlocks: blocks, availableBlocks: blocks, files: files,
+            freeFiles: files, availableFiles: files, nameMax: 255)
+    }
+
+    // MARK: Preflight and upload cleanup
+
+    /// `s3://<bucket>/<root directory>`: how the store is named in messages and as a mount's source.
+    public var location: String {
+        "s3://\(client.configuration.bucket)" + (prefix.isEmpty ? "" : "/" + prefix.dropLast())
+    }
+
+    /// Whether any key lies below `path`, or below the root directory for nil; the S3 failure as
+    /// it is, so that a preflight can say which of credentials, bucket or endpoint is wrong.
+    public func containsKeys(below path: DriverPath?) throws(S3Failure) -> Bool {
+        try client.containsKeys(prefix: path.map { key($0) + "/" } ?? prefix)
+    }
+
+    /// Aborts every multipart upload in progress at or below `path` (the registry keeps an
+    /// upload's `data` as one until it is committed), every page; the number aborted.
+    public func abortMultipartUploads(below path: DriverPath) throws(StorageDriverError) -> Int {
+        let uploads = try call("list uploads", path) { () throws(S3Failure) in try client.multipartUploads(prefix: key(path)) }
+        var aborted = 0
+        for upload in uploads where upload.key == key(path) || upload.key.hasPrefix(key(path) + "/") {
+            try call("abort upload", path) { () throws(S3Failure) in try client.abortMultipartUpload(upload.key, uploadID: upload.uploadID) }
+            aborted += 1
+        }
+        return aborted
     }
 
     // MARK: Shared by the reader, writer and directory

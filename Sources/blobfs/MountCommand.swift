@@ -6,6 +6,7 @@ import Glibc
 import Logging
 import Scrubber
 import Storage
+import StorageDriver
 
 /// `blobfs mount`: mounts a registry's storage (read-only by default) and serves it in the foreground until it
 /// is unmounted or gets SIGINT/SIGTERM (then it unmounts and exits 0).
@@ -15,6 +16,7 @@ struct MountCommand: ParsableCommand {
         abstract: "Mount a registry's storage (read-only by default) and serve it in the foreground.",
         usage: """
             blobfs mount <storage-root> <mountpoint> [<options>]
+            blobfs mount s3://<bucket>/<rootdirectory> <mountpoint> [--s3-endpoint <url>] [<options>]
             blobfs mount --config <config.yml> <mountpoint> [<options>]
             """,
         discussion: """
@@ -41,6 +43,9 @@ struct MountCommand: ParsableCommand {
               log_level=<level>     as --log-level
               log=<file>            append the log to <file>, not standard error
               metrics_address=<a>   as --metrics-address
+              s3_endpoint=<url>     as --s3-endpoint
+              s3_region=<region>    as --s3-region
+              s3_credentials_file=<file>  as --s3-credentials-file
               Passed to libfuse: allow_other, allow_root, default_permissions,
                 auto_unmount, nosuid, nodev, noexec, noatime, nodiratime, sync,
                 dirsync, fsname=, subtype=, debug.
@@ -54,7 +59,8 @@ struct MountCommand: ParsableCommand {
 
     @Argument(
         help: ArgumentHelp(
-            "The registry's storage root: the directory that holds docker/registry/v2. With --config it can be left out.",
+            "The registry's storage root: the directory that holds docker/registry/v2, or s3://<bucket>/<rootdirectory> "
+                + "for a registry on S3. With --config it can be left out.",
             valueName: "storage-root"))
     var first: String
 
@@ -67,8 +73,8 @@ struct MountCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "The registry's config.yml: the storage root (storage.filesystem.rootdirectory) "
-                + "and the descriptor cache (storage.cache).",
+            "The registry's config.yml: the storage root (storage.filesystem.rootdirectory, or storage.s3 with its "
+                + "bucket, rootdirectory, region, regionendpoint and keys) and the descriptor cache (storage.cache).",
             valueName: "config.yml"))
     var config: String?
 
@@ -154,6 +160,9 @@ struct MountCommand: ParsableCommand {
                 + "mount starts. --no-hard-links shows each name as a file of its own (st_nlink 1). (default: --hard-links)"))
     var hardLinks: Bool?
 
+    @OptionGroup(title: "S3 options")
+    var s3: S3StoreOptions
+
     @Option(help: ArgumentHelp("libfuse worker threads at most. (default: 10)", valueName: "n"))
     var threads: Int?
 
@@ -208,22 +217,26 @@ struct MountCommand: ParsableCommand {
         let registryConfiguration = try configPath.map { try RegistryConfiguration.load(path: $0) }
         let rootArgument = second == nil ? nil : first
         let mountpointArgument = second ?? first
-        guard let rootPath = rootArgument ?? registryConfiguration?.rootDirectory else {
-            throw CommandFailure.usage("give the storage root, or --config with the registry's config.yml, before the mountpoint")
-        }
         let settings = try resolveSettings(list, registryConfiguration, logger)
-
-        // A configuration without rootdirectory means the registry's default, which may well not
-        // be where the store is: say so, and say it again if that directory is no store.
-        let defaultedRoot = rootArgument == nil && registryConfiguration?.rootDirectoryIsDefault == true
-        let defaultNote = "\(configPath ?? "the configuration") sets no storage.filesystem.rootdirectory: \(rootPath) is the registry's default"
         let store: Preflight.Store
-        do {
-            store = try Preflight.store(rootPath, acceptsEmpty: readWrite)
-        } catch {
-            throw defaultedRoot ? CommandFailure("\(error.message) (\(defaultNote))", exitCode: error.exitCode) : error
+        if rootArgument.map(S3StoreSettings.isS3) ?? (registryConfiguration?.s3 != nil) {
+            store = try Preflight.store(rootArgument, s3: s3.overlaid(on: list), configuration: registryConfiguration, acceptsEmpty: readWrite)
+        } else {
+            guard let rootPath = rootArgument ?? registryConfiguration?.rootDirectory else {
+                throw CommandFailure.usage("give the storage root, or --config with the registry's config.yml, before the mountpoint")
+            }
+            if s3.overlaid(on: list).anySet { throw CommandFailure.usage("the S3 options need an s3:// store") }
+            // A configuration without rootdirectory means the registry's default, which may well not
+            // be where the store is: say so, and say it again if that directory is no store.
+            let defaultedRoot = rootArgument == nil && registryConfiguration?.rootDirectoryIsDefault == true
+            let defaultNote = "\(configPath ?? "the configuration") sets no storage.filesystem.rootdirectory: \(rootPath) is the registry's default"
+            do {
+                store = try Preflight.store(rootPath, acceptsEmpty: readWrite)
+            } catch {
+                throw defaultedRoot ? CommandFailure("\(error.message) (\(defaultNote))", exitCode: error.exitCode) : error
+            }
+            if defaultedRoot { logger.notice("\(defaultNote)") }
         }
-        if defaultedRoot { logger.notice("\(defaultNote)") }
         let mountpoint = try Preflight.mountpoint(mountpointArgument, store: store)
         try Preflight.fuseDevice()
         if store.isFresh { try Preflight.create(store, logger: logger) }
@@ -242,7 +255,10 @@ struct MountCommand: ParsableCommand {
         }
         // Metrics (--metrics-address, off by default): on before anything is counted.
         let metrics = try MountMetrics(address: metricsAddress ?? list.metricsAddress)
-        let driver = metrics?.instrumenting(store.driver) ?? store.driver
+        // On S3 a directory exists only while a key lies below it: what this mount makes stays
+        // visible to it until its first file is written (MadeDirectoriesDriver).
+        let storeDriver: any StorageDriver = readWrite && !store.isLocal ? MadeDirectoriesDriver(store.driver) : store.driver
+        let driver = metrics?.instrumenting(storeDriver) ?? storeDriver
         let registry = Registry(driver: driver, cache: cache, deleteEnabled: allowDelete, logger: Logger(label: "blobfs.storage"))
         var mountOptions = MountOptions(storageRoot: store.root)
         mountOptions.fuseOptions = list.fuseOptions
@@ -255,7 +271,8 @@ struct MountCommand: ParsableCommand {
         mountOptions.allowDelete = allowDelete
         mountOptions.ociView = oci || list.ociView
         mountOptions.hardLinks = hardLinks ?? list.hardLinks ?? mountOptions.hardLinks
-        mountOptions.passthrough = passthrough ?? list.passthrough ?? .auto
+        // The kernel can only pass reads through to a file of this machine.
+        mountOptions.passthrough = store.isLocal ? passthrough ?? list.passthrough ?? .auto : .off
         let ledger: VerificationLedger?
         do {
             ledger = try (rememberVerified ?? list.ledgerPath).map { try VerificationLedger(path: $0) }
@@ -302,8 +319,10 @@ struct MountCommand: ParsableCommand {
         let servedStatus = "serving \(store.root) at \(mountpoint); \(mode); verification: \(verification); cache: \(cacheStatus)"
         // Said once the kernel's INIT exchange is done: only then is it known whether the kernel
         // reads blobs directly.
+        let isLocal = store.isLocal
         try session.run(
-            serving: { passthrough in
+            serving: { offered in
+                let passthrough = isLocal ? offered : "off (the store is not a local filesystem)"
                 logger.info("\(mounted); passthrough: \(passthrough)", metadata: metadata)
                 service.serving(mountpoint: mountpoint, status: "\(servedStatus); passthrough: \(passthrough)")
             },

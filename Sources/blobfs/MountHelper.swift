@@ -48,7 +48,8 @@ enum MountHelper {
             // Refuse bad options here, before anything is started.
             _ = try MountOptionList(parsing: options)
             let optionArguments = options.isEmpty ? [] : ["-o", options.joined(separator: ",")]
-            let paths = ["--", absolute(invocation.source), absolute(invocation.mountpoint)]
+            let source = S3StoreSettings.isS3(invocation.source) ? invocation.source : absolute(invocation.source)
+            let paths = ["--", source, absolute(invocation.mountpoint)]
             if invocation.foreground {
                 Blobfs.runAsRoot(["mount"] + optionArguments + paths)
             }
@@ -209,7 +210,7 @@ enum MountHelper {
     /// `log=` and `config=` values made absolute, within one `-o` list.
     static func absolutePaths(_ list: String) -> String {
         list.split(separator: ",", omittingEmptySubsequences: false).map { item in
-            for key in ["log=", "config="] where item.hasPrefix(key) && item.count > key.count {
+            for key in ["log=", "config=", "s3_credentials_file="] where item.hasPrefix(key) && item.count > key.count {
                 return key + absolute(String(item.dropFirst(key.count)))
             }
             return String(item)

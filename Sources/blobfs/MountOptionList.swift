@@ -32,6 +32,10 @@ struct MountOptionList {
     var ledgerPath: String?
     /// `metrics_address=<ip:port>`: serve Prometheus metrics there.
     var metricsAddress: String?
+    /// `s3_endpoint=`, `s3_region=`, `s3_credentials_file=`: as `--s3-endpoint` and the others.
+    var s3Endpoint: String?
+    var s3Region: String?
+    var s3CredentialsFile: String?
     /// mount(8) options that were ignored, for a debug line.
     var ignored: [String] = []
 
@@ -87,6 +91,9 @@ struct MountOptionList {
         case ("log", let v?): logFile = try Self.nonEmpty(v, option)
         case ("metrics_address", let v?): metricsAddress = try Self.nonEmpty(v, option)
         case ("remember_verified", let v?): ledgerPath = try Self.nonEmpty(v, option)
+        case ("s3_endpoint", let v?): s3Endpoint = try Self.nonEmpty(v, option)
+        case ("s3_region", let v?): s3Region = try Self.nonEmpty(v, option)
+        case ("s3_credentials_file", let v?): s3CredentialsFile = try Self.nonEmpty(v, option)
         case (let n, nil) where Self.fuseFlags.contains(n): fuseOptions.append(option)
         case (let n, _?) where Self.fuseValued.contains(n): fuseOptions.append(option)
         case (let n, nil) where Self.ignoredFlags.contains(n): ignored.append(option)

@@ -6,13 +6,17 @@ import StorageDriver
 
 /// The checks made before anything is read or mounted, each failing with one clear line.
 enum Preflight {
-    /// A registry store: its root (absolute, links resolved) and a driver over it.
+    /// A registry store: its root (a directory, absolute, links resolved; or `s3://<bucket>/<root>`)
+    /// and a driver over it.
     struct Store {
         let root: String
-        let driver: FilesystemDriver
-        /// An empty directory accepted for a read-write mount: `docker/registry/v2` is still to
-        /// be created (`create(_:)`), once every other check has passed.
+        let driver: any StorageDriver
+        /// An empty directory (or an empty prefix of a bucket) accepted for a read-write mount:
+        /// `docker/registry/v2` is still to be created (`create(_:)`), once every other check has passed.
         var isFresh = false
+        /// Whether the store is a directory of this machine (its files can be opened by the kernel:
+        /// passthrough, the mountpoint's place relative to it); false for a bucket.
+        var isLocal = true
     }
 
     /// The store at `path`: an existing directory with `docker/registry/v2` beneath it (an empty
@@ -61,6 +65,11 @@ enum Preflight {
     /// Makes a fresh store a store: `docker/registry/v2`, owned as everything the driver creates
     /// (by the owner of the directory it is created in), and one log line saying so.
     static func create(_ store: Store, logger: Logger) throws(CommandFailure) {
+        guard store.isLocal else {
+            // A bucket has no directories: docker/registry/v2 appears with the first blob written.
+            logger.info("\(store.root) is empty: a new store to restore into")
+            return
+        }
         do {
             try store.driver.createDirectory(DriverPath(PathMapper.rootPrefix))
         } catch {
@@ -72,7 +81,7 @@ enum Preflight {
     /// The mountpoint, by the one rule of `Mountpoint.check`.
     static func mountpoint(_ path: String, store: Store) throws(CommandFailure) -> String {
         do {
-            return try Mountpoint.check(path, storageRoot: store.root)
+            return try Mountpoint.check(path, storageRoot: store.isLocal ? store.root : nil)
         } catch {
             throw CommandFailure(error.description)
         }

@@ -1,8 +1,8 @@
 import Glibc
 import Yams
 
-/// What blobfs takes from the registry's own `config.yml`: where the filesystem driver keeps the
-/// store, and the blob descriptor cache the registry is configured with.
+/// What blobfs takes from the registry's own `config.yml`: where the filesystem or the s3 driver
+/// keeps the store, and the blob descriptor cache the registry is configured with.
 struct RegistryConfiguration: Equatable {
     /// The blob descriptor cache named under `storage.cache`.
     enum Cache: Equatable {
@@ -12,8 +12,10 @@ struct RegistryConfiguration: Equatable {
         case other(String)
     }
 
-    /// `storage.filesystem.rootdirectory`, or the registry's default.
+    /// `storage.filesystem.rootdirectory`, or the registry's default; "" when the store is on S3.
     var rootDirectory: String
+    /// `storage.s3`, when the registry keeps its store in a bucket.
+    var s3: S3Section?
     /// Whether the file sets no rootdirectory, so that `rootDirectory` is the registry's default:
     /// worth saying, since a typo in the key silently moves the store.
     var rootDirectoryIsDefault = false
@@ -63,17 +65,22 @@ struct RegistryConfiguration: Equatable {
             throw CommandFailure("\(source) has no storage section: is it a registry configuration?")
         }
         let drivers: [String] = Array(mapping.keys).compactMap(\.string).filter { !storageSettings.contains($0) }
-        guard drivers == ["filesystem"] else {
+        guard drivers == ["filesystem"] || drivers == ["s3"] else {
             throw CommandFailure(
                 drivers.isEmpty
                     ? "\(source) configures no storage driver"
                     : "\(source) configures the \(drivers.joined(separator: ", ")) storage driver; "
-                        + "blobfs reads only the filesystem driver's stores"
+                        + "blobfs reads only the filesystem and s3 drivers' stores"
             )
         }
-        let directory = try scalarText(storage["filesystem"]?["rootdirectory"], "storage.filesystem.rootdirectory", source) ?? ""
-        var configuration = RegistryConfiguration(rootDirectory: directory.isEmpty ? defaultRootDirectory : directory)
-        configuration.rootDirectoryIsDefault = directory.isEmpty
+        var configuration: RegistryConfiguration
+        if drivers == ["s3"] {
+            configuration = RegistryConfiguration(rootDirectory: "", s3: try S3Section.parse(storage["s3"], source: source))
+        } else {
+            let directory = try scalarText(storage["filesystem"]?["rootdirectory"], "storage.filesystem.rootdirectory", source) ?? ""
+            configuration = RegistryConfiguration(rootDirectory: directory.isEmpty ? defaultRootDirectory : directory)
+            configuration.rootDirectoryIsDefault = directory.isEmpty
+        }
         if let cacheNode = storage["cache"], let kind = try scalarText(cacheNode["blobdescriptor"], "storage.cache.blobdescriptor", source) {
             // 0 is the registry's "default size", as a missing key is.
             let size = try integer(cacheNode["blobdescriptorsize"], "storage.cache.blobdescriptorsize", source, in: 0...Int.max)
@@ -118,6 +125,13 @@ struct RegistryConfiguration: Equatable {
             let quoted = Int(written) != nil && node?.scalar?.style != .plain ? " (a YAML integer is written without quotes)" : ""
             throw CommandFailure("\(source): \(key) \(written.debugDescription) is not an integer \(bounds)\(quoted)")
         }
+        return value
+    }
+
+    /// A YAML boolean, nil when the key is absent; anything else is an error naming the key.
+    static func boolean(_ node: Node?, _ key: String, _ source: String) throws(CommandFailure) -> Bool? {
+        guard let written = try scalarText(node, key, source) else { return nil }
+        guard let value = node?.bool else { throw CommandFailure("\(source): \(key) \(written.debugDescription) is not true or false") }
         return value
     }
 

@@ -51,9 +51,14 @@ struct VerifyCommand: ParsableCommand {
     )
 
     @Argument(
-        help: ArgumentHelp("The registry's storage root: the directory that holds docker/registry/v2.", valueName: "storage-root")
+        help: ArgumentHelp(
+            "The registry's storage root: the directory that holds docker/registry/v2, or s3://<bucket>/<rootdirectory>.",
+            valueName: "storage-root")
     )
     var storageRoot: String
+
+    @OptionGroup(title: "S3 options")
+    var s3: S3StoreOptions
 
     @Option(help: ArgumentHelp("Check only this repository's links and the blobs they name.", valueName: "name"))
     var repository: String?
@@ -87,7 +92,7 @@ struct VerifyCommand: ParsableCommand {
         } catch {
             throw CommandFailure.usage("\(error)")
         }
-        let store = try Preflight.store(storageRoot)
+        let store = try Preflight.store(storageRoot, s3: s3, configuration: nil)
         let ledger: VerificationLedger?
         do {
             ledger = try rememberVerified.map { try VerificationLedger(path: $0) }

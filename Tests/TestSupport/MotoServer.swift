@@ -56,6 +56,12 @@ public final class MotoServer: @unchecked Sendable {
     /// `http://127.0.0.1:<port>`.
     public var endpoint: String { "http://127.0.0.1:\(port)" }
 
+    /// An unsigned GET of `pathAndQuery` (`/<bucket>?list-type=2&prefix=…`): moto checks no
+    /// signatures unless `enforceSignatures()` was called, so tests can look at the bucket directly.
+    public func get(_ pathAndQuery: String) throws -> HTTPResponse {
+        try Curl(maxSeconds: 30).perform(method: "GET", url: endpoint + pathAndQuery, headers: [:], body: nil)
+    }
+
     /// What the server logged (every request, on stderr).
     public var log: String { Self.readLog(logPath) }
 

@@ -20,7 +20,7 @@ public struct RegistryS3Storage: Sendable {
     }
 
     /// The lines below `storage:`, indented from there.
-    var yamlLines: [String] {
+    public var yamlLines: [String] {
         [
             "s3:",
             "  accesskey: \(quoted(accessKey))",

@@ -1,0 +1,358 @@
+import Distribution
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+/// The whole content of a file.
+private func readFileBytes(_ path: String) throws -> [UInt8] {
+    guard let data = FileManager.default.contents(atPath: path) else { throw TestSupportError("cannot read \(path)") }
+    return Array(data)
+}
+
+/// Registries on S3 mounted by the `blobfs` executable: Debian's docker-registry writes into a
+/// local moto bucket with its own s3 driver, and blobfs mounts, verifies, purges and restores
+/// that store over `S3Driver` (issue 14). Each test works under a root directory of its own in
+/// the process's one moto.
+@Suite(.serialized) struct S3MountTests {
+    /// A store's place in the bucket, and a workspace with the credentials file the mounts use.
+    struct Place {
+        let server: MotoServer
+        let rootDirectory: String
+        let workspace: Workspace
+
+        init(_ name: String, server: MotoServer? = nil) throws {
+            self.server = try server ?? MotoServer.shared()
+            rootDirectory = "/s3mount-\(name)-\(UUID().uuidString.prefix(8))"
+            workspace = try Workspace("s3-\(name)")
+            try Posix.writeFile(
+                credentialsFile,
+                Array("[default]\naws_access_key_id = \(MotoServer.accessKey)\naws_secret_access_key = \(MotoServer.secretKey)\n".utf8))
+            chmod(credentialsFile, 0o600)
+        }
+
+        var credentialsFile: String { workspace.path("aws-credentials") }
+        var store: String { "s3://\(server.bucket)\(rootDirectory)" }
+        /// The options every command here needs: the endpoint and the credentials.
+        var options: [String] { ["--s3-endpoint", server.endpoint, "--s3-credentials-file", credentialsFile] }
+
+        var registryStorage: RegistryS3Storage {
+            RegistryS3Storage(
+                endpoint: server.endpoint, bucket: server.bucket, rootDirectory: rootDirectory, accessKey: MotoServer.accessKey,
+                secretKey: MotoServer.secretKey)
+        }
+
+        /// The registry's own config.yml for this place (what `--config` reads).
+        func writeRegistryConfig() throws -> String {
+            let path = workspace.path("config.yml")
+            try Posix.writeFile(path, Array((["version: 0.1", "storage:"] + registryStorage.yamlLines.map { "  " + $0 }).joined(separator: "\n").utf8))
+            return path
+        }
+
+        /// The keys below this place's root, by a plain (unsigned: moto checks none) listing.
+        func keys(below relative: String) throws -> [String] {
+            let prefix = String(rootDirectory.dropFirst()) + "/" + relative
+            let answer = try server.get("/\(server.bucket)?list-type=2&prefix=\(prefix.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? prefix)")
+            return Self.values(of: "Key", in: answer.text)
+        }
+
+        /// The keys of the multipart uploads in progress below this place's root.
+        func multipartUploads() throws -> [String] {
+            let prefix = String(rootDirectory.dropFirst()) + "/"
+            let answer = try server.get("/\(server.bucket)?uploads=&prefix=\(prefix.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? prefix)")
+            return Self.values(of: "Key", in: answer.text)
+        }
+
+        static func values(of element: String, in xml: String) -> [String] {
+            xml.components(separatedBy: "<\(element)>").dropFirst().compactMap { $0.components(separatedBy: "</\(element)>").first }
+        }
+    }
+
+    /// What the registry stored: every linked blob, the manifest, what must be absent.
+    struct Pushed {
+        var blobs: [StoredBlob]
+        var manifest: Digest
+        var manifestBytes: [UInt8]
+        /// Pushed to library/alpine, then DELETEd through the registry.
+        var deleted: Digest
+        /// The largest blob (read during the outage).
+        var large: StoredBlob
+    }
+
+    /// Pushes, through the registry's s3 driver: blobs in nested repositories, a chunked upload
+    /// (1 MiB PATCHes: the registry's short-part path), a cross-repository mount, a 12 MiB layer,
+    /// an image manifest with its tag, and a blob deleted again.
+    static func push(_ place: Place) throws -> Pushed {
+        let server = try RegistryServer(s3: place.registryStorage)
+        defer { server.stop() }
+        let client = server.client
+        var blobs: [StoredBlob] = []
+        func push(_ repository: String, _ bytes: [UInt8], chunk: Int? = nil) throws -> StoredBlob {
+            let digest = Digester.digest(of: bytes)
+            let response =
+                if let chunk {
+                    try client.pushChunked(repository: repository, bytes: bytes, digest: "\(digest)", chunkSize: chunk)
+                } else {
+                    try client.pushMonolithic(repository: repository, bytes: bytes, digest: "\(digest)")
+                }
+            guard response.status == 201 else {
+                throw TestSupportError("push \(digest) to \(repository): \(response.status) \(response.text)\n\(server.log.tail(2000))")
+            }
+            let blob = StoredBlob(repository: repository, bytes: bytes, digest: digest)
+            blobs.append(blob)
+            return blob
+        }
+        let layer = try push("library/alpine", seededBytes(count: 100_000, seed: 1401))
+        _ = try push("library/alpine", seededBytes(count: 1, seed: 1402))
+        let config = Array(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8)
+        let configBlob = try push("library/alpine", config)
+        _ = try push("team/app/web", seededBytes(count: (6 << 20) + 4321, seed: 1403), chunk: 1 << 20)
+        _ = try push("team/app", seededBytes(count: 70_001, seed: 1404))
+        let large = try push("big/layers", seededBytes(count: 12 << 20, seed: 1405))
+        let mounted = try client.mount(repository: "team/mounted", from: "library/alpine", digest: "\(layer.digest)")
+        guard mounted.status == 201 else { throw TestSupportError("cross-repository mount: \(mounted.status) \(mounted.text)") }
+        blobs.append(StoredBlob(repository: "team/mounted", bytes: layer.bytes, digest: layer.digest))
+
+        let doomed = try push("library/alpine", seededBytes(count: 5000, seed: 1406))
+        blobs.removeLast()
+        let deleted = try client.deleteBlob(repository: "library/alpine", digest: "\(doomed.digest)")
+        guard deleted.status == 202 else { throw TestSupportError("blob DELETE: \(deleted.status) \(deleted.text)") }
+
+        let manifestBytes = Array(
+            """
+            {"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",\
+            "config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":\(config.count),"digest":"\(configBlob.digest)"},\
+            "layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":\(layer.bytes.count),"digest":"\(layer.digest)"}]}
+            """.utf8)
+        let put = try client.send(
+            "PUT", url: "/v2/library/alpine/manifests/v1", headers: ["Content-Type": "application/vnd.docker.distribution.manifest.v2+json"],
+            body: manifestBytes)
+        guard put.status == 201 else { throw TestSupportError("manifest PUT: \(put.status) \(put.text)\n\(server.log.tail(2000))") }
+        return Pushed(blobs: blobs, manifest: Digester.digest(of: manifestBytes), manifestBytes: manifestBytes, deleted: doomed.digest, large: large)
+    }
+
+    /// Every blob and the manifest read back through a read-only mount byte for byte; a deleted
+    /// blob is ENOENT; `ls -l` shows each blob's size; the startup line names the bucket and says
+    /// passthrough is off; `df` answers.
+    @Test func aRegistryOnS3ReadsBackThroughTheMount() throws {
+        let place = try Place("read")
+        defer { place.workspace.remove() }
+        let pushed = try Self.push(place)
+        try BlobfsMount.withMount(root: place.store, mountpoint: place.workspace.mountpoint, options: place.options) { mount in
+            #expect(mount.entry.fileSystemType == "fuse.blobfs" && mount.entry.isReadOnly, "\(mount.entry)")
+            try expectTree(mount.path("repo"), holds: pushed.blobs, stripping: "repo/", "the S3 mount")
+            let manifest = mount.path("repo/library/alpine/manifests/\(pushed.manifest)")
+            expectSameBytes(try readFileBytes(manifest), pushed.manifestBytes, "the manifest")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: mount.path("repo/library/alpine/tags/v1")) == "../manifests/\(pushed.manifest)")
+            switch Posix.stat(mount.path("repo/library/alpine/blobs/\(pushed.deleted)")) {
+            case .success: Issue.record("a deleted blob is visible")
+            case .failure(let error): #expect(error == .ENOENT, "\(error)")
+            }
+
+            let listing = try Command.run("ls", ["-l", mount.path("repo/library/alpine/blobs")])
+            #expect(listing.status == 0, "\(listing)")
+            for blob in pushed.blobs where blob.repository == "library/alpine" {
+                let line = listing.stdoutText.split(separator: "\n").first { $0.hasSuffix(" \(blob.digest)") }
+                #expect(line?.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == "\(blob.bytes.count)", "ls -l: \(line ?? "no line for \(blob.digest)")")
+            }
+            let df = try Command.run("df", ["-B1", "--output=size,avail", mount.mountpoint])
+            let sizes = df.stdoutText.split(separator: "\n").last?.split(separator: " ").compactMap { Int64($0) } ?? []
+            #expect(df.status == 0 && sizes.count == 2 && sizes.allSatisfy { $0 > 0 }, "df of an S3 mount: \(df)")
+            #expect(mount.log.contains("mounted \(place.store) at") && mount.log.contains("passthrough: off (the store is not a local filesystem)"), "\(mount.log)")
+        }
+    }
+
+    /// The fstab form: `mount -t fuse.blobfs s3://<bucket>/<root> <mnt> -o ro,s3_endpoint=…,
+    /// s3_credentials_file=…` mounts the bucket and returns once it is mounted; `umount` ends it.
+    @Test func mountTypeFuseBlobfsMountsABucket() throws {
+        let place = try Place("fstab")
+        defer { place.workspace.remove() }
+        let pushed = try Self.push(place)
+        let mountpoint = try Posix.realPath(place.workspace.mountpoint)
+        var daemons: [Int32] = []
+        defer {
+            if MountTable.isMounted(mountpoint) { MountTable.forceUnmount(mountpoint) }
+            for pid in Set(daemons + ProcessTable.blobfsProcesses(withArgument: mountpoint)) where ProcessTable.isAlive(pid) {
+                kill(pid, SIGKILL)
+            }
+        }
+        try HelperPath.withBlobfsInstalled {
+            let options = "ro,s3_endpoint=\(place.server.endpoint),s3_credentials_file=\(place.credentialsFile)"
+            let mounted = try Command.run("mount", ["-t", "fuse.blobfs", place.store, mountpoint, "-o", options], timeout: 60)
+            #expect(mounted.status == 0 && MountTable.isMounted(mountpoint), "\(mounted)")
+            daemons = ProcessTable.blobfsProcesses(withArgument: mountpoint)
+            #expect(MountTable.entry(at: mountpoint)?.source == place.store, "\(String(describing: MountTable.entry(at: mountpoint)))")
+            for blob in pushed.blobs.prefix(3) {
+                #expect(try sha256Hex(ofFile: mountpoint + "/" + blob.relativePath) == blob.canonical.hex, "\(blob)")
+            }
+            let unmounted = try Command.run("umount", [mountpoint], timeout: 30)
+            #expect(unmounted.status == 0, "\(unmounted)")
+            #expect(MountTable.waitUntil(timeout: 10) { daemons.allSatisfy { !ProcessTable.isAlive($0) } }, "blobfs \(daemons) still running after umount")
+        }
+    }
+
+    /// `blobfs verify s3://…` re-hashes the bucket's blobs, with credentials from the environment,
+    /// and from a profile of ~/.aws/credentials.
+    @Test func verifyChecksTheBucketWithCredentialsFromTheEnvironmentOrAProfile() throws {
+        let place = try Place("verify")
+        defer { place.workspace.remove() }
+        let pushed = try Self.push(place)
+        let blobfs = try BlobfsExecutable.path()
+        let fromEnvironment = try Command.run(
+            blobfs, ["verify", place.store, "--s3-endpoint", place.server.endpoint],
+            environment: ["AWS_ACCESS_KEY_ID": MotoServer.accessKey, "AWS_SECRET_ACCESS_KEY": MotoServer.secretKey], timeout: 120)
+        // The manifest is a blob too, and a DELETE removes only the blob's link, not its data.
+        let distinct = Set(pushed.blobs.map(\.canonical)).count + 2
+        #expect(fromEnvironment.status == 0, "\(fromEnvironment)")
+        #expect(fromEnvironment.stdoutText.contains("blobfs verify: \(place.store) is intact: \(distinct) blobs"), "\(fromEnvironment)")
+
+        let home = try place.workspace.makeDirectory("home")
+        try Posix.makeDirectory(home + "/.aws")
+        try Posix.writeFile(
+            home + "/.aws/credentials", Array("[ci]\naws_access_key_id=\(MotoServer.accessKey)\naws_secret_access_key=\(MotoServer.secretKey)\n".utf8))
+        chmod(home + "/.aws/credentials", 0o600)
+        let fromProfile = try Command.run(
+            blobfs, ["verify", place.store, "--s3-endpoint", place.server.endpoint],
+            environment: ["HOME": home, "AWS_PROFILE": "ci", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""], timeout: 120)
+        #expect(fromProfile.status == 0 && fromProfile.stdoutText.contains("is intact"), "\(fromProfile)")
+    }
+
+    /// `purge-uploads` with the registry's config.yml removes an abandoned upload: its keys and
+    /// the multipart upload that holds its data.
+    @Test func purgeUploadsRemovesAnAbandonedUploadAndItsMultipartUpload() throws {
+        let place = try Place("purge")
+        defer { place.workspace.remove() }
+        _ = try Self.push(place)
+        let server = try RegistryServer(s3: place.registryStorage)
+        let started = try server.client.send("POST", url: "/v2/library/alpine/blobs/uploads/")
+        let location = started.header("Location") ?? ""
+        let path = location.hasPrefix("http") ? String(location.drop { $0 != "/" }.dropFirst(2).drop { $0 != "/" }) : location
+        let patched = try server.client.send(
+            "PATCH", url: path, headers: ["Content-Type": "application/octet-stream"], body: seededBytes(count: 200_000, seed: 1407))
+        server.stop()
+        #expect(started.status == 202 && patched.status == 202, "start \(started.status), PATCH \(patched.status) \(patched.text)")
+        #expect(try !place.keys(below: "docker/registry/v2/repositories/library/alpine/_uploads/").isEmpty, "the abandoned upload's keys")
+        #expect(try !place.multipartUploads().isEmpty, "the registry keeps an unfinished upload's data as a multipart upload")
+
+        let config = try place.writeRegistryConfig()
+        let purge = try Command.run(
+            try BlobfsExecutable.path(), ["purge-uploads", place.store, "--older-than", "0s", "--s3-endpoint", place.server.endpoint],
+            environment: ["AWS_ACCESS_KEY_ID": MotoServer.accessKey, "AWS_SECRET_ACCESS_KEY": MotoServer.secretKey], timeout: 120)
+        #expect(purge.status == 0 && purge.stdoutText.contains("purged 1 upload"), "\(purge)")
+        #expect(try place.keys(below: "docker/registry/v2/repositories/library/alpine/_uploads/").isEmpty)
+        #expect(try place.multipartUploads().isEmpty, "the multipart upload was aborted: \(purge)")
+
+        // The same store mounts with the registry's own config.yml: its keys and endpoint.
+        try BlobfsMount.withMount(root: place.store, mountpoint: place.workspace.mountpoint, options: ["--config", config]) { mount in
+            #expect(mount.log.contains("mounted \(place.store) at"), "\(mount.log)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/library/alpine/blobs"))
+            #expect(names.count == 3, "\(names)")
+        }
+    }
+
+    /// Each thing that can be wrong stops the mount before it starts, with one line saying which.
+    @Test func thePreflightSaysWhatIsWrongInOneLine() throws {
+        let place = try Place("preflight")
+        defer { place.workspace.remove() }
+        _ = try Self.push(place)
+        let blobfs = try BlobfsExecutable.path()
+        let closedPort = try freeLoopbackPort()
+        let credentials = ["--s3-credentials-file", place.credentialsFile]
+        let bucket = place.server.bucket
+        let cases: [(arguments: [String], says: String)] = [
+            (["s3://no-such-bucket\(place.rootDirectory)", "--s3-endpoint", place.server.endpoint] + credentials, "there is no bucket no-such-bucket"),
+            ([place.store, "--s3-endpoint", "http://127.0.0.1:\(closedPort)"] + credentials, "cannot reach the S3 endpoint http://127.0.0.1:\(closedPort)"),
+            (["s3://\(bucket)/nothing-here-\(UUID().uuidString)"] + place.options, "is not a registry store"),
+            (["s3://\(bucket)\(place.rootDirectory)/docker"] + place.options, "is not a registry store"),
+        ]
+        for (arguments, says) in cases {
+            let started = Date()
+            let result = try Command.run(blobfs, ["mount", arguments[0], place.workspace.mountpoint] + arguments.dropFirst(), timeout: 60)
+            let lines = result.stderrText.split(separator: "\n")
+            #expect(result.status == 1 && lines.count == 1 && lines.first?.hasPrefix("blobfs: ") == true && result.stderrText.contains(says), "\(arguments): \(result)")
+            #expect(Date().timeIntervalSince(started) < 20, "\(arguments): the preflight took \(Date().timeIntervalSince(started)) s")
+            #expect(!MountTable.isMounted(place.workspace.mountpoint))
+        }
+
+        // Wrong credentials need a server that checks signatures: a moto of its own.
+        let checking = try MotoServer(bucket: "checked")
+        defer { checking.stop() }
+        _ = try checking.enforceSignatures()
+        let refused = try Command.run(
+            blobfs, ["mount", "s3://checked/registry", place.workspace.mountpoint, "--s3-endpoint", checking.endpoint] + credentials, timeout: 60)
+        #expect(
+            refused.status == 1 && refused.stderrText.split(separator: "\n").count == 1
+                && refused.stderrText.contains("refused the credentials from the [default] profile of \(place.credentialsFile)"),
+            "\(refused)")
+        #expect(!MountTable.isMounted(place.workspace.mountpoint))
+    }
+
+    /// S3 goes away while a large blob is read: the read fails with EIO within the client's
+    /// deadline, never hangs; when S3 is back, the same mount serves the blob again.
+    @Test func anS3OutageMidReadIsEIOAndTheMountRecovers() throws {
+        let place = try Place("outage")
+        defer { place.workspace.remove() }
+        let pushed = try Self.push(place)
+        let proxy = try CuttableProxy(targetPort: place.server.port)
+        defer { proxy.stop() }
+        let options = ["--s3-endpoint", proxy.endpoint, "--s3-credentials-file", place.credentialsFile]
+        try BlobfsMount.withMount(root: place.store, mountpoint: place.workspace.mountpoint, options: options) { mount in
+            let path = mount.path(pushed.large.relativePath)
+            let fd = open(path, O_RDONLY)
+            try #require(fd >= 0, "open: \(String(cString: strerror(errno)))\n\(mount.log.tail(2000))")
+            defer { close(fd) }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            // The first read verifies the whole blob (the daemon then holds only its last block).
+            let first = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4096, 0) }
+            #expect(first == 4096, "the first read: \(first) \(String(cString: strerror(errno)))")
+
+            try proxy.cut()
+            let started = Date()
+            let middle = off_t(5 << 20)
+            let failed = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, middle) }
+            let code = errno
+            #expect(failed == -1 && code == EIO, "a read during the outage: \(failed), \(String(cString: strerror(code)))")
+            #expect(Date().timeIntervalSince(started) < 30, "EIO within the deadline, not \(Date().timeIntervalSince(started)) s")
+
+            try proxy.restore()
+            let again = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, middle) }
+            #expect(again == buffer.count, "after the outage: \(again) \(String(cString: strerror(errno)))\n\(mount.log.tail(2000))")
+            expectSameBytes(Array(buffer[..<max(again, 0)]), Array(pushed.large.bytes[(5 << 20)..<((5 << 20) + max(again, 0))]), "the bytes after the outage")
+            #expect(try sha256Hex(ofFile: path) == pushed.large.canonical.hex, "the whole blob after the outage")
+        }
+    }
+
+    /// A backup taken through an S3 mount, restored through a read-write mount of an empty second
+    /// prefix, is served by a registry on that prefix: every blob, and the image to skopeo.
+    @Test func aRestoreIntoASecondPrefixIsServedByARegistryOnIt() throws {
+        let place = try Place("restore-from")
+        defer { place.workspace.remove() }
+        let pushed = try Self.push(place)
+        let backup = try place.workspace.makeDirectory("backup")
+        try BlobfsMount.withMount(root: place.store, mountpoint: place.workspace.mountpoint, options: place.options) { mount in
+            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 120)
+            #expect(copy.status == 0, "backup: \(copy)")
+        }
+        let target = try Place("restore-to", server: place.server)
+        defer { target.workspace.remove() }
+        try BlobfsMount.withMount(root: target.store, mountpoint: target.workspace.mountpoint, options: target.options + ["--read-write"]) { mount in
+            #expect(mount.log.contains("is empty: a new store to restore into"), "\(mount.log)")
+            let copy = try Command.run("rsync", ["-aH", backup + "/", mount.path("repo") + "/"], timeout: 120)
+            #expect(copy.status == 0, "restore: \(copy)\n\(mount.log.tail(2000))")
+        }
+        #expect(try target.multipartUploads().isEmpty, "no upload left behind")
+        let server = try RegistryServer(s3: target.registryStorage)
+        defer { server.stop() }
+        for blob in pushed.blobs {
+            let got = try server.client.get(repository: blob.repository, digest: "\(blob.digest)")
+            #expect(got.status == 200, "\(blob): \(got.status)")
+            expectSameBytes(got.body, blob.bytes, "\(blob) served by the registry on the restored prefix")
+        }
+        let pulled = place.workspace.path("pulled")
+        let pull = try Command.run(
+            "skopeo", ["--insecure-policy", "copy", "--src-tls-verify=false", "docker://127.0.0.1:\(server.port)/library/alpine:v1", "dir:" + pulled],
+            timeout: 120)
+        #expect(pull.status == 0, "skopeo copy from the restored prefix: \(pull)\n\(server.log.tail(2000))")
+        expectSameBytes(try readFileBytes(pulled + "/manifest.json"), pushed.manifestBytes, "the manifest skopeo pulled")
+    }
+}
