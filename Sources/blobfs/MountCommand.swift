@@ -111,6 +111,20 @@ struct MountCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Where blobs of remote storage (S3) are kept once fetched and verified, shared by every mount on the host. "
+                + "(default: /var/cache/blobfs as root, else ~/.cache/blobfs)",
+            valueName: "directory"))
+    var cacheDir: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The blob cache's size: bytes with an optional K, M, G or T suffix, or a percentage of its filesystem; "
+                + "the least recently used blobs no one has open go first. (default: 10G, or 10% of the filesystem if less)",
+            valueName: "size"))
+    var cacheSize: String?
+
+    @Option(
+        help: ArgumentHelp(
             "Share the registry's Redis descriptor cache at <host:port> instead of caching in memory. "
                 + "(default: redis.addr when the registry configuration uses a Redis cache)",
             valueName: "host:port"))
@@ -232,7 +246,7 @@ struct MountCommand: ParsableCommand {
         } else {
             cache = settings.cacheEntries > 0 ? InMemoryCacheProvider(capacity: settings.cacheEntries) : nil
         }
-        let registry = Registry(driver: store.driver, cache: cache, deleteEnabled: allowDelete, logger: Logger(label: "blobfs.storage"))
+        let registry = Registry(driver: store.driver, cache: cache, deleteEnabled: allowDelete, dataCache: try BlobCacheSettings(directory: cacheDir, size: cacheSize, options: list).cache(for: store.driver, logger: logger), logger: Logger(label: "blobfs.storage"))
         var mountOptions = MountOptions(storageRoot: store.root)
         mountOptions.fuseOptions = list.fuseOptions
         mountOptions.blobTimeout = settings.blobTimeout

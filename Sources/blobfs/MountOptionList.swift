@@ -30,6 +30,9 @@ struct MountOptionList {
     var logFile: String?
     /// `remember_verified=<file>`: the verification ledger.
     var ledgerPath: String?
+    /// `cache_dir=` and `cache_size=`: the local blob cache of remote storage.
+    var cacheDirectory: String?
+    var cacheSize: BlobCacheSettings.CacheSize?
     /// mount(8) options that were ignored, for a debug line.
     var ignored: [String] = []
 
@@ -84,6 +87,12 @@ struct MountOptionList {
             logLevel = level.level
         case ("log", let v?): logFile = try Self.nonEmpty(v, option)
         case ("remember_verified", let v?): ledgerPath = try Self.nonEmpty(v, option)
+        case ("cache_dir", let v?): cacheDirectory = try Self.nonEmpty(v, option)
+        case ("cache_size", let v?):
+            guard let size = BlobCacheSettings.CacheSize(v) else {
+                throw .usage("mount option \(option): expected bytes (10G, 512M) or a percentage (5%)")
+            }
+            cacheSize = size
         case (let n, nil) where Self.fuseFlags.contains(n): fuseOptions.append(option)
         case (let n, _?) where Self.fuseValued.contains(n): fuseOptions.append(option)
         case (let n, nil) where Self.ignoredFlags.contains(n): ignored.append(option)
