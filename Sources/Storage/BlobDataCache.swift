@@ -23,6 +23,8 @@ public final class BlobDataCache: Sendable {
     /// Bytes the published files may take together.
     public let capacity: Int64
     let fetch: BlobFetch
+    /// Blocks a stream of a blob larger than the cache keeps in memory, at most, per reader.
+    let readAheadBlocks: Int
     let logger: Logger
     private let index: Mutex<BlobCacheIndex>
     private let gates = Mutex<[Digest: Gate]>([:])
@@ -37,11 +39,14 @@ public final class BlobDataCache: Sendable {
     /// Opens (creating it) the cache at `directory`, removes what a crash or a foreign hand left
     /// there (temporaries no fetch holds, files whose names are not digests), indexes the rest
     /// by size and last use, and evicts down to `capacity`. `blockSize` and `parallelism` shape
-    /// the fetch: `parallelism` ranged reads of `blockSize` bytes at a time.
+    /// the fetch: `parallelism` ranged reads of `blockSize` bytes at a time (`blockSize` at least
+    /// the driver's own read block, so that each is one ranged GET); a blob larger than the cache
+    /// streams through `readAheadBlocks` such blocks.
     public init(
-        directory: String, capacity: Int64, blockSize: Int = 8 << 20, parallelism: Int = 4,
+        directory: String, capacity: Int64, blockSize: Int = 8 << 20, parallelism: Int = 4, readAheadBlocks: Int = 4,
         logger: Logger = Logger(label: "blobfs.cache")
     ) throws(BlobError) {
+        self.readAheadBlocks = max(readAheadBlocks, 1)
         var trimmed = directory
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.directory = trimmed
@@ -219,6 +224,24 @@ public final class BlobDataCache: Sendable {
         published = true
         index.withLock { $0.insert(digest, size: descriptor.size, lastUse: Self.now()) }
         return true
+    }
+
+    /// A reader of a blob the cache cannot hold, straight from the driver through a bounded
+    /// read-ahead window (`readAheadBlocks` blocks of the fetch's size). Not hashed here: the
+    /// filesystem's first read hashes it whole before serving a byte, as it does any data file.
+    func streamingReader(for descriptor: Descriptor, driver: any StorageDriver) throws(BlobError) -> DataFileReader {
+        let sourcePath = PathMapper.path(.blobData(descriptor.digest))
+        let source: any DriverFileReader
+        do throws(StorageDriverError) {
+            source = try driver.reader(sourcePath)
+        } catch .pathNotFound, .isDirectory {
+            throw .dataMissing(descriptor.digest, path: sourcePath.value)
+        } catch {
+            throw error.blobError
+        }
+        let window = ReadAheadReader(
+            base: source, size: descriptor.size, blockSize: fetch.blockSize, window: readAheadBlocks, path: sourcePath.value)
+        return DataFileReader(descriptor: descriptor, path: sourcePath, file: window, verifiedOnArrival: false)
     }
 
     /// Removes a published file unless a reader holds it (its shared lock): true when it is gone.

@@ -1,4 +1,3 @@
-import Dispatch
 import Distribution
 import Glibc
 import StorageDriver
@@ -27,7 +26,6 @@ struct BlobFetch {
     ) throws(BlobError) -> Arrived {
         let digester = Digester(name.algorithm)
         let blocks = Int((size + Int64(blockSize) - 1) / Int64(blockSize))
-        let queue = DispatchQueue(label: "blobfs.cache.fetch", attributes: .concurrent)
         let failure = Mutex<BlobError?>(nil)
         let hashBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { hashBuffer.deallocate() }
@@ -38,30 +36,24 @@ struct BlobFetch {
             let first = round * parallelism
             let last = min(first + parallelism, blocks)
             let hashEnd = min(Int64(first) * Int64(blockSize), size)  // everything written by earlier rounds
-            let group = DispatchGroup()
-            for block in first..<max(first, last) {
-                queue.async(group: group) {
-                    let start = Int64(block) * Int64(blockSize)
-                    let length = Int(min(Int64(blockSize), size - start))
-                    do throws(BlobError) {
-                        try Self.copy(block: start, length: length, from: source, into: fd, sourcePath: sourcePath, filePath: filePath, digest: name, size: size)
-                    } catch {
-                        failure.withLock { $0 = $0 ?? error }
-                    }
-                }
-            }
-            // The hash of what earlier rounds wrote runs beside this round's reads, in order.
+            // This round's block reads, and the hash of what earlier rounds wrote beside them, in order.
             let from = hashedUpTo
-            if hashEnd > from {
-                queue.async(group: group) {
-                    do throws(BlobError) {
+            let reads = max(first, last) - first
+            FetchThreads.run(reads + (hashEnd > from ? 1 : 0)) { task in
+                do throws(BlobError) {
+                    if task < reads {
+                        let start = Int64(first + task) * Int64(blockSize)
+                        let length = Int(min(Int64(blockSize), size - start))
+                        try Self.copy(
+                            block: start, length: length, from: source, into: fd, sourcePath: sourcePath, filePath: filePath,
+                            digest: name, size: size)
+                    } else {
                         try hashing.hash(fd, from: from, to: hashEnd, path: filePath)
-                    } catch {
-                        failure.withLock { $0 = $0 ?? error }
                     }
+                } catch {
+                    failure.withLock { $0 = $0 ?? error }
                 }
             }
-            group.wait()
             if let error = failure.withLock({ $0 }) { throw error }
             hashedUpTo = max(hashedUpTo, hashEnd)
             if first >= blocks { break }

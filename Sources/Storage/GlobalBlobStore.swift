@@ -44,10 +44,12 @@ public struct GlobalBlobStore: Sendable {
 
     /// A reader for a descriptor already statted: no second stat. With a data cache, the blob's
     /// local cache file (fetched, verified and published first if it is not there yet), unless
-    /// the blob cannot be cached (larger than the cache, or no room): then the driver's file.
+    /// the blob cannot be cached (larger than the cache, or no room): then the driver's file
+    /// through a bounded read-ahead window.
     public func open(_ descriptor: Descriptor) throws(BlobError) -> DataFileReader {
-        if let dataCache, descriptor.size > 0, let reader = try dataCache.reader(for: descriptor, driver: driver) {
-            return reader
+        if let dataCache, descriptor.size > 0 {
+            if let cached = try dataCache.reader(for: descriptor, driver: driver) { return cached }
+            return try dataCache.streamingReader(for: descriptor, driver: driver)
         }
         return try DataFileReader(driver: driver, descriptor: descriptor)
     }
