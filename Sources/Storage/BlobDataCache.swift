@@ -54,6 +54,7 @@ public final class BlobDataCache: Sendable {
         fetch = BlobFetch(blockSize: max(blockSize, 4096), parallelism: max(parallelism, 1))
         self.logger = logger
         try CacheDirectory.create(trimmed + "/tmp")
+        try CacheDirectory.checkPrivate(trimmed)
         var found = BlobCacheIndex()
         CacheDirectory.removeStaleTemporaries(in: trimmed + "/tmp", logger: logger)
         for file in CacheDirectory.scan(trimmed, logger: logger) {

@@ -24,6 +24,16 @@ enum CacheDirectory {
         }
     }
 
+    /// Refuses a cache directory that someone other than the daemon's user could write: a file
+    /// put there under a digest's name would be served as that blob without a hash.
+    static func checkPrivate(_ path: String) throws(BlobError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw .io(operation: "stat", path: path, errno: errno) }
+        guard (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+            throw .io(operation: "use as the blob cache (it must be a directory of the daemon's user that no one else can write)", path: path, errno: EACCES)
+        }
+    }
+
     /// Removes every temporary no fetch holds (its fetch's exclusive lock is gone with it).
     static func removeStaleTemporaries(in path: String, logger: Logger) {
         for name in names(in: path) {

@@ -220,6 +220,20 @@ import TestSupport
         _ = reader
     }
 
+    @Test func aDirectoryOthersCanWriteIsRefused() throws {
+        let directory = try TemporaryDirectory(prefix: "blobfs-cache")
+        defer { directory.remove() }
+        #expect(chmod(directory.path, 0o777) == 0)
+        let error = #expect(throws: BlobError.self) { try Self.cache(directory.path, capacity: 1 << 20) }
+        guard case .io(_, let path, let code)? = error else {
+            Issue.record("expected an io error, got \(String(describing: error))")
+            return
+        }
+        #expect(path == directory.path && code == EACCES)
+        #expect(chmod(directory.path, 0o700) == 0)
+        _ = try Self.cache(directory.path, capacity: 1 << 20)
+    }
+
     @Test func aCacheFileOfTheWrongSizeIsFetchedAgain() throws {
         let directory = try TemporaryDirectory(prefix: "blobfs-cache")
         defer { directory.remove() }
