@@ -31,9 +31,14 @@ public final class BlobDataCache: Sendable {
     /// Names a temporary file apart from other fetches, in this process and in others.
     private let temporaries = Atomic<Int>(0)
 
-    /// One blob's fetch in progress; its lock is held for the whole fetch.
+    /// One blob's fetch in progress; its lock is held for the whole fetch, and keeps how the
+    /// fetch failed, so that openers who waited for it fail the same way instead of each
+    /// fetching again (a corrupt object would cost one whole fetch per waiting opener). The gate
+    /// leaves the map when its fetch ends: a later open tries again (the storage may be back).
     private final class Gate: Sendable {
-        let lock = Mutex(())
+        let lock = Mutex<BlobError?>(nil)
+        /// Openers that took this gate from the map (the one fetching included).
+        let openers = Atomic<Int>(0)
     }
 
     /// Opens (creating it) the cache at `directory`, removes what a crash or a foreign hand left
@@ -113,11 +118,18 @@ public final class BlobDataCache: Sendable {
             gates[descriptor.digest] = gate
             return gate
         }
+        gate.openers.add(1, ordering: .relaxed)
         defer { gates.withLock { if $0[descriptor.digest] === gate { $0[descriptor.digest] = nil } } }
-        return try gate.lock.withLock { (_) throws(BlobError) -> DataFileReader? in
+        return try gate.lock.withLock { (failed) throws(BlobError) -> DataFileReader? in
+            if let failed { throw failed }
             // A concurrent opener that held the gate first may have published it.
             if let reader = try openPublished(descriptor) { return reader }
-            guard try fetchAndPublish(descriptor, driver: driver) else { return nil }
+            do throws(BlobError) {
+                guard try fetchAndPublish(descriptor, driver: driver) else { return nil }
+            } catch {
+                failed = error
+                throw error
+            }
             guard let reader = try openPublished(descriptor) else {
                 // Evicted by another daemon between the rename and this open: rare, and the
                 // driver still serves it.
@@ -125,6 +137,12 @@ public final class BlobDataCache: Sendable {
             }
             return reader
         }
+    }
+
+    /// How many openers share the fetch of `digest` in progress (0 when none is): for tests that
+    /// hold a fetch until every opener waits on it.
+    func openersSharingFetch(of digest: Digest) -> Int {
+        gates.withLock { $0[digest] }?.openers.load(ordering: .relaxed) ?? 0
     }
 
     /// Opens the published file of the blob with a shared lock, pinned in the index; nil when

@@ -58,6 +58,19 @@ import TestSupport
         return bytes
     }
 
+    /// Waits for a condition another thread makes true, yielding the CPU meanwhile; a condition
+    /// that stays false is a test failure after 60 s, not a hang.
+    static func waitUntil(_ condition: () -> Bool) {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the condition never became true")
+                return
+            }
+            sched_yield()
+        }
+    }
+
     static func cache(_ directory: String, capacity: Int64) throws -> BlobDataCache {
         try BlobDataCache(directory: directory, capacity: capacity, blockSize: block, parallelism: 3)
     }
@@ -99,21 +112,20 @@ import TestSupport
         let bytes = seededBytes(count: 8 * Self.block, seed: 2)
         let descriptor = try Self.store(bytes, in: s3)
         let openers = 8
-        // The fetch's first read waits until every opener has started: they all ask while it runs.
-        let started = DispatchSemaphore(value: 0)
+        // The fetch's first read waits until every opener waits for that fetch.
+        let cache = try Self.cache(directory.path, capacity: 10 << 20)
         let counting = CountingDriver(base: s3) { number in
-            if number == 1 { for _ in 0..<(openers - 1) { started.wait() } }
+            if number == 1 { Self.waitUntil { cache.openersSharingFetch(of: descriptor.digest) == openers } }
         }
-        let registry = Registry(driver: counting, dataCache: try Self.cache(directory.path, capacity: 10 << 20))
+        let registry = Registry(driver: counting, dataCache: cache)
         let results = Mutex<[Result<[UInt8], any Error>]>([])
         let group = DispatchGroup()
-        for index in 0..<openers {
+        for _ in 0..<openers {
             group.enter()
             // Threads of their own: a dispatch queue runs about one task per CPU and adds threads
             // for blocked ones only slowly.
             Thread.detachNewThread {
                 defer { group.leave() }
-                if index > 0 { started.signal() }
                 let result = Result { try Self.readAll(try registry.blobStore.open(descriptor)) }
                 results.withLock { $0.append(result) }
             }
@@ -150,6 +162,45 @@ import TestSupport
             #expect(Self.temporaries(cache).isEmpty)
             #expect(cache.usage.blobs == 0 && cache.usage.bytes == 0)
         }
+    }
+
+    @Test func openersWaitingForAFetchThatFailsFailTooWithoutFetchingAgain() throws {
+        let directory = try TemporaryDirectory(prefix: "blobfs-cache")
+        defer { directory.remove() }
+        let s3 = try Self.s3Driver("corrupt-shared")
+        let bytes = seededBytes(count: 4 * Self.block, seed: 8)
+        let digest = Digester.digest(of: bytes)
+        try s3.putContent(PathMapper.path(.blobData(digest)), seededBytes(count: bytes.count, seed: 9))
+        let descriptor = Descriptor(digest: digest, size: Int64(bytes.count), mediaType: "application/octet-stream")
+        let openers = 4
+        let cache = try Self.cache(directory.path, capacity: 10 << 20)
+        let counting = CountingDriver(base: s3) { number in
+            if number == 1 { Self.waitUntil { cache.openersSharingFetch(of: digest) == openers } }
+        }
+        let registry = Registry(driver: counting, dataCache: cache)
+        let errors = Mutex<[BlobError]>([])
+        let group = DispatchGroup()
+        for _ in 0..<openers {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                do throws(BlobError) {
+                    _ = try registry.blobStore.open(descriptor)
+                } catch {
+                    errors.withLock { $0.append(error) }
+                }
+            }
+        }
+        group.wait()
+        let all = errors.withLock { $0 }
+        #expect(all.count == openers)
+        #expect(all.allSatisfy { if case .invalidDigest(digest, _) = $0 { true } else { false } }, "\(all)")
+        // Every opener waited for the one fetch (its first read waited for them), and none fetched again.
+        #expect(counting.counts.withLock { $0 } == CountingDriver.Counts(readers: 1, reads: 4))
+        #expect(!cache.contains(digest))
+        // The failure is not remembered past its fetch: a later open fetches again.
+        #expect(throws: BlobError.self) { try registry.blobStore.open(descriptor) }
+        #expect(counting.counts.withLock { $0.readers } == 2)
     }
 
     @Test func evictionRemovesTheLeastRecentlyUsedAndNeverAnOpenFile() throws {
