@@ -30,6 +30,10 @@ struct BlobFetch {
         let hashBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { hashBuffer.deallocate() }
         let hashing = HashCursor(digester: digester, buffer: hashBuffer)
+        // One buffer per parallel read, reused by every round: a fresh 4 MiB allocation per block
+        // on a fresh thread lands in ever more malloc arenas, which keep it after it is freed.
+        let blockBuffers = BlockBuffers(count: min(parallelism, blocks), size: blockSize)
+        defer { blockBuffers.deallocate() }
         var round = 0
         var hashedUpTo: Int64 = 0
         while round * parallelism < blocks || hashedUpTo < size {
@@ -45,8 +49,8 @@ struct BlobFetch {
                         let start = Int64(first + task) * Int64(blockSize)
                         let length = Int(min(Int64(blockSize), size - start))
                         try Self.copy(
-                            block: start, length: length, from: source, into: fd, sourcePath: sourcePath, filePath: filePath,
-                            digest: name, size: size)
+                            block: start, length: length, using: blockBuffers.buffers[task], from: source, into: fd,
+                            sourcePath: sourcePath, filePath: filePath, digest: name, size: size)
                     } else {
                         try hashing.hash(fd, from: from, to: hashEnd, path: filePath)
                     }
@@ -66,11 +70,10 @@ struct BlobFetch {
     /// Reads one block (a single read of `length` bytes, as the reader promises: it fills the
     /// buffer unless the source ends) and writes it at the same offset of the file.
     private static func copy(
-        block start: Int64, length: Int, from source: any DriverFileReader, into fd: Int32, sourcePath: String, filePath: String,
-        digest: Digest, size: Int64
+        block start: Int64, length: Int, using whole: UnsafeMutableRawBufferPointer, from source: any DriverFileReader, into fd: Int32,
+        sourcePath: String, filePath: String, digest: Digest, size: Int64
     ) throws(BlobError) {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 16)
-        defer { buffer.deallocate() }
+        let buffer = UnsafeMutableRawBufferPointer(rebasing: whole[..<length])
         var filled = 0
         while filled < length {
             let n = try driverCall { () throws(StorageDriverError) in
@@ -116,5 +119,19 @@ private final class HashCursor: @unchecked Sendable {
             digester.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
             position += Int64(n)
         }
+    }
+}
+
+/// The block buffers of one fetch: each round's read number `i` uses buffer `i`, and rounds
+/// never overlap, so no two threads touch one buffer at once.
+private final class BlockBuffers: @unchecked Sendable {
+    let buffers: [UnsafeMutableRawBufferPointer]
+
+    init(count: Int, size: Int) {
+        buffers = (0..<count).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16) }
+    }
+
+    func deallocate() {
+        for buffer in buffers { buffer.deallocate() }
     }
 }
