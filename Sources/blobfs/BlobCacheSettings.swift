@@ -1,7 +1,6 @@
 import Glibc
 import Logging
 import Storage
-import StorageDriver
 
 /// `--cache-dir` and `--cache-size` (or `-o cache_dir=,cache_size=`): the local blob cache a
 /// mount of storage that is not a local directory reads through (docs/architecture.md, "Blob
@@ -54,10 +53,11 @@ struct BlobCacheSettings {
         return "/tmp/blobfs-cache-\(geteuid())"
     }
 
-    /// The cache for a store over `driver`: nil for a local filesystem store, whose data files
-    /// the kernel and the daemon read directly.
-    func cache(for driver: any StorageDriver, logger: Logger) throws(CommandFailure) -> BlobDataCache? {
-        if driver is FilesystemDriver {
+    /// The cache for a store: nil for a local directory (`storageIsLocal`), whose data files the
+    /// kernel and the daemon read directly. Asked of the store, not of its driver's type: the
+    /// driver a mount uses may be a wrapper (metrics) around the filesystem driver.
+    func cache(storageIsLocal: Bool, logger: Logger) throws(CommandFailure) -> BlobDataCache? {
+        if storageIsLocal {
             if directory != nil || size != nil {
                 logger.notice("--cache-dir and --cache-size apply to remote storage only: a local store is read directly")
             }

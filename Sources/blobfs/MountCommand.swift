@@ -246,7 +246,8 @@ struct MountCommand: ParsableCommand {
         } else {
             cache = settings.cacheEntries > 0 ? InMemoryCacheProvider(capacity: settings.cacheEntries) : nil
         }
-        let registry = Registry(driver: store.driver, cache: cache, deleteEnabled: allowDelete, dataCache: try BlobCacheSettings(directory: cacheDir, size: cacheSize, options: list).cache(for: store.driver, logger: logger), logger: Logger(label: "blobfs.storage"))
+        // The blob cache is for remote stores: every store this command mounts yet is a local directory.
+        let registry = Registry(driver: store.driver, cache: cache, deleteEnabled: allowDelete, dataCache: try BlobCacheSettings(directory: cacheDir, size: cacheSize, options: list).cache(storageIsLocal: true, logger: logger), logger: Logger(label: "blobfs.storage"))
         var mountOptions = MountOptions(storageRoot: store.root)
         mountOptions.fuseOptions = list.fuseOptions
         mountOptions.blobTimeout = settings.blobTimeout

@@ -42,8 +42,9 @@ import TestSupport
         defer { directory.remove() }
         let settings = try BlobCacheSettings(directory: directory.path + "/cache", size: "1M", options: try MountOptionList(parsing: []))
         let logger = Logger(label: "test")
-        #expect(try settings.cache(for: try FilesystemDriver(root: directory.path), logger: logger) == nil)
-        let cache = try #require(try settings.cache(for: InMemoryDriver(), logger: logger))
+        #expect(try settings.cache(storageIsLocal: true, logger: logger) == nil)
+        #expect(access(directory.path + "/cache", F_OK) != 0, "nothing made for a local store")
+        let cache = try #require(try settings.cache(storageIsLocal: false, logger: logger))
         #expect(cache.directory == directory.path + "/cache" && cache.capacity == 1 << 20)
         var st = stat()
         #expect(stat(directory.path + "/cache/tmp", &st) == 0 && st.st_mode & 0o777 == 0o700)
