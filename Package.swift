@@ -122,7 +122,7 @@ let package = Package(
         ]),
         // Fixtures shared by the storage-level test targets: a registry over a fresh store on either driver.
         .target(name: "StorageTesting", dependencies: ["Storage", "StorageDriver", "BlobCache", "Distribution", "TestSupport"], path: "Tests/StorageTesting"),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "BlobCache", "StorageTesting", "TestSupport"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageDriver", "S3", "BlobCache", "StorageTesting", "TestSupport"]),
         .testTarget(name: "ScrubberTests", dependencies: [
             "Scrubber", "Storage", "StorageDriver", "BlobCache", "Distribution", "StorageTesting", "TestSupport",
         ]),

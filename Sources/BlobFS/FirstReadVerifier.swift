@@ -84,6 +84,11 @@ final class FirstReadVerifier: Sendable {
         }
         return try gate.status.withLock { (status) throws(BlobError) in
             if let known = status.outcome(for: version) { return (known, false) }
+            // A blob cache file was hashed to the blob's digest as it arrived, before it was published.
+            if reader.verifiedOnArrival, name == reader.descriptor.digest {
+                status = .checked(version, .intact)
+                return (.intact, true)
+            }
             // The ledger is keyed by data file, one digest each: it holds canonical names only.
             if let ledger, let version, name.algorithm == .sha256, ledger.vouches(for: name, version) {
                 status = .checked(version, .intact)  // verified by an earlier mount, and not written since

@@ -19,6 +19,9 @@ public final class DataFileReader: BlobReader {
     /// The data file's path in the store, for messages: what a caller that knows no driver
     /// paths (the filesystem) names in its errors and logs.
     public var location: String { path.value }
+    /// The bytes were hashed to `descriptor.digest` as they arrived, before this reader could
+    /// serve one (a `BlobDataCache` file): the first-read verifier need not hash them again.
+    public let verifiedOnArrival: Bool
     private let file: any DriverFileReader
 
     /// Opens the data file; a missing one is `dataMissing`.
@@ -33,6 +36,16 @@ public final class DataFileReader: BlobReader {
         }
         self.descriptor = descriptor
         self.path = path
+        verifiedOnArrival = false
+    }
+
+    /// A reader over a file already open (`path` is the blob's data file in the store, for
+    /// messages).
+    init(descriptor: Descriptor, path: DriverPath, file: any DriverFileReader, verifiedOnArrival: Bool) {
+        self.descriptor = descriptor
+        self.path = path
+        self.file = file
+        self.verifiedOnArrival = verifiedOnArrival
     }
 
     /// Which version of the data file is open (nil where the driver cannot tell).

@@ -9,6 +9,9 @@ public struct GlobalBlobStore: Sendable {
     let driver: any StorageDriver
     /// The global statter, cached when the registry has a cache.
     let statter: any BlobDescriptorService
+    /// Blob data kept on local disk, for a driver whose files are not local (nil: read the
+    /// driver directly).
+    let dataCache: BlobDataCache?
     let logger: Logger
 
     /// The whole content, read directly with no stat.
@@ -39,9 +42,16 @@ public struct GlobalBlobStore: Sendable {
         return file
     }
 
-    /// A reader for a descriptor already statted: no second stat.
+    /// A reader for a descriptor already statted: no second stat. With a data cache, the blob's
+    /// local cache file (fetched, verified and published first if it is not there yet), unless
+    /// the blob cannot be cached (larger than the cache, or no room): then the driver's file
+    /// through a bounded read-ahead window.
     public func open(_ descriptor: Descriptor) throws(BlobError) -> DataFileReader {
-        try DataFileReader(driver: driver, descriptor: descriptor)
+        if let dataCache, descriptor.size > 0 {
+            if let cached = try dataCache.reader(for: descriptor, driver: driver) { return cached }
+            return try dataCache.streamingReader(for: descriptor, driver: driver)
+        }
+        return try DataFileReader(driver: driver, descriptor: descriptor)
     }
 
     /// Stores bytes under their sha256 digest. Existence is checked on the driver, not the cache,

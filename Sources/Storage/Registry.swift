@@ -14,6 +14,8 @@ public final class Registry: Sendable {
     /// The global statter: behind the cache when there is one.
     public let globalStatter: any BlobDescriptorService
     public let blobStore: GlobalBlobStore
+    /// Blob data kept on local disk (for a driver whose files are not local), if any.
+    public let dataCache: BlobDataCache?
     let logger: Logger
     /// Each repository built once: a mount asks for one on every lookup, and building it means a
     /// linked statter, a cache scope and a store. Kept for the registry's life: only names that
@@ -22,15 +24,16 @@ public final class Registry: Sendable {
 
     public init(
         driver: any StorageDriver, cache: (any BlobDescriptorCacheProvider)? = nil, deleteEnabled: Bool = false,
-        logger: Logger = Logger(label: "blobfs.storage")
+        dataCache: BlobDataCache? = nil, logger: Logger = Logger(label: "blobfs.storage")
     ) {
+        self.dataCache = dataCache
         self.driver = driver
         self.cache = cache
         self.deleteEnabled = deleteEnabled
         self.logger = logger
         let statter = GlobalBlobStatter(driver: driver, logger: logger)
         globalStatter = cache.map { CachedBlobStatter(cache: $0, backend: statter, logger: logger) } ?? statter
-        blobStore = GlobalBlobStore(driver: driver, statter: globalStatter, logger: logger)
+        blobStore = GlobalBlobStore(driver: driver, statter: globalStatter, dataCache: dataCache, logger: logger)
     }
 
     /// The repository `name`, validated; it need not exist yet.

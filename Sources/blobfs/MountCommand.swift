@@ -118,6 +118,20 @@ struct MountCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Where blobs of remote storage (S3) are kept once fetched and verified, shared by every mount on the host. "
+                + "(default: /var/cache/blobfs as root, else ~/.cache/blobfs)",
+            valueName: "directory"))
+    var cacheDir: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The blob cache's size: bytes with an optional K, M, G or T suffix, or a percentage of its filesystem; "
+                + "the least recently used blobs no one has open go first. (default: 10G, or 10% of the filesystem if less)",
+            valueName: "size"))
+    var cacheSize: String?
+
+    @Option(
+        help: ArgumentHelp(
             "Share the registry's Redis descriptor cache at <host:port> instead of caching in memory. "
                 + "(default: redis.addr when the registry configuration uses a Redis cache)",
             valueName: "host:port"))
@@ -259,7 +273,9 @@ struct MountCommand: ParsableCommand {
         // visible to it until its first file is written (MadeDirectoriesDriver).
         let storeDriver: any StorageDriver = readWrite && !store.isLocal ? MadeDirectoriesDriver(store.driver) : store.driver
         let driver = metrics?.instrumenting(storeDriver) ?? storeDriver
-        let registry = Registry(driver: driver, cache: cache, deleteEnabled: allowDelete, logger: Logger(label: "blobfs.storage"))
+        // A remote store's blobs are read through the local verified cache (BlobDataCache).
+        let dataCache = try BlobCacheSettings(directory: cacheDir, size: cacheSize, options: list).cache(storageIsLocal: store.isLocal, logger: logger)
+        let registry = Registry(driver: driver, cache: cache, deleteEnabled: allowDelete, dataCache: dataCache, logger: Logger(label: "blobfs.storage"))
         var mountOptions = MountOptions(storageRoot: store.root)
         mountOptions.fuseOptions = list.fuseOptions
         mountOptions.blobTimeout = settings.blobTimeout

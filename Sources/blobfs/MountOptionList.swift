@@ -36,6 +36,9 @@ struct MountOptionList {
     var s3Endpoint: String?
     var s3Region: String?
     var s3CredentialsFile: String?
+    /// `cache_dir=` and `cache_size=`: the local blob cache of remote storage.
+    var cacheDirectory: String?
+    var cacheSize: BlobCacheSettings.CacheSize?
     /// mount(8) options that were ignored, for a debug line.
     var ignored: [String] = []
 
@@ -94,6 +97,12 @@ struct MountOptionList {
         case ("s3_endpoint", let v?): s3Endpoint = try Self.nonEmpty(v, option)
         case ("s3_region", let v?): s3Region = try Self.nonEmpty(v, option)
         case ("s3_credentials_file", let v?): s3CredentialsFile = try Self.nonEmpty(v, option)
+        case ("cache_dir", let v?): cacheDirectory = try Self.nonEmpty(v, option)
+        case ("cache_size", let v?):
+            guard let size = BlobCacheSettings.CacheSize(v) else {
+                throw .usage("mount option \(option): expected bytes (10G, 512M) or a percentage (5%)")
+            }
+            cacheSize = size
         case (let n, nil) where Self.fuseFlags.contains(n): fuseOptions.append(option)
         case (let n, _?) where Self.fuseValued.contains(n): fuseOptions.append(option)
         case (let n, nil) where Self.ignoredFlags.contains(n): ignored.append(option)
