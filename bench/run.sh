@@ -235,10 +235,6 @@ unmount_current() {
     if [[ -n $(awk -v m="$mnt" '$5 == m' /proc/self/mountinfo) ]]; then fusermount3 -u -z "$mnt" || true; fi
 }
 
-page_cache_mib() { # <file>: MiB of it in the page cache, as fincore(1) counts them
-    fincore --bytes --noheadings --output RES "$1" 2>/dev/null | awk '{ printf "%.1f\n", $1 / 1048576 }'
-}
-
 peak_rss_mib() {
     awk '/^VmHWM:/ { printf "%.1f\n", $2 / 1024 }' "/proc/$daemon_pid/status"
 }
@@ -376,9 +372,6 @@ for run in $(seq "$RUNS"); do
         measure 1a "$c" "$run" read_large "$(large_path "$c")"
         [[ $c == native ]] || record 5a "$c" "$run" "" "" "" "$(peak_rss_mib)"
         measure 1b "$c" "$run" read_large "$(large_path "$c")"
-        # 5d: the page cache the file holds through this path after two reads (passthrough leaves
-        # the pages with the data file only; the daemon-served path keeps a second copy).
-        record 5d "$c" "$run" "" "" "" "$(page_cache_mib "$(large_path "$c")")"
         [[ $c == native ]] || unmount_current
     done
 done

@@ -133,11 +133,11 @@ struct BlobTree: Sendable {
         case .names(let prefix):
             let child = path.isEmpty ? name : path + "/" + name
             if let section = Section(rawValue: name) {
-                guard let prefix, sections(of: prefix).contains(section) else { return nil }
+                guard let prefix, try sections(of: prefix).contains(section) else { return nil }
                 return Entry(name: name, node: .directory(path: child), attributes: NodeAttributes(modified: directoryTime))
             }
             guard let component = Self.component(shownAs: name),
-                let full = try? RepositoryName(prefix.map { "\($0)/\(component)" } ?? component), registry.isNamePrefix(full)
+                let full = try? RepositoryName(prefix.map { "\($0)/\(component)" } ?? component), try registry.isNamePrefix(full)
             else { return nil }
             return Entry(name: name, node: .directory(path: child), attributes: NodeAttributes(modified: directoryTime))
         }
@@ -152,7 +152,7 @@ struct BlobTree: Sendable {
             return []
         case .names(let prefix):
             var names = Set(try registry.childComponents(of: prefix).map { Self.shown($0) })
-            if let prefix { names.formUnion(sections(of: prefix).map(\.rawValue)) }
+            if let prefix { names.formUnion(try sections(of: prefix).map(\.rawValue)) }
             return names.sorted().map {
                 Entry(name: $0, node: .directory(path: path.isEmpty ? $0 : path + "/" + $0), attributes: NodeAttributes(modified: directoryTime))
             }
@@ -169,7 +169,7 @@ struct BlobTree: Sendable {
 
     /// The repository whose `blobs/` the directory `path` is, when it is a repository now.
     func repositoryOwningBlobs(_ path: String) -> Repository? {
-        guard case .section(.blobs, let name)? = Self.place(of: path), registry.isRepository(name) else { return nil }
+        guard case .section(.blobs, let name)? = Self.place(of: path), (try? registry.isRepository(name)) == true else { return nil }
         return try? registry.repository(name)
     }
 
@@ -177,16 +177,16 @@ struct BlobTree: Sendable {
     /// `manifests` and `tags` when the repository has them on disk (a push, or a restore's mkdir,
     /// made them). Shown only when they exist, so that `cp -a`, which makes every directory it
     /// copies, finds none of them there already.
-    func sections(of name: RepositoryName) -> [Section] {
-        guard registry.isRepository(name) else { return [] }
-        return [.blobs] + (registry.hasManifests(name) ? [.manifests] : []) + (registry.hasTags(name) ? [.tags] : [])
+    func sections(of name: RepositoryName) throws(BlobError) -> [Section] {
+        guard try registry.isRepository(name) else { return [] }
+        return [.blobs] + (try registry.hasManifests(name) ? [.manifests] : []) + (try registry.hasTags(name) ? [.tags] : [])
     }
 
     /// The repository and section a new file in the directory `path` is written into: a
     /// repository's `blobs/`, `manifests/` or `tags/` (placeholders only), when it is a
     /// repository now.
     func uploadTarget(_ path: String) -> (repository: Repository, section: Section)? {
-        guard case .section(let section, let name)? = Self.place(of: path), registry.isRepository(name),
+        guard case .section(let section, let name)? = Self.place(of: path), (try? registry.isRepository(name)) == true,
             let repository = try? registry.repository(name)
         else { return nil }
         return (repository, section)
@@ -196,7 +196,7 @@ struct BlobTree: Sendable {
     /// docs/storage-format.md, "Repositories").
     func isRepository(_ path: String) -> Bool {
         guard case .names(let name?)? = Self.place(of: path) else { return false }
-        return registry.isRepository(name)
+        return (try? registry.isRepository(name)) == true
     }
 
     /// A digest name in `blobs/`: membership from the link on disk, never from a cache (a cache

@@ -72,7 +72,7 @@ struct OCILayoutTree: Sendable {
         case nil:
             return nil
         case .names(let prefix):
-            if let prefix, registry.isRepository(prefix) {
+            if let prefix, try registry.isRepository(prefix) {
                 switch name {
                 case "oci-layout":
                     return BlobTree.Entry(
@@ -88,7 +88,7 @@ struct OCILayoutTree: Sendable {
                 }
             }
             guard let component = BlobTree.component(shownAs: name),
-                let full = try? RepositoryName(prefix.map { "\($0)/\(component)" } ?? component), registry.isNamePrefix(full)
+                let full = try? RepositoryName(prefix.map { "\($0)/\(component)" } ?? component), try registry.isNamePrefix(full)
             else { return nil }
             return BlobTree.Entry(name: name, node: .ociDirectory(path: child), attributes: NodeAttributes(modified: directoryTime))
         case .blobs:
@@ -108,7 +108,7 @@ struct OCILayoutTree: Sendable {
             var result = try registry.childComponents(of: prefix).map { BlobTree.shown($0) }.sorted().map {
                 BlobTree.Entry(name: $0, node: .ociDirectory(path: path.isEmpty ? $0 : path + "/" + $0), attributes: NodeAttributes(modified: directoryTime))
             }
-            if let prefix, registry.isRepository(prefix) {
+            if let prefix, try registry.isRepository(prefix) {
                 for name in ["blobs", "index.json", "oci-layout"] {
                     if let entry = try lookup(name, in: path, directoryTime: directoryTime) { result.append(entry) }
                 }

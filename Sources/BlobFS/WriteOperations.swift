@@ -357,7 +357,8 @@ extension BlobFileSystem {
             // `blobs/`, a tag file holding a manifest brings `manifests/` too), and `cp -a`, which
             // made the repository's directory itself, makes each child it copies without looking
             // first: in the order of its source's inodes, `manifests/` may come before `blobs/`.
-            if !tree.sections(of: repository).contains(section) {
+            let existing = try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in try tree.sections(of: repository) }
+            if !existing.contains(section) {
                 try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in
                     switch section {
                     case .blobs: try registry.createRepository(repository)

@@ -8,15 +8,16 @@ extension Registry {
     /// Whether `name` is a repository: `repositories/<name>/_layers` is a directory, as the
     /// registry's catalog and GC recognise repositories (docs/architecture.md, "What is on
     /// disk"). A file or anything else named `_layers` makes no repository; neither does a name
-    /// with only `_manifests`. A stat that fails (absent, unreadable, a symbolic link) is no.
-    public func isRepository(_ name: RepositoryName) -> Bool {
-        isDirectory(PathMapper.path(.layers(name)))
+    /// with only `_manifests`. Absent, or a symbolic link, is no; a stat that fails otherwise
+    /// (unreadable, an S3 outage) is that error, never a "no" a kernel would remember as ENOENT.
+    public func isRepository(_ name: RepositoryName) throws(BlobError) -> Bool {
+        try isDirectory(PathMapper.path(.layers(name)))
     }
 
     /// Whether `name` is a directory under `repositories/`: a repository, or a prefix of
     /// longer names (`team` of `team/app`), or both.
-    public func isNamePrefix(_ name: RepositoryName) -> Bool {
-        isDirectory(PathMapper.path(.repository(name)))
+    public func isNamePrefix(_ name: RepositoryName) throws(BlobError) -> Bool {
+        try isDirectory(PathMapper.path(.repository(name)))
     }
 
     /// The components that extend `prefix` (nil: the top level) to a longer name on disk, sorted:
@@ -33,21 +34,23 @@ extension Registry {
         } catch {
             throw error.blobError
         }
-        return children.filter { child in
-            guard RepositoryName.problem(inComponent: child.utf8) == nil, let path = try? directory.appending(child) else { return false }
-            return isDirectory(path)
+        var components: [String] = []
+        for child in children {
+            guard RepositoryName.problem(inComponent: child.utf8) == nil, let path = try? directory.appending(child) else { continue }
+            if try isDirectory(path) { components.append(child) }
         }
+        return components
     }
 
     /// Whether repository `name` has manifest revisions to show: `_manifests/revisions` is a
     /// directory (a push made it; so does `createManifestsDirectory`).
-    public func hasManifests(_ name: RepositoryName) -> Bool {
-        isDirectory(PathMapper.path(.manifestRevisions(name)))
+    public func hasManifests(_ name: RepositoryName) throws(BlobError) -> Bool {
+        try isDirectory(PathMapper.path(.manifestRevisions(name)))
     }
 
     /// Whether repository `name` has tags to show: `_manifests/tags` is a directory.
-    public func hasTags(_ name: RepositoryName) -> Bool {
-        isDirectory(PathMapper.path(.manifestTags(name)))
+    public func hasTags(_ name: RepositoryName) throws(BlobError) -> Bool {
+        try isDirectory(PathMapper.path(.manifestTags(name)))
     }
 
     /// Makes `name` a repository with a `_manifests/revisions` directory (a restore's
@@ -63,7 +66,13 @@ extension Registry {
         try driverCall { () throws(StorageDriverError) in try driver.createDirectory(PathMapper.path(.manifestTags(name))) }
     }
 
-    private func isDirectory(_ path: DriverPath) -> Bool {
-        (try? driver.stat(path))?.isDirectory ?? false
+    private func isDirectory(_ path: DriverPath) throws(BlobError) -> Bool {
+        do throws(StorageDriverError) {
+            return try driver.stat(path).isDirectory
+        } catch .pathNotFound, .symlinkRefused {
+            return false
+        } catch {
+            throw error.blobError
+        }
     }
 }

@@ -287,8 +287,10 @@ struct MountCommand: ParsableCommand {
         mountOptions.allowDelete = allowDelete
         mountOptions.ociView = oci || list.ociView
         mountOptions.hardLinks = hardLinks ?? list.hardLinks ?? mountOptions.hardLinks
-        // The kernel can only pass reads through to a file of this machine.
-        mountOptions.passthrough = store.isLocal ? passthrough ?? list.passthrough ?? .auto : .off
+        // The kernel can only pass reads through to a file of this machine: a local store's data
+        // files, or a remote store's blobs in the local cache.
+        let readsLocalFiles = store.isLocal || dataCache != nil
+        mountOptions.passthrough = readsLocalFiles ? passthrough ?? list.passthrough ?? .auto : .off
         let ledger: VerificationLedger?
         do {
             ledger = try (rememberVerified ?? list.ledgerPath).map { try VerificationLedger(path: $0) }
@@ -335,10 +337,9 @@ struct MountCommand: ParsableCommand {
         let servedStatus = "serving \(store.root) at \(mountpoint); \(mode); verification: \(verification); cache: \(cacheStatus)"
         // Said once the kernel's INIT exchange is done: only then is it known whether the kernel
         // reads blobs directly.
-        let isLocal = store.isLocal
         try session.run(
             serving: { offered in
-                let passthrough = isLocal ? offered : "off (the store is not a local filesystem)"
+                let passthrough = readsLocalFiles ? offered : "off (the store is not a local filesystem)"
                 logger.info("\(mounted); passthrough: \(passthrough)", metadata: metadata)
                 service.serving(mountpoint: mountpoint, status: "\(servedStatus); passthrough: \(passthrough)")
             },
