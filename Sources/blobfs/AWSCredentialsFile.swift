@@ -50,30 +50,7 @@ enum AWSCredentialsFile {
 
     /// The file's text, refused as the Redis password file is when others could read or change it.
     private static func readPrivate(_ path: String) throws(CommandFailure) -> String {
-        func refuse(_ reason: String) -> CommandFailure { CommandFailure("refusing the S3 credentials file \(path): \(reason)") }
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else {
-            let code = errno
-            throw code == ELOOP ? refuse("it is a symbolic link") : CommandFailure("cannot read the S3 credentials file \(path): \(systemError(code))")
-        }
-        defer { close(fd) }
-        var st = Glibc.stat()
-        guard fstat(fd, &st) == 0 else { throw CommandFailure("cannot read the S3 credentials file \(path): \(systemError(errno))") }
-        if let problem = PrivateFile.problem(st, forbidden: 0o066) { throw refuse(problem) }
-        guard st.st_size <= limit else { throw refuse("it is \(st.st_size) bytes, more than a credentials file's \(limit)") }
-        var bytes = [UInt8](repeating: 0, count: limit + 1)
-        var filled = 0
-        while filled < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw CommandFailure("cannot read the S3 credentials file \(path): \(systemError(errno))")
-            }
-            if n == 0 { break }
-            filled += n
-        }
-        guard filled <= limit else { throw refuse("it is more than a credentials file's \(limit) bytes") }
-        return String(decoding: bytes[..<filled], as: UTF8.self)
+        String(decoding: try SecretFile.read(path, name: "the S3 credentials file", whose: "a credentials file's", limit: limit), as: UTF8.self)
     }
 }
 
