@@ -69,6 +69,12 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
         switch Result(catching: { () throws(FileSystemError) in try fs.openDeferringCheck(ino: ino, flags: fi!.pointee.flags) }) {
         case .success(.ready(let reply)):
             replyOpen(request, fi!, reply)
+        case .success(.afterCheck(let unchecked)) where unchecked.descriptor.size <= BlobFileSystem.inlineOpenCheckLimit:
+            // A small blob: hashing it here costs less than handing the reply to another thread.
+            switch Result(catching: { () throws(FileSystemError) in try fs.completeOpen(unchecked) }) {
+            case .success(let reply): replyOpen(request, fi!, reply)
+            case .failure(let error): fs.fail(request, error)
+            }
         case .success(.afterCheck(let unchecked)):
             // A blob hashed before its reply (passthrough): about a second per GiB, which would
             // hold one of libfuse's workers; the reply goes out from the hashing thread. libfuse's
