@@ -18,15 +18,8 @@ public final class CuttableProxy: @unchecked Sendable {
     public init(targetPort: Int) throws {
         directory = try TemporaryDirectory(prefix: "blobfs-proxy")
         logPath = directory.path + "/proxy.log"
-        let port = try freeLoopbackPort()
-        let child = try ChildProcess(
-            executable: "/usr/bin/python3", arguments: ["-c", Self.script, String(port), String(targetPort)],
-            stdoutPath: logPath, stderrPath: logPath)
-        guard waitUntilAnswering(child, url: "http://127.0.0.1:\(port)/", within: 30) else {
-            child.signal(SIGKILL)
-            _ = child.wait(timeout: 10)
-            throw TestSupportError("the proxy did not start: \((try? readBytes(logPath)).map { String(decoding: $0, as: UTF8.self) } ?? "")")
-        }
+        let (child, port) = try PythonServerScript.start(
+            Self.script, arguments: [String(targetPort)], logPath: logPath, probe: "/", what: "the proxy")
         self.port = port
         process = Mutex(child)
     }

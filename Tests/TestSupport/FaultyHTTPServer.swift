@@ -18,16 +18,9 @@ public final class FaultyHTTPServer: @unchecked Sendable {
     public init(stall: Int = 120) throws {
         directory = try TemporaryDirectory(prefix: "blobfs-stall")
         let logPath = directory.path + "/server.log"
-        let port = try freeLoopbackPort()
-        let child = try ChildProcess(
-            executable: "/usr/bin/python3", arguments: ["-c", Self.script, String(port), String(stall)],
-            stdoutPath: logPath, stderrPath: logPath)
         // The probe path answers at once, so readiness needs no guess.
-        guard waitUntilAnswering(child, url: "http://127.0.0.1:\(port)/ready", within: 30) else {
-            child.signal(SIGKILL)
-            _ = child.wait(timeout: 10)
-            throw TestSupportError("the faulty HTTP server did not start: \((try? readBytes(logPath)).map { String(decoding: $0, as: UTF8.self) } ?? "")")
-        }
+        let (child, port) = try PythonServerScript.start(
+            Self.script, arguments: [String(stall)], logPath: logPath, probe: "/ready", what: "the faulty HTTP server")
         self.port = port
         process = Mutex(child)
     }
