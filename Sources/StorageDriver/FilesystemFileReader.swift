@@ -1,7 +1,8 @@
 import Glibc
 
-/// Positional reads (pread) of one open file; safe to share between threads.
-final class FilesystemFileReader: DriverFileReader {
+/// Positional reads (pread) of one open file; safe to share between threads. Public so that a
+/// reader of other local files (Storage's blob cache) reads them the same way.
+public final class FilesystemFileReader: DriverFileReader {
     private let fd: Int32
     /// The driver path, for errors.
     private let path: String
@@ -10,16 +11,17 @@ final class FilesystemFileReader: DriverFileReader {
         self.init(fd: fd, path: path.value)
     }
 
-    init(fd: Int32, path: String) {
+    /// Takes `fd` over (it is closed with the reader); `path` names the file in errors.
+    public init(fd: Int32, path: String) {
         self.fd = fd
         self.path = path
     }
 
     deinit { Glibc.close(fd) }
 
-    var localDescriptor: Int32? { fd }
+    public var localDescriptor: Int32? { fd }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         while true {
             let n = pread(fd, base, buffer.count, off_t(offset))
@@ -28,7 +30,7 @@ final class FilesystemFileReader: DriverFileReader {
         }
     }
 
-    func version() throws(StorageDriverError) -> FileVersion? {
+    public func version() throws(StorageDriverError) -> FileVersion? {
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else { throw StorageDriverError.io(operation: "stat", path: path, errno: errno) }
         return FileVersion(
@@ -37,7 +39,7 @@ final class FilesystemFileReader: DriverFileReader {
             changed: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
     }
 
-    func currentSize() throws(StorageDriverError) -> Int64 {
+    public func currentSize() throws(StorageDriverError) -> Int64 {
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else { throw StorageDriverError.io(operation: "stat", path: path, errno: errno) }
         return Int64(st.st_size)
