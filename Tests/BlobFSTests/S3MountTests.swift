@@ -266,7 +266,9 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
 
         // The same store mounts with the registry's own config.yml: its keys and endpoint.
         try BlobfsMount.withMount(root: place.store, mountpoint: place.workspace.mountpoint, options: ["--config", config, "--cache-dir", place.cacheDirectory]) { mount in
-            #expect(mount.log.contains("mounted \(place.store) at"), "\(mount.log)")
+            // The startup line is written once the kernel's INIT exchange is done, which can be
+            // just after the mount appears.
+            #expect(MountTable.waitUntil(timeout: 10) { mount.log.contains("mounted \(place.store) at") }, "\(mount.log)")
             let names = try FileManager.default.contentsOfDirectory(atPath: mount.path("repo/library/alpine/blobs"))
             #expect(names.count == 3, "\(names)")
         }
