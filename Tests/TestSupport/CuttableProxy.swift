@@ -51,14 +51,7 @@ public final class CuttableProxy: @unchecked Sendable {
         throw TestSupportError("the proxy did not report \"\(line.dropLast())\"")
     }
 
-    public func stop() {
-        process.withLock { process in
-            guard let child = process else { return }
-            process = nil
-            child.signal(SIGKILL)
-            _ = child.wait(timeout: 10)
-        }
-    }
+    public func stop() { PythonServerScript.stop(process) }
 
     private static let script = """
         import os, signal, socket, sys, threading, time
@@ -67,12 +60,7 @@ public final class CuttableProxy: @unchecked Sendable {
         lock = threading.Lock()
         conns = set()
         changes = [0]
-        parent = os.getppid()
-        def watch():
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os._exit(0)
-        threading.Thread(target=watch, daemon=True).start()
+        \(PythonServerScript.endsWithItsParent)
         def report(word):
             changes[0] += 1
             print(f"{word} {changes[0]}", flush=True)

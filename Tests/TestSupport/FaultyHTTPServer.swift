@@ -29,14 +29,7 @@ public final class FaultyHTTPServer: @unchecked Sendable {
 
     public var endpoint: String { "http://127.0.0.1:\(port)" }
 
-    public func stop() {
-        process.withLock { process in
-            guard let child = process else { return }
-            process = nil
-            child.signal(SIGKILL)
-            _ = child.wait(timeout: 10)
-        }
-    }
+    public func stop() { PythonServerScript.stop(process) }
 
     private static let script = """
         import os, sys, threading, time

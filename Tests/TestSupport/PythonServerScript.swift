@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// What the Python servers tests start share (the faulty HTTP server, the cuttable proxy, moto).
 enum PythonServerScript {
@@ -15,6 +16,16 @@ enum PythonServerScript {
             throw TestSupportError("\(what) did not start: \((try? readBytes(logPath)).map { String(decoding: $0, as: UTF8.self) } ?? "")")
         }
         return (child, port)
+    }
+
+    /// Kills the server, once (later calls find nothing), and waits for it.
+    static func stop(_ process: borrowing Mutex<ChildProcess?>) {
+        process.withLock { process in
+            guard let child = process else { return }
+            process = nil
+            child.signal(SIGKILL)
+            _ = child.wait(timeout: 10)
+        }
     }
 
     /// A thread that ends the process once its parent is gone, so that a killed test run never
