@@ -34,7 +34,25 @@ public final class FuseSession {
         else {
             throw MountError.sessionFailed("invalid mount options: \(options.joined(separator: ","))")
         }
+        // The stop signals' handlers go on before the mount appears: a SIGTERM sent as soon as it
+        // is there (a script, a test) then ends the loop before it starts, and the mount is
+        // removed cleanly, instead of killing a daemon that has not installed them yet.
+        // libfuse installs its handlers only where the disposition is the default; a daemon
+        // started with `&` from a script inherits SIGINT ignored, and one spawned from a thread
+        // of a Dispatch pool inherits these signals blocked. The workers inherit this thread's mask.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            Glibc.signal(signal, SIG_DFL)
+            sigaddset(&stopSignals, signal)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+        guard fuse_set_signal_handlers(session) == 0 else {
+            fuse_session_destroy(session)
+            throw MountError.sessionFailed("cannot install signal handlers")
+        }
         guard fuse_session_mount(session, self.mountpoint) == 0 else {
+            fuse_remove_signal_handlers(session)
             fuse_session_destroy(session)
             throw MountError.mountFailed(self.mountpoint)
         }
@@ -43,6 +61,7 @@ public final class FuseSession {
             fileSystem.passthrough.negotiation.setStackDepth(Self.storeIsStacked(fileSystem.options.storageRoot) ? 2 : 1)
             guard PassthroughNegotiation.install(on: session) else {
                 fuse_session_unmount(session)
+                fuse_remove_signal_handlers(session)
                 fuse_session_destroy(session)
                 throw MountError.sessionFailed("cannot install the passthrough hooks")
             }
@@ -55,6 +74,7 @@ public final class FuseSession {
     deinit {
         fileSystem.notices.withLock { $0 = nil }
         if mounted { fuse_session_unmount(session) }
+        fuse_remove_signal_handlers(session)
         fuse_session_destroy(session)
     }
 
@@ -65,18 +85,6 @@ public final class FuseSession {
     /// loop has ended (a signal, or an unmount from outside), before the session waits for opens
     /// still hashing and unmounts.
     public func run(serving: (@Sendable (_ passthrough: String) -> Void)? = nil, stopping: (() -> Void)? = nil) throws {
-        // libfuse installs its handlers only where the disposition is the default; a daemon
-        // started with `&` from a script inherits SIGINT ignored, and one spawned from a thread
-        // of a Dispatch pool inherits these signals blocked. The workers inherit this thread's mask.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        for signal in [SIGINT, SIGTERM, SIGHUP] {
-            Glibc.signal(signal, SIG_DFL)
-            sigaddset(&stopSignals, signal)
-        }
-        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
-        guard fuse_set_signal_handlers(session) == 0 else { throw MountError.sessionFailed("cannot install signal handlers") }
-        defer { fuse_remove_signal_handlers(session) }
         afterInit(serving)
         let config = fuse_loop_cfg_create()
         defer { fuse_loop_cfg_destroy(config) }

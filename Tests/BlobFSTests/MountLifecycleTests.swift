@@ -6,6 +6,20 @@ import TestSupport
 
 /// Starting and ending mounts: SIGTERM under load, the mount(8) helper form, bad arguments.
 @Suite struct MountLifecycleTests {
+    /// SIGTERM the moment the mount appears: the stop handlers are on before the mount is, so the
+    /// daemon still unmounts and exits 0 (a full run once saw it killed by a SIGTERM that came
+    /// before the handlers, which were installed only when the loop started).
+    @Test func sigtermRightAfterTheMountAppearsIsACleanStop() throws {
+        let workspace = try Workspace("sigterm-early")
+        defer { workspace.remove() }
+        try writeStore(root: workspace.root, [("early/app", seededBytes(count: 100, seed: 890))])
+        for round in 0..<10 {
+            let mount = try BlobfsMount(root: workspace.root, mountpoint: workspace.mountpoint)
+            let stopped = mount.stop()
+            #expect(stopped.isClean, "round \(round): \(stopped)")
+        }
+    }
+
     @Test func sigtermWhileReadersAreActiveExitsZeroAndRemovesTheMount() throws {
         let workspace = try Workspace("sigterm")
         defer { workspace.remove() }
