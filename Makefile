@@ -6,13 +6,14 @@ SHELL := /bin/bash
 
 # System packages: build (pkg-config, OpenSSL, libfuse3, libcurl for the S3 driver) and what the
 # tests drive (the real registry and Redis, curl, rsync, getfattr from attr, tar, skopeo and umoci,
-# bindfs, promtool from prometheus).
-APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev libcurl4-openssl-dev docker-registry redis-server curl rsync attr tar skopeo umoci bindfs prometheus
+# bindfs, promtool from prometheus, and a one-node Ceph for radosgw, the S3 server that checks
+# signatures as AWS does: scripts/radosgw.sh).
+APT_PACKAGES := pkg-config libssl-dev fuse3 libfuse3-dev libhiredis-dev libcurl4-openssl-dev docker-registry redis-server curl rsync attr tar skopeo umoci bindfs prometheus radosgw ceph-mon ceph-osd ceph-common uuid-runtime iproute2
 # The S3 server the S3 driver's tests start (moto's own server, from PyPI: Debian has none that runs here).
 MOTO_REQUIREMENT := moto[s3]==5.2.1
-# What `make bench` needs besides the build: the contenders (bindfs, rclone), a C compiler for its
-# timing helper, openssl for its seeded data, and matplotlib (for Debian's python3) for its chart.
-BENCH_PACKAGES := bindfs rclone gcc openssl python3-matplotlib
+# What `make bench` needs besides the build: the contenders (bindfs, rclone, s3fs), a C compiler for
+# its timing helper, openssl for its seeded data, and matplotlib (for Debian's python3) for its chart.
+BENCH_PACKAGES := bindfs rclone s3fs gcc openssl python3-matplotlib
 # The binary `make bench` measures.
 BLOBFS ?= .build/release/blobfs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
