@@ -36,7 +36,7 @@ import Testing
     @Test func aDeviceWithoutBackingFilesTurnsPassthroughOffForTheMount() throws {
         // A regular file has no FUSE ioctls: ENOTTY, as a kernel without backing files answers.
         let path = "/tmp/blobfs-passthrough-files-\(getpid())"
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         try #require(fd >= 0)
         defer {
             close(fd)
@@ -55,7 +55,7 @@ import Testing
 
     @Test func theProbeOnADeviceWithoutBackingFilesSaysWhy() throws {
         let path = "/tmp/blobfs-passthrough-probe-\(getpid())"
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         try #require(fd >= 0)
         defer {
             close(fd)

@@ -123,7 +123,7 @@ import TestSupport
                 #expect(try sha256Hex(ofFile: mountpoint + "/" + blob.relativePath) == blob.canonical.hex, "\(blob)")
             }
             let create = syscallOutcome(closingDescriptor: true) {
-                Int(Glibc.open(mountpoint + "/repo/team/app/blobs/new", O_WRONLY | O_CREAT, 0o644))
+                Int(Glibc.open(mountpoint + "/repo/team/app/blobs/new", O_WRONLY | O_CREAT | O_CLOEXEC, 0o644))
             }
             #expect(create == .failed(.EROFS))
 

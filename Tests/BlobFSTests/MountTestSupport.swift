@@ -154,12 +154,12 @@ func onThreads(_ count: Int, timeout: Double = 90, _ body: @escaping @Sendable (
 /// Reads a file through read(2) in `chunk`-byte requests and compares every chunk with `expected`
 /// as it goes (no 64 MiB copies per thread). Returns nil if all bytes and the size match, else why not.
 func readAndCompare(_ path: String, expected: [UInt8], chunk: Int, direct: Bool = false) -> String? {
-    var fd = Glibc.open(path, O_RDONLY | (direct ? Posix.O_DIRECT : 0))
+    var fd = Glibc.open(path, O_RDONLY | (direct ? Posix.O_DIRECT : 0) | O_CLOEXEC)
     var note = ""
     if fd < 0 && direct && errno == EINVAL {
         // The kernel refused O_DIRECT on this mount: read through the page cache instead.
         note = " (O_DIRECT refused, read cached)"
-        fd = Glibc.open(path, O_RDONLY)
+        fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
     }
     guard fd >= 0 else { return "open \(path): \(Errno(errno))" }
     defer { close(fd) }

@@ -63,7 +63,7 @@ struct PassthroughMountTests {
         let descriptors = OpenDescriptors()
         let problems = Problems()
         let finished = onThreads(8) { index in
-            let fd = Glibc.open(path, O_RDONLY)
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { return problems.add("open \(index): \(Errno(errno))") }
             descriptors.add(fd)
             var byte: UInt8 = 0
@@ -79,7 +79,7 @@ struct PassthroughMountTests {
 
         // A thousand opens and closes, one at a time: every backing file opened is closed again.
         for cycle in 0..<1000 {
-            let fd = Glibc.open(path, O_RDONLY)
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
                 Issue.record("open \(cycle): \(Errno(errno))")
                 break
@@ -172,7 +172,7 @@ struct PassthroughMountTests {
         let mount = try BlobfsMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["--no-verify", "--passthrough", "auto"])
         defer { mount.stop() }
         let path = mount.path(blob.relativePath)
-        let fd = Glibc.open(path, O_RDONLY | Posix.O_DIRECT)
+        let fd = Glibc.open(path, O_RDONLY | Posix.O_DIRECT | O_CLOEXEC)
         try #require(fd >= 0, "O_DIRECT open: \(Errno(errno))")
         close(fd)
         #expect(readAndCompare(path, expected: blob.bytes, chunk: 1 << 20, direct: true) == nil)
@@ -192,7 +192,7 @@ struct PassthroughMountTests {
         // would read a passthrough file to its real end, past the blob.
         #expect(try Posix.stat(path).get().st_size == off_t(blob.bytes.count))
         let data = dataPath(root: workspace.root, blob.digest)
-        let fd = Glibc.open(data, O_WRONLY | O_APPEND)
+        let fd = Glibc.open(data, O_WRONLY | O_APPEND | O_CLOEXEC)
         try #require(fd >= 0)
         #expect(Glibc.write(fd, "trailing bytes", 14) == 14)
         close(fd)
@@ -211,7 +211,7 @@ struct PassthroughMountTests {
         let path = mount.path(blob.relativePath)
         // Other bytes written over a blob: the daemon sees every write and refuses them at close.
         // Through passthrough the kernel would have written the data file itself.
-        let fd = Glibc.open(path, O_WRONLY | O_TRUNC)
+        let fd = Glibc.open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
         try #require(fd >= 0, "open for writing: \(Errno(errno))")
         let other = seededBytes(count: blob.bytes.count, seed: 1341)
         let wrote = other.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -264,7 +264,7 @@ struct PassthroughMountTests {
 
     /// The whole file through mmap(2).
     private func mappedBytes(_ path: String) throws -> [UInt8] {
-        let fd = Glibc.open(path, O_RDONLY)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         try #require(fd >= 0, "open \(path): \(Errno(errno))")
         defer { close(fd) }
         let size = Int(try Posix.stat(path).get().st_size)

@@ -213,12 +213,12 @@ import TestSupport
                 .map { blobsDirectory + "/" + $0 })
         let unknown = blobsDirectory + "/" + Digester.digest(of: Array("new".utf8)).description
         let attempts: [(String, () -> SyscallOutcome)] = [
-            ("open O_WRONLY", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blob, O_WRONLY)) } }),
-            ("open O_RDWR", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blob, O_RDWR)) } }),
-            ("open O_WRONLY|O_TRUNC", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blob, O_WRONLY | O_TRUNC)) } }),
-            ("open O_WRONLY|O_APPEND", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blob, O_WRONLY | O_APPEND)) } }),
-            ("create a digest name", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(unknown, O_WRONLY | O_CREAT | O_EXCL, 0o644)) } }),
-            ("create a temporary name", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blobsDirectory + "/.tmp.x", O_WRONLY | O_CREAT, 0o644)) } }),
+            ("open O_WRONLY", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blob, O_WRONLY | O_CLOEXEC)) } }),
+            ("open O_RDWR", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blob, O_RDWR | O_CLOEXEC)) } }),
+            ("open O_WRONLY|O_TRUNC", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blob, O_WRONLY | O_TRUNC | O_CLOEXEC)) } }),
+            ("open O_WRONLY|O_APPEND", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blob, O_WRONLY | O_APPEND | O_CLOEXEC)) } }),
+            ("create a digest name", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(unknown, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)) } }),
+            ("create a temporary name", { syscallOutcome(closingDescriptor: true) { Int(Glibc.open(blobsDirectory + "/.tmp.x", O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)) } }),
             ("creat in repo/", { syscallOutcome(closingDescriptor: true) { Int(Glibc.creat(mount.path("repo/file"), 0o644)) } }),
             ("mkdir repo/new", { syscallOutcome { Int(Glibc.mkdir(mount.path("repo/new"), 0o755)) } }),
             ("mkdir in blobs/", { syscallOutcome { Int(Glibc.mkdir(blobsDirectory + "/dir", 0o755)) } }),

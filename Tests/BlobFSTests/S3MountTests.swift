@@ -324,7 +324,7 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
         let later = try #require(pushed.blobs.first { $0.repository == "team/app/web" }, "the 6 MiB blob")
         try BlobfsMount.withMount(root: place.store, mountpoint: place.workspace.mountpoint, options: options) { mount in
             let path = mount.path(pushed.large.relativePath)
-            let fd = open(path, O_RDONLY)
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
             try #require(fd >= 0, "open: \(String(cString: strerror(errno)))\n\(mount.log.tail(2000))")
             defer { close(fd) }
             var buffer = [UInt8](repeating: 0, count: 65536)

@@ -51,9 +51,12 @@ public func syscallOutcome(closingDescriptor: Bool = false, _ body: () -> Int) -
 
 /// POSIX file operations that report errno exactly, for asserting EIO, ENOENT and EROFS.
 public enum Posix {
-    /// open(2); the descriptor, or the errno.
+    /// open(2), always close-on-exec; the descriptor, or the errno. Tests run in parallel in one
+    /// process: a descriptor of a mount's file inherited by a child another test starts would
+    /// outlive its close here (and a passthrough open left so makes the inode's next write open
+    /// fail with EIO).
     public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) -> Result<Int32, Errno> {
-        let fd = Glibc.open(path, flags, mode)
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         return fd >= 0 ? .success(fd) : .failure(Errno(errno))
     }
 
@@ -66,7 +69,7 @@ public enum Posix {
     /// Reads a whole file with read(2) in `chunk`-byte requests. On failure, the bytes read before
     /// the failing call come with the errno, so a test can check they were at least right.
     public static func readAll(_ path: String, chunk: Int = 1 << 20) -> (bytes: [UInt8], error: Errno?) {
-        let fd = Glibc.open(path, O_RDONLY)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return ([], Errno(errno)) }
         defer { close(fd) }
         return readToEnd(fd, chunk: chunk)
@@ -105,7 +108,7 @@ public enum Posix {
 
     /// Writes a whole new file (0644), outside any mount: for building fixtures and corrupting stores.
     public static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw TestSupportError("open(\(path)) for writing: \(Errno(errno))") }
         defer { close(fd) }
         var written = 0
@@ -125,7 +128,7 @@ public enum Posix {
 
     /// Flips every bit of the byte at `offset` in place, with pwrite: the file keeps its size and inode.
     public static func flipByte(in path: String, at offset: Int64) throws {
-        let fd = Glibc.open(path, O_RDWR)
+        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw TestSupportError("open(\(path)): \(Errno(errno))") }
         defer { close(fd) }
         var byte: UInt8 = 0

@@ -23,10 +23,13 @@ func runProcess(_ executable: String, _ arguments: [String], stdinPath: String? 
     defer { try? stderr.close() }
     let stdin: FileHandle
     if let stdinPath {
-        guard let handle = FileHandle(forReadingAtPath: stdinPath) else {
+        // Close-on-exec (Process gives the child its own copy as stdin): a process another test
+        // starts meanwhile must not inherit it. A file of a mount left open in such a child keeps
+        // the kernel's passthrough mode on its inode, and a later write open of it fails (EIO).
+        guard case .success(let fd) = Posix.open(stdinPath, O_RDONLY) else {
             throw TestSupportError("cannot open \(stdinPath) as stdin for \(executable)")
         }
-        stdin = handle
+        stdin = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     } else {
         stdin = FileHandle.nullDevice
     }
