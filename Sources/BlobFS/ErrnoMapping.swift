@@ -22,6 +22,8 @@ func errnoValue(for error: FileSystemError) -> Int32 {
     // labels: one round trip per file instead of two.
     case .attributeNotSupported: EOPNOTSUPP
     case .blobRefused: EIO
+    // "Device or resource busy": the readers are the resource's holders; close them and retry.
+    case .busyWithReaders: EBUSY
     case .vanishedAfterWrite: EIO
     case .notAnswered: EIO
     case .storage(let error, _): errnoValue(forStorage: error)

@@ -40,6 +40,10 @@ enum FileSystemError: Error, Sendable {
     case attributeNotSupported
     /// A blob that failed verification in this version of its data file (already logged).
     case blobRefused
+    /// A blob opened for writing (an identical rewrite) while readers kept it open through
+    /// passthrough past the wait for them (already logged): the kernel refuses a write open of
+    /// an inode it reads through passthrough.
+    case busyWithReaders
     /// A name just written (a blob committed by mknod, a directory by mkdir) is not in the store
     /// when looked up right after: something else changed the store meanwhile.
     case vanishedAfterWrite(operation: String)

@@ -71,6 +71,12 @@ final class OpenWrite: Sendable {
     }
 
     let target: Target
+    /// The blob's inode whose passthrough this open holds off (PassthroughFiles.beginWrite),
+    /// released with the handle; nil when the mount counts no passthrough opens.
+    let heldInode: UInt64?
 
-    init(_ target: Target) { self.target = target }
+    init(_ target: Target, heldInode: UInt64? = nil) {
+        self.target = target
+        self.heldInode = heldInode
+    }
 }

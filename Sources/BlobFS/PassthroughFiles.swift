@@ -1,4 +1,5 @@
 import CFuse
+import Dispatch
 import Glibc
 import Logging
 import Storage
@@ -36,6 +37,13 @@ final class PassthroughFiles: Sendable {
         var backingID: Int32 = 0
         var passthroughOpens = 0
         var daemonOpens = 0
+        /// Write opens (identical rewrites) of the inode, live or waiting for its passthrough
+        /// opens to drain: while there are any, no new backing id is registered for it.
+        var writers = 0
+        /// Entered by each passthrough open, left at its release: what a write open waits on.
+        var passthroughLive: DispatchGroup?
+
+        var isIdle: Bool { passthroughOpens == 0 && daemonOpens == 0 && writers == 0 }
     }
 
     private struct State {
@@ -103,15 +111,21 @@ final class PassthroughFiles: Sendable {
                     return (.daemon, nil)
                 }
                 inode.passthroughOpens += 1
+                inode.passthroughLive?.enter()
                 state.counts.passthroughOpens += 1
                 return (.passthrough(inode.backingID), nil)
             }
             var note: String?
-            if let backing, inode.daemonOpens == 0, state.refusal == nil {
+            // A write open waits for (or holds) the inode: a new passthrough open would make the
+            // kernel refuse it (EIO), so readers are served by the daemon until it is released.
+            if let backing, inode.daemonOpens == 0, inode.writers == 0, state.refusal == nil {
                 let id = blobfs_fuse_backing_open(device.load(ordering: .acquiring), backing.descriptor)
                 if id > 0 {
                     inode.backingID = id
                     inode.passthroughOpens = 1
+                    let live = DispatchGroup()
+                    live.enter()
+                    inode.passthroughLive = live
                     state.counts.passthroughOpens += 1
                     state.counts.backingOpened += 1
                     opened = true
@@ -149,17 +163,45 @@ final class PassthroughFiles: Sendable {
             case .daemon: inode.daemonOpens -= 1
             case .passthrough:
                 inode.passthroughOpens -= 1
+                let live = inode.passthroughLive
                 if inode.passthroughOpens == 0 {
                     _ = blobfs_fuse_backing_close(device.load(ordering: .acquiring), inode.backingID)
                     closed = inode.backingID
                     inode.backingID = 0
+                    inode.passthroughLive = nil
                     state.counts.backingClosed += 1
                 }
+                // Left after the id is closed: a write open woken by the last leave finds the
+                // kernel's passthrough state of the inode gone (it drops it before it sends the
+                // RELEASE of the inode's last passthrough file).
+                live?.leave()
             }
-            state.inodes[ino] = inode.passthroughOpens == 0 && inode.daemonOpens == 0 ? nil : inode
+            state.inodes[ino] = inode.isIdle ? nil : inode
             return closed
         }
         if let closed { logger.debug("backing file closed", metadata: ["inode": "\(ino)", "backing_id": "\(closed)"]) }
+    }
+
+    /// A write open of inode `ino` (an identical rewrite of a blob) begins: no new backing id is
+    /// registered for the inode until `endWrite`. The kernel refuses (EIO) any open that is not
+    /// passthrough while the inode has passthrough opens, so when it has, what the caller must
+    /// wait on before it replies is returned: the group their releases leave.
+    func beginWrite(_ ino: UInt64) -> DispatchGroup? {
+        state.withLock { state in
+            var inode = state.inodes[ino] ?? Inode()
+            inode.writers += 1
+            state.inodes[ino] = inode
+            return inode.backingID > 0 ? inode.passthroughLive : nil
+        }
+    }
+
+    /// The release of a write open `beginWrite` counted (or its refusal).
+    func endWrite(_ ino: UInt64) {
+        state.withLock { state in
+            guard var inode = state.inodes[ino] else { return }
+            inode.writers -= 1
+            state.inodes[ino] = inode.isIdle ? nil : inode
+        }
     }
 
     /// The errnos of a backing open that mean passthrough cannot work in this mount at all.

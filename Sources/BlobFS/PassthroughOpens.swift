@@ -1,3 +1,4 @@
+import Dispatch
 import Distribution
 import Storage
 
@@ -5,6 +6,16 @@ import Storage
 enum OpenDecision: Sendable {
     case ready(OpenReply)
     case afterCheck(UncheckedOpen)
+    /// A write open of a blob that readers hold through passthrough: answered once they close.
+    case afterReaders(WriteAwaitingReaders)
+}
+
+/// A write open of a blob (an identical rewrite), its handle made, whose reply waits until the
+/// passthrough opens of its inode are released (PassthroughFiles.beginWrite).
+struct WriteAwaitingReaders: Sendable {
+    let ino: UInt64
+    let reply: OpenReply
+    let readers: DispatchGroup
 }
 
 /// A blob's open whose data file is open but not yet known to hash to the blob's name.

@@ -13,6 +13,7 @@ extension BlobFileSystem {
         switch try openDeferringCheck(ino: ino, flags: flags) {
         case .ready(let reply): return reply
         case .afterCheck(let unchecked): return try completeOpen(unchecked)
+        case .afterReaders(let waiting): return try completeWriteOpen(waiting)
         }
     }
 
@@ -23,7 +24,7 @@ extension BlobFileSystem {
     func openDeferringCheck(ino: UInt64, flags: Int32) throws(FileSystemError) -> OpenDecision {
         guard let entry = inodes[ino] else { throw .noEntry }
         if flags & O_ACCMODE != O_RDONLY {
-            return .ready(try openForWriting(entry, truncating: flags & O_TRUNC != 0))
+            return try openForWriting(entry, ino: ino, truncating: flags & O_TRUNC != 0)
         }
         if case .upload = entry.node {
             // Notice, not error: `rsync -aX` opens each temporary file it wrote read-only to copy

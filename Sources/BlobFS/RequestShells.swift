@@ -77,22 +77,12 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
             }
         case .success(.afterCheck(let unchecked)):
             // A blob hashed before its reply (passthrough): about a second per GiB, which would
-            // hold one of libfuse's workers; the reply goes out from the hashing thread. libfuse's
-            // fuse_file_info lives on its worker's stack, so the answer gets a copy.
-            let waiting = WaitingRequest(request)
-            let file = fi!.pointee
-            fs.passthrough.deferredOpens.enter()
-            DispatchQueue.global().async {
-                defer { fs.passthrough.deferredOpens.leave() }
-                let request = waiting.take()
-                let info = UnsafeMutablePointer<fuse_file_info>.allocate(capacity: 1)
-                defer { info.deallocate() }
-                info.initialize(to: file)
-                switch Result(catching: { () throws(FileSystemError) in try fs.completeOpen(unchecked) }) {
-                case .success(let reply): replyOpen(request, info, reply)
-                case .failure(let error): fs.fail(request, error)
-                }
-            }
+            // hold one of libfuse's workers.
+            replyOpenLater(request, fi!) { () throws(FileSystemError) in try fs.completeOpen(unchecked) }
+        case .success(.afterReaders(let waiting)):
+            // A write open waiting for passthrough readers to close: their RELEASEs come through
+            // libfuse's workers, so none of them may wait here.
+            replyOpenLater(request, fi!) { () throws(FileSystemError) in try fs.completeWriteOpen(waiting) }
         case .failure(let error):
             fs.fail(request, error)
         }
@@ -270,6 +260,30 @@ private func replyOpen(_ request: consuming FuseRequest, _ file: UnsafeMutablePo
     fs.fill(file, with: reply)
     let delivered = if let id = reply.backingID { request.reply(open: file, backingID: id) } else { request.reply(open: file) }
     if !delivered { fs.openNotDelivered(reply) }
+}
+
+/// An open answered from a dispatch thread once `complete` returns, so that no libfuse worker
+/// waits for it. libfuse's fuse_file_info lives on its worker's stack: the answer gets a copy.
+/// The session waits for such opens (`deferredOpens`) before it is destroyed.
+private func replyOpenLater(
+    _ request: consuming FuseRequest, _ file: UnsafeMutablePointer<fuse_file_info>,
+    _ complete: @escaping @Sendable () throws(FileSystemError) -> OpenReply
+) {
+    let fs = request.fileSystem
+    let waiting = WaitingRequest(request)
+    let copy = file.pointee
+    fs.passthrough.deferredOpens.enter()
+    DispatchQueue.global().async {
+        defer { fs.passthrough.deferredOpens.leave() }
+        let request = waiting.take()
+        let info = UnsafeMutablePointer<fuse_file_info>.allocate(capacity: 1)
+        defer { info.deallocate() }
+        info.initialize(to: copy)
+        switch Result(catching: complete) {
+        case .success(let reply): replyOpen(request, info, reply)
+        case .failure(let error): fs.fail(request, error)
+        }
+    }
 }
 
 /// A request answered from another thread than the libfuse worker that received it: it moves

@@ -1,3 +1,4 @@
+import Dispatch
 import Distribution
 import Glibc
 import Logging
@@ -187,7 +188,7 @@ extension BlobFileSystem {
 
     /// Writing to an existing file: continuing an upload of this mount, or — with O_TRUNC — a
     /// rewrite of a blob, which can only be the same bytes again.
-    func openForWriting(_ entry: InodeTable.Entry, truncating: Bool) throws(FileSystemError) -> OpenReply {
+    func openForWriting(_ entry: InodeTable.Entry, ino: UInt64, truncating: Bool) throws(FileSystemError) -> OpenDecision {
         guard options.readWrite else { throw .readOnlyMount }
         let target: OpenWrite.Target
         switch entry.node {
@@ -208,7 +209,34 @@ extension BlobFileSystem {
         case .root, .directory, .ociDirectory:
             throw .isADirectory
         }
-        return OpenReply(handle: handles.insert(.write(OpenWrite(target))), directIO: true)
+        guard case .rewrite = target, passthrough.isTracking else {
+            return .ready(OpenReply(handle: handles.insert(.write(OpenWrite(target))), directIO: true))
+        }
+        // The kernel refuses (EIO) a write open of an inode it reads through passthrough: one held
+        // by a reader makes this open wait for its close (and no new reader gets passthrough).
+        let readers = passthrough.files.beginWrite(ino)
+        let reply = OpenReply(handle: handles.insert(.write(OpenWrite(target, heldInode: ino))), directIO: true)
+        guard let readers else { return .ready(reply) }
+        logger.info("a blob opened for writing waits for its readers through passthrough to close it", metadata: ["inode": "\(ino)"])
+        return .afterReaders(WriteAwaitingReaders(ino: ino, reply: reply, readers: readers))
+    }
+
+    /// How long a write open of a blob waits for the readers that hold it through passthrough to
+    /// close it: long enough for a reader of a large blob (`cp`, `sha256sum`, a backup's `tar`) to
+    /// finish; a reader that stays (`less`, `tail -f`) gets the writer EBUSY instead of a wait
+    /// without end.
+    static let writeWaitForReaders: DispatchTimeInterval = .seconds(5)
+
+    /// The rest of a write open that waits for passthrough readers, on a thread of its own.
+    func completeWriteOpen(_ waiting: WriteAwaitingReaders) throws(FileSystemError) -> OpenReply {
+        if waiting.readers.wait(timeout: .now() + Self.writeWaitForReaders) == .timedOut {
+            release(handle: waiting.reply.handle)
+            logger.error(
+                "a blob opened for writing is held by readers through passthrough: the write open fails with EBUSY; close them, or mount with --passthrough off",
+                metadata: ["inode": "\(waiting.ino)"])
+            throw .busyWithReaders
+        }
+        return waiting.reply
     }
 
     /// Appends `bytes` at `offset` of a file open for writing; returns how many were taken.
@@ -250,6 +278,7 @@ extension BlobFileSystem {
     /// was refused; a temporary file stays, waiting for its rename, and an empty file in `tags/`
     /// stays as GNU tar's placeholder, waiting for the unlink that replaces it by its link.
     func finishRelease(_ handle: OpenWrite) {
+        if let ino = handle.heldInode { passthrough.files.endWrite(ino) }
         guard case .upload(let upload) = handle.target else { return }
         switch upload.phase {
         case .writing where upload.digest != nil:

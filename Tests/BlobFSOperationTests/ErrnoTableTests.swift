@@ -26,6 +26,7 @@ import Testing
         (.notAnswered, EIO),
         (.refusedName(.notADigest(name: "layer.tar", suggestion: nil), operation: "create"), EINVAL),
         (.refusedWrite(.symbolicLink(name: "x"), operation: "symlink"), EPERM),
+        (.busyWithReaders, EBUSY),
         (.refusedTagFile(.notADigestOrManifest(reason: "not a JSON object"), operation: "close of app/tags/v1"), EINVAL),
     ])
     func eachFilesystemErrorHasItsErrno(error: FileSystemError, code: Int32) {

@@ -67,4 +67,25 @@ import Testing
         files.probe()
         #expect(files.refusal == "the kernel has no FUSE backing files")
     }
+
+    @Test func whileABlobIsOpenForWritingNoBackingOpenIsTriedForIt() throws {
+        // A regular file as the device: a backing open tried would turn passthrough off (ENOTTY),
+        // which shows whether one was tried.
+        let path = "/tmp/blobfs-passthrough-writer-\(getpid())"
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        try #require(fd >= 0)
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        let files = PassthroughFiles(logger: logger)
+        files.attach(device: fd)
+        #expect(files.beginWrite(9) == nil, "no passthrough opens: nothing to wait for")
+        #expect(files.admit(9, backing: LocalDataFile(descriptor: fd, size: 0)) == .daemon)
+        #expect(files.refusal == nil, "a backing open was tried for an inode open for writing")
+        files.release(9, .daemon)
+        files.endWrite(9)
+        #expect(files.admit(9, backing: LocalDataFile(descriptor: fd, size: 0)) == .daemon)
+        #expect(files.refusal == "the kernel has no FUSE backing files", "no backing open was tried once the writer was gone")
+    }
 }

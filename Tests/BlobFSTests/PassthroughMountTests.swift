@@ -226,6 +226,47 @@ struct PassthroughMountTests {
         #expect(served.daemonReads == 0 && served.passthroughOpens == 1, "\(served)")
     }
 
+    /// The kernel refuses (EIO) a write open of an inode it reads through passthrough. An identical
+    /// rewrite of a blob that a reader holds so waits for that reader's close, and one whose
+    /// reader stays fails with EBUSY after the wait, the reader reading on unharmed.
+    @Test func aWriteOpenOfABlobWaitsForItsPassthroughReadersToClose() throws {
+        let workspace = try Workspace("pt-writer")
+        defer { workspace.remove() }
+        let blob = try writeStore(root: workspace.root, [("pt/writer", seededBytes(count: 300_000, seed: 1345))])[0]
+        let mount = try BlobfsMount(root: workspace.root, mountpoint: workspace.mountpoint, options: ["--read-write", "--passthrough", "auto"])
+        defer { mount.stop() }
+        let path = mount.path(blob.relativePath)
+        let waitLine = "waits for its readers through passthrough"
+
+        // A reader holds the blob; a writer of the same bytes starts, and waits.
+        let reader = try Posix.open(path, O_RDONLY).get()
+        let written = Mutex<WriteOutcome?>(nil)
+        let writerDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let outcome = writeThroughSyscalls(path, blob.bytes, flags: O_WRONLY | O_TRUNC)
+            written.withLock { $0 = outcome }
+            writerDone.signal()
+        }
+        #expect(MountTable.waitUntil(timeout: 30) { mount.log.contains(waitLine) }, "the writer did not wait:\n\(mount.log.tail(2000))")
+        #expect(written.withLock { $0 } == nil, "the writer finished while the reader held the blob")
+        #expect(readAndCompare(path, expected: blob.bytes, chunk: 65_536) == nil, "a second reader while the writer waits")
+        close(reader)
+        #expect(writerDone.wait(timeout: .now() + 30) == .success)
+        let outcome = written.withLock { $0 }
+        #expect(outcome?.succeeded == true, "the identical rewrite after the reader closed: \(String(describing: outcome))\n\(mount.log.tail(2000))")
+
+        // A reader that stays: the writer's open fails with EBUSY once the wait is over.
+        let staying = try Posix.open(path, O_RDONLY).get()
+        defer { close(staying) }
+        let refused = writeThroughSyscalls(path, blob.bytes, flags: O_WRONLY | O_TRUNC)
+        #expect(refused.open == .EBUSY, "a write open while a reader stays: \(refused)")
+        var bytes = [UInt8](repeating: 0, count: blob.bytes.count)
+        let count = bytes.withUnsafeMutableBytes { pread(staying, $0.baseAddress, $0.count, 0) }
+        #expect(count == blob.bytes.count && bytes == blob.bytes, "the staying reader after the refusal")
+        #expect(try sha256sums([dataPath(root: workspace.root, blob.digest)]).values.first == blob.canonical.hex)
+        #expect(mount.log.contains("fails with EBUSY"), "\(mount.log.tail(2000))")
+    }
+
     @Test func passthroughOffServesEveryReadByTheDaemon() throws {
         let workspace = try Workspace("pt-off")
         defer { workspace.remove() }

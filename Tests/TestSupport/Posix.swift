@@ -14,13 +14,14 @@ public struct Errno: Error, Equatable, Hashable, Sendable, CustomStringConvertib
     public static let EACCES = Errno(Glibc.EACCES)
     public static let EPERM = Errno(Glibc.EPERM)
     public static let EINVAL = Errno(Glibc.EINVAL)
+    public static let EBUSY = Errno(Glibc.EBUSY)
 
     public var description: String {
         let names: [Int32: String] = [
             Glibc.EPERM: "EPERM", Glibc.ENOENT: "ENOENT", Glibc.EIO: "EIO", Glibc.EBADF: "EBADF", Glibc.EACCES: "EACCES",
             Glibc.EEXIST: "EEXIST", Glibc.ENOTDIR: "ENOTDIR", Glibc.EISDIR: "EISDIR", Glibc.EINVAL: "EINVAL",
             Glibc.EROFS: "EROFS", Glibc.ENOSYS: "ENOSYS", Glibc.ENOTSUP: "ENOTSUP", Glibc.ENODATA: "ENODATA",
-            Glibc.ENOTCONN: "ENOTCONN", Glibc.ENOTEMPTY: "ENOTEMPTY", Glibc.EXDEV: "EXDEV", Glibc.ERANGE: "ERANGE",
+            Glibc.ENOTCONN: "ENOTCONN", Glibc.ENOTEMPTY: "ENOTEMPTY", Glibc.EXDEV: "EXDEV", Glibc.ERANGE: "ERANGE", Glibc.EBUSY: "EBUSY",
         ]
         return "\(names[code] ?? "errno \(code)") (\(String(cString: strerror(code))))"
     }
