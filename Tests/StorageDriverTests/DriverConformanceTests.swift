@@ -14,9 +14,10 @@ struct DriverFixture: CustomStringConvertible {
         case "filesystem":
             let directory = try TemporaryDirectory()
             return DriverFixture(driver: try FilesystemDriver(root: directory.path), directory: directory)
-        case "s3":
-            // The process's moto, under a root directory of this fixture's own.
-            return DriverFixture(driver: try S3Fixture.driver(rootDirectory: "/conformance-\(UUID().uuidString)"), directory: nil)
+        case "s3", "s3-radosgw":
+            // The process's moto or radosgw, under a root directory of this fixture's own.
+            let server: S3ServerKind = kind == "s3" ? .moto : .radosgw
+            return DriverFixture(driver: try S3Fixture.driver(on: server, rootDirectory: "/conformance-\(UUID().uuidString)"), directory: nil)
         default:
             return DriverFixture(driver: InMemoryDriver(), directory: nil)
         }
@@ -35,7 +36,7 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
 
 /// The behaviours every driver must share; the storage layer relies on each of them.
 @Suite struct DriverConformanceTests {
-    static let kinds = ["filesystem", "inmemory", "s3"]
+    static let kinds = ["filesystem", "inmemory", "s3", "s3-radosgw"]
     /// The drivers where a directory exists without files (not S3's).
     static let kindsWithEmptyDirectories = ["filesystem", "inmemory"]
 
