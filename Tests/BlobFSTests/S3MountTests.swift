@@ -126,8 +126,8 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
     /// is its name); the deleted blob is ENOENT; the abandoned upload, whose data is still a
     /// multipart upload in the bucket, shows nowhere; `ls -l` shows each blob's size; the startup
     /// line names the bucket; `df` answers.
-    @Test(arguments: S3ServerKind.allCases) func aRegistryOnS3ReadsBackThroughTheMount(server kind: S3ServerKind) throws {
-        let fixture = try S3IssueFixture.shared(on: kind)
+    @Test(arguments: S3ServerKind.allCases) func aRegistryOnS3ReadsBackThroughTheMount(server kind: S3ServerKind) async throws {
+        let fixture = try await S3IssueFixture.shared(on: kind)
         let pushed = fixture.pushed
         let place = try Place("read-\(kind)", server: fixture.server, rootDirectory: fixture.rootDirectory)
         defer { place.workspace.remove() }
@@ -357,8 +357,8 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
     /// Issue 14's fixture, on moto and on radosgw: a backup taken through an S3 mount, restored
     /// through a read-write mount of an empty second prefix, is served by a registry on that
     /// prefix: every blob byte for byte, and both images to skopeo (`copy --all`, digests equal).
-    @Test(arguments: S3ServerKind.allCases) func aRestoreIntoASecondPrefixIsServedByARegistryOnIt(server kind: S3ServerKind) throws {
-        let fixture = try S3IssueFixture.shared(on: kind)
+    @Test(arguments: S3ServerKind.allCases) func aRestoreIntoASecondPrefixIsServedByARegistryOnIt(server kind: S3ServerKind) async throws {
+        let fixture = try await S3IssueFixture.shared(on: kind)
         let pushed = fixture.pushed
         let place = try Place("restore-from-\(kind)", server: fixture.server, rootDirectory: fixture.rootDirectory)
         defer { place.workspace.remove() }

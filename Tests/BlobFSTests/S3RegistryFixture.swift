@@ -23,10 +23,11 @@ struct S3IssueFixture: Sendable {
     var imageManifest: Digest { Digester.digest(of: image.manifest) }
 
     /// The fixture on `kind`'s server, pushed on first use.
-    static func shared(on kind: S3ServerKind) throws -> S3IssueFixture {
-        try pushedFixtures.withLock { fixtures in
+    static func shared(on kind: S3ServerKind) async throws -> S3IssueFixture {
+        let server = try await kind.shared()
+        return try pushedFixtures.withLock { fixtures in
             if let fixture = fixtures[kind] { return fixture }
-            let fixture = try push(on: try kind.shared())
+            let fixture = try push(on: server)
             fixtures[kind] = fixture
             return fixture
         }

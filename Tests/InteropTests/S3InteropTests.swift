@@ -17,7 +17,7 @@ import TestSupport
         let server: any S3TestServer
         let rootDirectory = "/interop-\(UUID().uuidString)"
 
-        init(_ kind: S3ServerKind) throws { server = try kind.shared() }
+        init(_ kind: S3ServerKind) async throws { server = try await kind.shared() }
 
         var registryStorage: RegistryS3Storage { server.registryStorage(rootDirectory: rootDirectory) }
 
@@ -36,8 +36,8 @@ import TestSupport
         }
     }
 
-    @Test(arguments: S3ServerKind.allCases) func whatTheRegistryWritesToS3ReadsBackThroughTheS3Driver(server: S3ServerKind) throws {
-        let bucket = try Bucket(server)
+    @Test(arguments: S3ServerKind.allCases) func whatTheRegistryWritesToS3ReadsBackThroughTheS3Driver(server: S3ServerKind) async throws {
+        let bucket = try await Bucket(server)
         let monolithic = seededBytes(count: 100_000, seed: 60)
         let chunked = seededBytes(count: (6 << 20) + 4321, seed: 61)  // PATCHes of 1 MiB: the registry's short-part path
         let (manifestBlobs, image) = ManifestInteropTests.image("team/app/web", tag: "v1", docker: false, seed: 62)
@@ -78,8 +78,8 @@ import TestSupport
         }
     }
 
-    @Test(arguments: S3ServerKind.allCases) func whatBlobfsWritesToS3TheRegistryServes(server: S3ServerKind) throws {
-        let bucket = try Bucket(server)
+    @Test(arguments: S3ServerKind.allCases) func whatBlobfsWritesToS3TheRegistryServes(server: S3ServerKind) async throws {
+        let bucket = try await Bucket(server)
         // Parts of 5 MiB, so the 11 MiB blob is a real multipart upload, then moved by UploadPartCopy.
         let driver = bucket.driver(tuning: S3DriverTuning(partSize: S3DriverTuning.minimumPartSize, copyThreshold: 1 << 20))
         let registry = Registry(driver: driver, cache: nil)

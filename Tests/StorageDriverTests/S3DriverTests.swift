@@ -25,8 +25,8 @@ import TestSupport
         return keys
     }
 
-    @Test(arguments: S3ServerKind.allCases) func listsWalksAndDeletesMoreThanOnePageOfKeys(server: S3ServerKind) throws {
-        let driver = try S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("paging"))
+    @Test(arguments: S3ServerKind.allCases) func listsWalksAndDeletesMoreThanOnePageOfKeys(server: S3ServerKind) async throws {
+        let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("paging"))
         let names = (0..<1_100).map { String(format: "k%04d", $0) }
         let failures = Mutex<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 8) { slice in
@@ -89,9 +89,9 @@ import TestSupport
         #expect(try hasty.getContent(path("/b")) == Array("ok".utf8))  // its third request overall
     }
 
-    @Test(arguments: S3ServerKind.allCases) func rangedReadsAcrossBlockEdges(server: S3ServerKind) throws {
+    @Test(arguments: S3ServerKind.allCases) func rangedReadsAcrossBlockEdges(server: S3ServerKind) async throws {
         let block = 64 << 10
-        let driver = try S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("ranges"), tuning: S3DriverTuning(readBlockSize: block))
+        let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("ranges"), tuning: S3DriverTuning(readBlockSize: block))
         let content = seededBytes(count: 3 * block + 123, seed: 14)
         try driver.putContent(path("/blob/data"), content)
         let reader = try driver.reader(path("/blob/data"))
@@ -121,9 +121,9 @@ import TestSupport
         expectSameBytes(Array(buffer[..<n]), content, "through the directory")
     }
 
-    @Test(arguments: S3ServerKind.allCases) func aReaderReadsTheVersionItOpenedOrFails(server: S3ServerKind) throws {
+    @Test(arguments: S3ServerKind.allCases) func aReaderReadsTheVersionItOpenedOrFails(server: S3ServerKind) async throws {
         let block = 64 << 10
-        let driver = try S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("versions"), tuning: S3DriverTuning(readBlockSize: block))
+        let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("versions"), tuning: S3DriverTuning(readBlockSize: block))
         let first = seededBytes(count: 2 * block, seed: 20)
         try driver.putContent(path("/d/f"), first)
         for opened in [try driver.reader(path("/d/f")), try driver.directory(path("/d")).open("f").reader!] {
@@ -143,9 +143,9 @@ import TestSupport
         }
     }
 
-    @Test(arguments: S3ServerKind.allCases) func writesMoreThanAPartAsAMultipartUploadAndAppendsByCopy(server: S3ServerKind) throws {
+    @Test(arguments: S3ServerKind.allCases) func writesMoreThanAPartAsAMultipartUploadAndAppendsByCopy(server: S3ServerKind) async throws {
         let part = S3DriverTuning.minimumPartSize
-        let driver = try S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("multipart"), tuning: S3DriverTuning(partSize: part))
+        let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("multipart"), tuning: S3DriverTuning(partSize: part))
         let content = seededBytes(count: 2 * part + 777_777, seed: 5)
         let target = path("/blobs/big/data")
         let writer = try driver.writer(target, append: false)
@@ -176,9 +176,9 @@ import TestSupport
         #expect(try keys(driver) == [driver.prefix + "blobs/big/data"])  // no directory markers
     }
 
-    @Test(arguments: S3ServerKind.allCases) func cancelAbortsTheMultipartUpload(server: S3ServerKind) throws {
+    @Test(arguments: S3ServerKind.allCases) func cancelAbortsTheMultipartUpload(server: S3ServerKind) async throws {
         let part = S3DriverTuning.minimumPartSize
-        let driver = try S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("cancel"), tuning: S3DriverTuning(partSize: part))
+        let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("cancel"), tuning: S3DriverTuning(partSize: part))
         let writer = try driver.writer(path("/up/data"), append: false)
         try seededBytes(count: part + 10, seed: 7).withUnsafeBytes { try writer.write($0) }
         #expect(try driver.client.multipartUploads(prefix: driver.prefix).count == 1)
@@ -188,9 +188,9 @@ import TestSupport
         #expect(try keys(driver) == [])
     }
 
-    @Test(arguments: S3ServerKind.allCases) func moveCopiesSmallObjectsWholeAndLargeOnesInParts(server: S3ServerKind) throws {
+    @Test(arguments: S3ServerKind.allCases) func moveCopiesSmallObjectsWholeAndLargeOnesInParts(server: S3ServerKind) async throws {
         let tuning = S3DriverTuning(copyThreshold: 1 << 20, copyPartSize: Int64(S3DriverTuning.minimumPartSize))
-        let driver = try S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("move"), tuning: tuning)
+        let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("move"), tuning: tuning)
         let small = seededBytes(count: 1 << 20, seed: 8)  // at the threshold: CopyObject
         let large = seededBytes(count: 2 * S3DriverTuning.minimumPartSize + 12_345, seed: 9)  // three UploadPartCopy parts
         try driver.putContent(path("/_uploads/a/data"), small)
@@ -212,8 +212,8 @@ import TestSupport
         expectSameBytes(try driver.getContent(path("/blobs/a/data"), limit: 64 << 20), small)
     }
 
-    @Test(arguments: S3ServerKind.allCases) func missingKeysAreNotFoundAndDirectoriesWriteNothing(server: S3ServerKind) throws {
-        let driver = try S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("missing"))
+    @Test(arguments: S3ServerKind.allCases) func missingKeysAreNotFoundAndDirectoriesWriteNothing(server: S3ServerKind) async throws {
+        let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("missing"))
         let missing = path("/no/such/key")
         #expect(throws: StorageDriverError.pathNotFound(missing.value)) { try driver.getContent(missing) }
         // The 404's XML is longer than the limit: still not found, not "too large".
@@ -232,8 +232,8 @@ import TestSupport
     /// SigV4 canonicalisation where a server checks it: keys holding bytes the path must encode,
     /// listed in pages of one key, flat and by delimiter, so that every prefix and continuation
     /// token (radosgw's hold the last key, `/` and all) is sent back encoded and signed.
-    @Test(arguments: S3ServerKind.allCases) func keysThatNeedEncodingListAndReadInPagesOfOne(server kind: S3ServerKind) throws {
-        let server = try kind.shared()
+    @Test(arguments: S3ServerKind.allCases) func keysThatNeedEncodingListAndReadInPagesOfOne(server kind: S3ServerKind) async throws {
+        let server = try await kind.shared()
         let client = S3Fixture.client(server)
         let root = String(S3Fixture.uniqueRoot("encoding").dropFirst()) + "/"
         let names = ["a/b/c", "a/b/d e", "a/b+c/=d", "a/u\u{308}/x", "a/~t%20,;:@/y", "a/z", "b"]
@@ -275,8 +275,8 @@ import TestSupport
     }
 
     /// radosgw checks every signature: a wrong secret is EACCES, not a missing key.
-    @Test func radosgwRefusesAWrongSecret() throws {
-        let server = try RadosGWServer.shared()
+    @Test func radosgwRefusesAWrongSecret() async throws {
+        let server = try await RadosGWServer.shared()
         let driver = S3Driver(
             client: S3Fixture.client(
                 endpoint: server.endpoint, bucket: server.bucket, credentials: S3Credentials(accessKey: server.accessKey, secretKey: "wrong"),

@@ -25,8 +25,8 @@ enum S3Fixture {
     }
 
     /// A driver under `rootDirectory` of the bucket of the process's server of `kind`.
-    static func driver(on kind: S3ServerKind = .moto, rootDirectory: String, tuning: S3DriverTuning = S3DriverTuning()) throws -> S3Driver {
-        S3Driver(client: client(try kind.shared()), rootDirectory: rootDirectory, tuning: tuning)
+    static func driver(on kind: S3ServerKind = .moto, rootDirectory: String, tuning: S3DriverTuning = S3DriverTuning()) async throws -> S3Driver {
+        S3Driver(client: client(try await kind.shared()), rootDirectory: rootDirectory, tuning: tuning)
     }
 
     /// A root directory no other test uses.

@@ -81,29 +81,51 @@ public final class RadosGWServer: S3TestServer {
         directory.remove()
     }
 
-    /// The process's one cluster, started on first use (other callers wait for it) and stopped at
-    /// exit. A cluster that failed to start is not tried again: every later caller gets the same
-    /// error at once instead of another 90 s wait.
-    public static func shared() throws -> RadosGWServer {
-        try sharedServer.withLock { shared in
-            switch shared {
-            case .some(.success(let server)): return server
-            case .some(.failure(let error)): throw error
-            case .none:
-                do {
-                    let server = try RadosGWServer()
-                    shared = .success(server)
-                    atexit { RadosGWServer.sharedServer.withLock { try? $0?.get().stop() } }
-                    return server
-                } catch let error as TestSupportError {
-                    shared = .failure(error)
-                    throw error
+    /// The process's one cluster, started on first use by a thread of its own and stopped at
+    /// exit. Callers await it without holding one of the test runner's threads (there is one per
+    /// core, and a start takes 20–90 s: tests that need no radosgw run meanwhile). A cluster
+    /// that failed to start is not tried again: every later caller gets the same error at once.
+    public static func shared() async throws -> RadosGWServer {
+        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<RadosGWServer, any Error>) in
+            let startHere = sharedState.withLock { state in
+                switch state {
+                case .started(let result):
+                    waiter.resume(with: result)
+                    return false
+                case .starting(let waiters):
+                    state = .starting(waiters + [waiter])
+                    return false
+                case .idle:
+                    state = .starting([waiter])
+                    return true
                 }
+            }
+            guard startHere else { return }
+            Thread.detachNewThread {
+                let result = Result<RadosGWServer, any Error> { try RadosGWServer() }
+                if case .success = result {
+                    atexit {
+                        guard case .started(.success(let server)) = RadosGWServer.sharedState.withLock({ $0 }) else { return }
+                        server.stop()
+                    }
+                }
+                let waiters = sharedState.withLock { state in
+                    defer { state = .started(result) }
+                    guard case .starting(let waiters) = state else { return [CheckedContinuation<RadosGWServer, any Error>]() }
+                    return waiters
+                }
+                for waiter in waiters { waiter.resume(with: result) }
             }
         }
     }
 
-    private static let sharedServer = Mutex<Result<RadosGWServer, TestSupportError>?>(nil)
+    private enum SharedState: Sendable {
+        case idle
+        case starting([CheckedContinuation<RadosGWServer, any Error>])
+        case started(Result<RadosGWServer, any Error>)
+    }
+
+    private static let sharedState = Mutex<SharedState>(.idle)
 
     /// `scripts/radosgw.sh stop <cluster>`, through posix_spawn (safe in atexit).
     private static func runStop(_ cluster: String) {

@@ -85,10 +85,10 @@ public enum S3ServerKind: String, CaseIterable, Sendable, CustomStringConvertibl
     case radosgw
 
     /// The process's one server of this kind, started on first use.
-    public func shared() throws -> any S3TestServer {
+    public func shared() async throws -> any S3TestServer {
         switch self {
         case .moto: try MotoServer.shared()
-        case .radosgw: try RadosGWServer.shared()
+        case .radosgw: try await RadosGWServer.shared()
         }
     }
 
