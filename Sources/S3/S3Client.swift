@@ -320,11 +320,16 @@ public final class S3Client: Sendable {
         _ method: String, key: String?, query: [String: String] = [:], headers: [(String, String)] = [], body: [UInt8] = [],
         bodyLimit: Int = .max, accepting: Set<Int> = []
     ) throws(S3Failure) -> HTTPResponse {
-        let request = HTTPRequest(
+        var request = HTTPRequest(
             method: method, url: url(key, query: query),
             headers: headers.map { (name: $0.0, value: $0.1) }
                 + [(name: "x-amz-content-sha256", value: body.isEmpty ? S3Encoding.emptySHA256 : S3Encoding.sha256Hex(body))],
             body: body, bodyLimit: bodyLimit)
+        // UploadPartCopy's range header: libcurl 7.88 would sign it out of order (S3SigV4).
+        if S3SigV4.curlMissorts(request.headers) {
+            request.headers += S3SigV4.signatureHeaders(
+                method: method, url: request.url, headers: request.headers, region: configuration.region, credentials: configuration.credentials)
+        }
         let name = requestName(method, key)
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.retryBudget

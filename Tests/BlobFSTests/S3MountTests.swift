@@ -15,19 +15,19 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
 /// that store over `S3Driver` (issue 14). Each test works under a root directory of its own in
 /// the process's one moto.
 @Suite(.serialized) struct S3MountTests {
-    /// A store's place in the bucket, and a workspace with the credentials file the mounts use.
+    /// A store's place in a bucket, and a workspace with the credentials file the mounts use.
     struct Place {
-        let server: MotoServer
+        let server: any S3TestServer
         let rootDirectory: String
         let workspace: Workspace
 
-        init(_ name: String, server: MotoServer? = nil) throws {
+        /// A new place on `server` (the process's moto by default); with `rootDirectory`, the
+        /// place of a store pushed before (`issueFixture`).
+        init(_ name: String, server: (any S3TestServer)? = nil, rootDirectory: String? = nil) throws {
             self.server = try server ?? MotoServer.shared()
-            rootDirectory = "/s3mount-\(name)-\(UUID().uuidString.prefix(8))"
+            self.rootDirectory = rootDirectory ?? "/s3mount-\(name)-\(UUID().uuidString.prefix(8))"
             workspace = try Workspace("s3-\(name)")
-            try Posix.writeFile(
-                credentialsFile,
-                Array("[default]\naws_access_key_id = \(MotoServer.accessKey)\naws_secret_access_key = \(MotoServer.secretKey)\n".utf8))
+            try Posix.writeFile(credentialsFile, Array(self.server.credentialsFileText.utf8))
             chmod(credentialsFile, 0o600)
         }
 
@@ -38,11 +38,7 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
         var options: [String] { ["--s3-endpoint", server.endpoint, "--s3-credentials-file", credentialsFile, "--cache-dir", cacheDirectory] }
         var cacheDirectory: String { workspace.path("blob-cache") }
 
-        var registryStorage: RegistryS3Storage {
-            RegistryS3Storage(
-                endpoint: server.endpoint, bucket: server.bucket, rootDirectory: rootDirectory, accessKey: MotoServer.accessKey,
-                secretKey: MotoServer.secretKey)
-        }
+        var registryStorage: RegistryS3Storage { server.registryStorage(rootDirectory: rootDirectory) }
 
         /// The registry's own config.yml for this place (what `--config` reads).
         func writeRegistryConfig() throws -> String {
@@ -51,22 +47,14 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
             return path
         }
 
-        /// The keys below this place's root, by a plain (unsigned: moto checks none) listing.
+        /// The keys below this place's root, by a signed listing of every page.
         func keys(below relative: String) throws -> [String] {
-            let prefix = String(rootDirectory.dropFirst()) + "/" + relative
-            let answer = try server.get("/\(server.bucket)?list-type=2&prefix=\(prefix.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? prefix)")
-            return Self.values(of: "Key", in: answer.text)
+            try server.keys(prefix: String(rootDirectory.dropFirst()) + "/" + relative)
         }
 
         /// The keys of the multipart uploads in progress below this place's root.
         func multipartUploads() throws -> [String] {
-            let prefix = String(rootDirectory.dropFirst()) + "/"
-            let answer = try server.get("/\(server.bucket)?uploads=&prefix=\(prefix.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? prefix)")
-            return Self.values(of: "Key", in: answer.text)
-        }
-
-        static func values(of element: String, in xml: String) -> [String] {
-            xml.components(separatedBy: "<\(element)>").dropFirst().compactMap { $0.components(separatedBy: "</\(element)>").first }
+            try server.multipartUploads(prefix: String(rootDirectory.dropFirst()) + "/")
         }
     }
 
@@ -133,21 +121,37 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
         return Pushed(blobs: blobs, manifest: Digester.digest(of: manifestBytes), manifestBytes: manifestBytes, deleted: doomed.digest, large: large)
     }
 
-    /// Every blob and the manifest read back through a read-only mount byte for byte; a deleted
-    /// blob is ENOENT; `ls -l` shows each blob's size; the startup line names the bucket and says
-    /// passthrough is off; `df` answers.
-    @Test func aRegistryOnS3ReadsBackThroughTheMount() throws {
-        let place = try Place("read")
+    /// Issue 14's fixture, on moto and on radosgw (which checks every signature): every blob and
+    /// both manifests read back through a read-only mount byte for byte (the sha256 of each file
+    /// is its name); the deleted blob is ENOENT; the abandoned upload, whose data is still a
+    /// multipart upload in the bucket, shows nowhere; `ls -l` shows each blob's size; the startup
+    /// line names the bucket; `df` answers.
+    @Test(arguments: S3ServerKind.allCases) func aRegistryOnS3ReadsBackThroughTheMount(server kind: S3ServerKind) async throws {
+        let fixture = try await S3IssueFixture.shared(on: kind)
+        let pushed = fixture.pushed
+        let place = try Place("read-\(kind)", server: fixture.server, rootDirectory: fixture.rootDirectory)
         defer { place.workspace.remove() }
-        let pushed = try Self.push(place)
+        #expect(Set(pushed.blobs.map(\.repository)).count >= 6, "\(Set(pushed.blobs.map(\.repository)).sorted())")
+        #expect(pushed.blobs.contains { $0.bytes.count == 64 << 20 }, "a 64 MiB layer")
+        #expect(try !place.multipartUploads().isEmpty, "the abandoned upload's data is a multipart upload in the bucket")
         try BlobfsMount.withMount(root: place.store, mountpoint: place.workspace.mountpoint, options: place.options) { mount in
             #expect(mount.entry.fileSystemType == "fuse.blobfs" && mount.entry.isReadOnly, "\(mount.entry)")
-            try expectTree(mount.path("repo"), holds: pushed.blobs, stripping: "repo/", "the S3 mount")
+            // Exactly the linked blobs: nothing of the deleted blob or the abandoned upload.
+            try expectTree(mount.path("repo"), holds: pushed.blobs, stripping: "repo/", "the S3 mount on \(kind)")
             let manifest = mount.path("repo/library/alpine/manifests/\(pushed.manifest)")
             expectSameBytes(try readFileBytes(manifest), pushed.manifestBytes, "the manifest")
             #expect(try FileManager.default.destinationOfSymbolicLink(atPath: mount.path("repo/library/alpine/tags/v1")) == "../manifests/\(pushed.manifest)")
+            let image = fixture.image
+            expectSameBytes(try readFileBytes(mount.path("repo/\(image.repository)/manifests/\(fixture.imageManifest)")), image.manifest, "skopeo's manifest")
+            #expect(
+                try FileManager.default.destinationOfSymbolicLink(atPath: mount.path("repo/\(image.repository)/tags/\(image.tag)"))
+                    == "../manifests/\(fixture.imageManifest)")
             switch Posix.stat(mount.path("repo/library/alpine/blobs/\(pushed.deleted)")) {
             case .success: Issue.record("a deleted blob is visible")
+            case .failure(let error): #expect(error == .ENOENT, "\(error)")
+            }
+            switch Posix.stat(mount.path("repo/library/alpine/blobs/sha256:\(String(repeating: "0", count: 64))")) {
+            case .success: Issue.record("an absent blob is visible")
             case .failure(let error): #expect(error == .ENOENT, "\(error)")
             }
 
@@ -160,7 +164,7 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
             let df = try Command.run("df", ["-B1", "--output=size,avail", mount.mountpoint])
             let sizes = df.stdoutText.split(separator: "\n").last?.split(separator: " ").compactMap { Int64($0) } ?? []
             #expect(df.status == 0 && sizes.count == 2 && sizes.allSatisfy { $0 > 0 }, "df of an S3 mount: \(df)")
-            #expect(mount.log.contains("mounted \(place.store) at"), "\(mount.log)")
+            #expect(MountTable.waitUntil(timeout: 10) { mount.log.contains("mounted \(place.store) at") }, "\(mount.log)")
         }
     }
 
@@ -222,7 +226,7 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
         let blobfs = try BlobfsExecutable.path()
         let fromEnvironment = try Command.run(
             blobfs, ["verify", place.store, "--s3-endpoint", place.server.endpoint],
-            environment: ["AWS_ACCESS_KEY_ID": MotoServer.accessKey, "AWS_SECRET_ACCESS_KEY": MotoServer.secretKey], timeout: 120)
+            environment: ["AWS_ACCESS_KEY_ID": place.server.accessKey, "AWS_SECRET_ACCESS_KEY": place.server.secretKey], timeout: 120)
         // The manifest is a blob too, and a DELETE removes only the blob's link, not its data.
         let distinct = Set(pushed.blobs.map(\.canonical)).count + 2
         #expect(fromEnvironment.status == 0, "\(fromEnvironment)")
@@ -231,7 +235,7 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
         let home = try place.workspace.makeDirectory("home")
         try Posix.makeDirectory(home + "/.aws")
         try Posix.writeFile(
-            home + "/.aws/credentials", Array("[ci]\naws_access_key_id=\(MotoServer.accessKey)\naws_secret_access_key=\(MotoServer.secretKey)\n".utf8))
+            home + "/.aws/credentials", Array("[ci]\naws_access_key_id=\(place.server.accessKey)\naws_secret_access_key=\(place.server.secretKey)\n".utf8))
         chmod(home + "/.aws/credentials", 0o600)
         let fromProfile = try Command.run(
             blobfs, ["verify", place.store, "--s3-endpoint", place.server.endpoint],
@@ -259,7 +263,7 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
         let config = try place.writeRegistryConfig()
         let purge = try Command.run(
             try BlobfsExecutable.path(), ["purge-uploads", place.store, "--older-than", "0s", "--s3-endpoint", place.server.endpoint],
-            environment: ["AWS_ACCESS_KEY_ID": MotoServer.accessKey, "AWS_SECRET_ACCESS_KEY": MotoServer.secretKey], timeout: 120)
+            environment: ["AWS_ACCESS_KEY_ID": place.server.accessKey, "AWS_SECRET_ACCESS_KEY": place.server.secretKey], timeout: 120)
         #expect(purge.status == 0 && purge.stdoutText.contains("purged 1 upload"), "\(purge)")
         #expect(try place.keys(below: "docker/registry/v2/repositories/library/alpine/_uploads/").isEmpty)
         #expect(try place.multipartUploads().isEmpty, "the multipart upload was aborted: \(purge)")
@@ -350,22 +354,24 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
         }
     }
 
-    /// A backup taken through an S3 mount, restored through a read-write mount of an empty second
-    /// prefix, is served by a registry on that prefix: every blob, and the image to skopeo.
-    @Test func aRestoreIntoASecondPrefixIsServedByARegistryOnIt() throws {
-        let place = try Place("restore-from")
+    /// Issue 14's fixture, on moto and on radosgw: a backup taken through an S3 mount, restored
+    /// through a read-write mount of an empty second prefix, is served by a registry on that
+    /// prefix: every blob byte for byte, and both images to skopeo (`copy --all`, digests equal).
+    @Test(arguments: S3ServerKind.allCases) func aRestoreIntoASecondPrefixIsServedByARegistryOnIt(server kind: S3ServerKind) async throws {
+        let fixture = try await S3IssueFixture.shared(on: kind)
+        let pushed = fixture.pushed
+        let place = try Place("restore-from-\(kind)", server: fixture.server, rootDirectory: fixture.rootDirectory)
         defer { place.workspace.remove() }
-        let pushed = try Self.push(place)
         let backup = try place.workspace.makeDirectory("backup")
         try BlobfsMount.withMount(root: place.store, mountpoint: place.workspace.mountpoint, options: place.options) { mount in
-            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 120)
+            let copy = try Command.run("rsync", ["-aH", mount.path("repo") + "/", backup + "/"], timeout: 300)
             #expect(copy.status == 0, "backup: \(copy)")
         }
-        let target = try Place("restore-to", server: place.server)
+        let target = try Place("restore-to-\(kind)", server: place.server)
         defer { target.workspace.remove() }
         try BlobfsMount.withMount(root: target.store, mountpoint: target.workspace.mountpoint, options: target.options + ["--read-write"]) { mount in
             #expect(mount.log.contains("is empty: a new store to restore into"), "\(mount.log)")
-            let copy = try Command.run("rsync", ["-aH", backup + "/", mount.path("repo") + "/"], timeout: 120)
+            let copy = try Command.run("rsync", ["-aH", backup + "/", mount.path("repo") + "/"], timeout: 300)
             #expect(copy.status == 0, "restore: \(copy)\n\(mount.log.tail(2000))")
         }
         #expect(try target.multipartUploads().isEmpty, "no upload left behind")
@@ -376,11 +382,24 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
             #expect(got.status == 200, "\(blob): \(got.status)")
             expectSameBytes(got.body, blob.bytes, "\(blob) served by the registry on the restored prefix")
         }
-        let pulled = place.workspace.path("pulled")
-        let pull = try Command.run(
-            "skopeo", ["--insecure-policy", "copy", "--src-tls-verify=false", "docker://127.0.0.1:\(server.port)/library/alpine:v1", "dir:" + pulled],
-            timeout: 120)
-        #expect(pull.status == 0, "skopeo copy from the restored prefix: \(pull)\n\(server.log.tail(2000))")
-        expectSameBytes(try readFileBytes(pulled + "/manifest.json"), pushed.manifestBytes, "the manifest skopeo pulled")
+        let deleted = try server.client.head(repository: "library/alpine", digest: "\(pushed.deleted)")
+        #expect(deleted.status == 404, "the deleted blob stays deleted: \(deleted.status)")
+        let images = [
+            ("library/alpine", "v1", pushed.manifest, pushed.manifestBytes),
+            (fixture.image.repository, fixture.image.tag, fixture.imageManifest, fixture.image.manifest),
+        ]
+        for (repository, tag, digest, manifest) in images {
+            let pulled = place.workspace.path("pulled-\(repository.replacingOccurrences(of: "/", with: "-"))")
+            let pull = try Command.run(
+                "skopeo", ["--insecure-policy", "copy", "--all", "--src-tls-verify=false", "docker://127.0.0.1:\(server.port)/\(repository):\(tag)", "dir:" + pulled],
+                timeout: 300)
+            #expect(pull.status == 0, "skopeo copy --all of \(repository):\(tag) from the restored prefix: \(pull)\n\(server.log.tail(2000))")
+            expectSameBytes(try readFileBytes(pulled + "/manifest.json"), manifest, "the manifest of \(repository):\(tag) skopeo pulled")
+            #expect(Digester.digest(of: try readFileBytes(pulled + "/manifest.json")) == digest)
+            // skopeo checked each blob against its digest as it copied; the files it wrote are those blobs.
+            for referenced in try S3IssueFixture.referencedDigests(manifest) {
+                #expect(try sha256Hex(ofFile: pulled + "/" + referenced.hex) == referenced.hex, "\(repository): \(referenced)")
+            }
+        }
     }
 }

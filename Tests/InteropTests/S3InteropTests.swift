@@ -7,27 +7,25 @@ import Testing
 import TestSupport
 
 /// Debian's docker-registry 2.8.2 with its own S3 driver and blobfs's storage layer over
-/// `S3Driver`, on one bucket of a local moto, both ways: what the registry writes reads back
+/// `S3Driver`, on one bucket of a local moto and of radosgw (which checks every signature, and
+/// keeps multipart ETags through the registry's UploadPartCopy moves), both ways: what the registry writes reads back
 /// byte for byte, and what blobfs writes the registry serves.
 @Suite(.serialized) struct S3InteropTests {
-    /// A root directory of its own in the process's moto bucket, for the registry and the driver.
+    /// A root directory of its own in the bucket of the process's moto or radosgw, for the
+    /// registry and the driver.
     struct Bucket {
-        let server: MotoServer
+        let server: any S3TestServer
         let rootDirectory = "/interop-\(UUID().uuidString)"
 
-        init() throws { server = try MotoServer.shared() }
+        init(_ kind: S3ServerKind) async throws { server = try await kind.shared() }
 
-        var registryStorage: RegistryS3Storage {
-            RegistryS3Storage(
-                endpoint: server.endpoint, bucket: server.bucket, rootDirectory: rootDirectory, accessKey: MotoServer.accessKey,
-                secretKey: MotoServer.secretKey)
-        }
+        var registryStorage: RegistryS3Storage { server.registryStorage(rootDirectory: rootDirectory) }
 
         func driver(tuning: S3DriverTuning = S3DriverTuning()) -> S3Driver {
             let client = S3Client(
                 S3Configuration(
-                    endpoint: server.endpoint, bucket: server.bucket,
-                    credentials: S3Credentials(accessKey: MotoServer.accessKey, secretKey: MotoServer.secretKey)))
+                    endpoint: server.endpoint, region: server.region, bucket: server.bucket,
+                    credentials: S3Credentials(accessKey: server.accessKey, secretKey: server.secretKey)))
             return S3Driver(client: client, rootDirectory: rootDirectory, tuning: tuning)
         }
 
@@ -38,8 +36,8 @@ import TestSupport
         }
     }
 
-    @Test func whatTheRegistryWritesToS3ReadsBackThroughTheS3Driver() throws {
-        let bucket = try Bucket()
+    @Test(arguments: S3ServerKind.allCases) func whatTheRegistryWritesToS3ReadsBackThroughTheS3Driver(server: S3ServerKind) async throws {
+        let bucket = try await Bucket(server)
         let monolithic = seededBytes(count: 100_000, seed: 60)
         let chunked = seededBytes(count: (6 << 20) + 4321, seed: 61)  // PATCHes of 1 MiB: the registry's short-part path
         let (manifestBlobs, image) = ManifestInteropTests.image("team/app/web", tag: "v1", docker: false, seed: 62)
@@ -80,8 +78,8 @@ import TestSupport
         }
     }
 
-    @Test func whatBlobfsWritesToS3TheRegistryServes() throws {
-        let bucket = try Bucket()
+    @Test(arguments: S3ServerKind.allCases) func whatBlobfsWritesToS3TheRegistryServes(server: S3ServerKind) async throws {
+        let bucket = try await Bucket(server)
         // Parts of 5 MiB, so the 11 MiB blob is a real multipart upload, then moved by UploadPartCopy.
         let driver = bucket.driver(tuning: S3DriverTuning(partSize: S3DriverTuning.minimumPartSize, copyThreshold: 1 << 20))
         let registry = Registry(driver: driver, cache: nil)

@@ -9,14 +9,15 @@ struct DriverFixture: CustomStringConvertible {
     let driver: any StorageDriver
     let directory: TemporaryDirectory?
 
-    static func make(_ kind: String) throws -> DriverFixture {
+    static func make(_ kind: String) async throws -> DriverFixture {
         switch kind {
         case "filesystem":
             let directory = try TemporaryDirectory()
             return DriverFixture(driver: try FilesystemDriver(root: directory.path), directory: directory)
-        case "s3":
-            // The process's moto, under a root directory of this fixture's own.
-            return DriverFixture(driver: try S3Fixture.driver(rootDirectory: "/conformance-\(UUID().uuidString)"), directory: nil)
+        case "s3", "s3-radosgw":
+            // The process's moto or radosgw, under a root directory of this fixture's own.
+            let server: S3ServerKind = kind == "s3" ? .moto : .radosgw
+            return DriverFixture(driver: try await S3Fixture.driver(on: server, rootDirectory: "/conformance-\(UUID().uuidString)"), directory: nil)
         default:
             return DriverFixture(driver: InMemoryDriver(), directory: nil)
         }
@@ -35,12 +36,12 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
 
 /// The behaviours every driver must share; the storage layer relies on each of them.
 @Suite struct DriverConformanceTests {
-    static let kinds = ["filesystem", "inmemory", "s3"]
+    static let kinds = ["filesystem", "inmemory", "s3", "s3-radosgw"]
     /// The drivers where a directory exists without files (not S3's).
     static let kindsWithEmptyDirectories = ["filesystem", "inmemory"]
 
-    @Test(arguments: kinds) func putAndGetContent(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func putAndGetContent(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         try driver.putContent(path("/a/b/c"), Array("hello".utf8))
@@ -54,8 +55,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(throws: StorageDriverError.tooLarge("/a/b/c", size: 3, limit: 2)) { try driver.getContent(path("/a/b/c"), limit: 2) }
     }
 
-    @Test(arguments: kinds) func statReportsKindAndSize(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func statReportsKindAndSize(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         try driver.putContent(path("/d/f"), [1, 2, 3])
@@ -66,8 +67,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(throws: StorageDriverError.pathNotFound("/d/f/x")) { try driver.stat(path("/d/f/x")) }
     }
 
-    @Test(arguments: kinds) func writerAppendsAndReaderReadsAtOffsets(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func writerAppendsAndReaderReadsAtOffsets(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         let p = path("/up/data")
@@ -96,8 +97,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(try driver.stat(p).size == 0)
     }
 
-    @Test(arguments: kinds) func cancelRemovesTheFile(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func cancelRemovesTheFile(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         let writer = try driver.writer(path("/x/data"), append: false)
@@ -107,8 +108,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(throws: StorageDriverError.self) { try [UInt8]([1]).withUnsafeBytes { try writer.write($0) } }
     }
 
-    @Test(arguments: kinds) func listIsSortedChildNames(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func listIsSortedChildNames(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         for name in ["c", "a", "b/deep/file"] { try driver.putContent(path("/l/\(name)"), []) }
@@ -133,8 +134,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         return (names, batches)
     }
 
-    @Test(arguments: kinds) func enumeratesTheNamesOfADirectoryInBatches(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func enumeratesTheNamesOfADirectoryInBatches(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         // Files, a directory with children, an empty directory: every kind of child, and a name
@@ -160,8 +161,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(throws: StorageDriverError.self) { try enumeratedNames(driver, path("/e/c")) }
     }
 
-    @Test(arguments: kinds) func anErrorFromTheBatchesStopsTheEnumeration(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func anErrorFromTheBatchesStopsTheEnumeration(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         for i in 0..<(fixture.keepsEmptyDirectories ? 2500 : 1100) { try makeDirectory(fixture, "/s/\(String(repeating: "a", count: 60))\(1000 + i)") }
@@ -175,8 +176,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(batches == 1)
     }
 
-    @Test(arguments: kinds) func readsTheMembersOfChildDirectories(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func readsTheMembersOfChildDirectories(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         try driver.putContent(path("/m/c/link"), [3, 3])
@@ -197,8 +198,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(throws: StorageDriverError.pathNotFound("/nope")) { try driver.members(named: "link", in: path("/nope"), limit: 8) }
     }
 
-    @Test(arguments: kinds) func moveCreatesParentsAndReplaces(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func moveCreatesParentsAndReplaces(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         try driver.putContent(path("/src/f"), [1])
@@ -211,8 +212,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(throws: StorageDriverError.pathNotFound("/src/none")) { try driver.move(from: path("/src/none"), to: path("/dst/x")) }
     }
 
-    @Test(arguments: kinds) func deleteIsRecursive(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func deleteIsRecursive(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         for name in ["a/1", "a/b/2", "a/b/c/3", "keep"] { try driver.putContent(path("/t/\(name)"), [0]) }
@@ -223,8 +224,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
         #expect(throws: StorageDriverError.pathNotFound("/t/keep")) { try driver.delete(path("/t/keep")) }
     }
 
-    @Test(arguments: kinds) func walkIsDepthFirstSortedAndSkips(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: kinds) func walkIsDepthFirstSortedAndSkips(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         for name in ["b/2", "a/x/1", "a/y", "c"] { try driver.putContent(path("/w/\(name)"), [0]) }
@@ -238,8 +239,8 @@ func path(_ s: String) -> DriverPath { try! DriverPath(s) }
 }
 
 @Suite struct DriverDirectoryTests {
-    @Test(arguments: DriverConformanceTests.kindsWithEmptyDirectories) func createDirectoryMakesEmptyDirectoriesThatList(kind: String) throws {
-        let fixture = try DriverFixture.make(kind)
+    @Test(arguments: DriverConformanceTests.kindsWithEmptyDirectories) func createDirectoryMakesEmptyDirectoriesThatList(kind: String) async throws {
+        let fixture = try await DriverFixture.make(kind)
         defer { fixture.close() }
         let driver = fixture.driver
         try driver.createDirectory(path("/r/a/_layers"))

@@ -6,7 +6,7 @@ import Synchronization
 /// tests, with one bucket created. It keeps objects in memory and checks no signatures (s3.md
 /// §1, appendix C). The server ends with its parent too: it watches its parent process and
 /// exits when the test process is gone, however that ended.
-public final class MotoServer: @unchecked Sendable {
+public final class MotoServer: S3TestServer, @unchecked Sendable {
     public let port: Int
     /// The bucket `init` created.
     public let bucket: String
@@ -17,6 +17,11 @@ public final class MotoServer: @unchecked Sendable {
     /// The credentials the tests sign with (moto accepts any).
     public static let accessKey = "blobfstest"
     public static let secretKey = "blobfstestsecret"
+
+    public var name: String { "moto" }
+    public var accessKey: String { Self.accessKey }
+    public var secretKey: String { Self.secretKey }
+    public var region: String { "us-east-1" }
 
     /// Starts the server on a free port, waits (at most 60 s: moto imports for a while on a busy
     /// machine) until it answers, and creates `bucket`.
