@@ -61,38 +61,17 @@ struct ScrapeDelta {
     }
 }
 
-/// The TCP sockets `pid` listens on, as `address:port` from /proc/net/tcp and tcp6 (hex decoded).
+/// The TCP sockets `pid` listens on, as `address:port` (`127.0.0.1:9440`, `[::1]:9440`), from
+/// `ss`'s socket-diagnostics dump of listening sockets only. (Reading /proc/net/tcp in pieces
+/// missed a listening socket when a loaded machine churned through thousands of connections
+/// meanwhile: the kernel resumes that table by position between reads.)
 func listeningSockets(of pid: Int32) throws -> [String] {
-    // The socket inodes the process holds.
-    var inodes = Set<String>()
-    for fd in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") {
-        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
-            target.hasPrefix("socket:[")
-        {
-            inodes.insert(String(target.dropFirst("socket:[".count).dropLast()))
-        }
+    let listing = try Command.run("ss", ["-H", "-l", "-t", "-n", "-p"], timeout: 30)
+    guard listing.status == 0 else { throw TestSupportError("ss -Hltnp: \(listing)") }
+    // State Recv-Q Send-Q Local:Port Peer:Port users:(("blobfs",pid=123,fd=7))
+    return listing.stdoutText.split(separator: "\n").compactMap { line in
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count >= 6, line.contains("pid=\(pid),") else { return nil }
+        return String(fields[3])
     }
-    var listening: [String] = []
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let lines = try String(contentsOfFile: table, encoding: .utf8).split(separator: "\n").dropFirst()
-        for line in lines {
-            let fields = line.split(separator: " ")
-            // sl local_address rem_address st tx:rx tr:tm retrnsmt uid timeout inode
-            guard fields.count > 9, fields[3] == "0A", inodes.contains(String(fields[9])) else { continue }
-            listening.append(decodeProcAddress(String(fields[1])))
-        }
-    }
-    return listening
-}
-
-/// `0100007F:24E0` → `127.0.0.1:9440`; an IPv6 address is shown in hex words, in brackets.
-private func decodeProcAddress(_ field: String) -> String {
-    let parts = field.split(separator: ":")
-    let port = Int(parts[1], radix: 16)!
-    let hex = Array(parts[0])
-    if hex.count == 8 {
-        let bytes = stride(from: 0, to: 8, by: 2).map { Int(String(hex[$0..<$0 + 2]), radix: 16)! }
-        return "\(bytes[3]).\(bytes[2]).\(bytes[1]).\(bytes[0]):\(port)"
-    }
-    return "[\(String(hex))]:\(port)"
 }
