@@ -95,6 +95,16 @@ public struct InstrumentedDriver: StorageDriver {
         try counted(.stat) { () throws(StorageDriverError) in try base.stat(path) }
     }
 
+    /// Counted as the `get_content` and `stat` it stands for; the wrapped driver's own, so that
+    /// the directories it holds open serve a mount with metrics on too.
+    public func getContent(_ relative: String, below directory: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] {
+        try counted(.getContent) { () throws(StorageDriverError) in try base.getContent(relative, below: directory, limit: limit) }
+    }
+
+    public func stat(_ relative: String, below directory: DriverPath) throws(StorageDriverError) -> FileInfo {
+        try counted(.stat) { () throws(StorageDriverError) in try base.stat(relative, below: directory) }
+    }
+
     public func createDirectory(_ path: DriverPath) throws(StorageDriverError) {
         try counted(.createDirectory) { () throws(StorageDriverError) in try base.createDirectory(path) }
     }

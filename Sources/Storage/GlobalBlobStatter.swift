@@ -21,17 +21,17 @@ public struct GlobalBlobStatter: BlobDescriptorService {
     /// The blob's data file as the disk has it now: its descriptor and modification time;
     /// `notRegularFile` for a directory, FIFO, device or socket.
     func dataFile(_ digest: Digest) throws(BlobError) -> BlobDataFile {
-        let path = PathMapper.path(.blobData(digest))
         let info: FileInfo
         do throws(StorageDriverError) {
-            info = try driver.stat(path)
+            // Below `blobs/<alg>`, which a driver that can holds open (a cold lookup's stat).
+            info = try driver.stat(PathMapper.dataFile(below: digest), below: PathMapper.blobDirectory(digest.algorithm))
         } catch .pathNotFound {
             throw .unknown(digest)
         } catch {
             throw error.blobError
         }
         // A damaged store, which a mount reports (EIO, logged) rather than hides.
-        guard info.kind == .file else { throw .notRegularFile(digest, path: path.value) }
+        guard info.kind == .file else { throw .notRegularFile(digest, path: info.path.value) }
         return BlobDataFile(descriptor: Descriptor(digest: digest, size: info.size), modified: info.modified)
     }
 

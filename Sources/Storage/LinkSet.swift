@@ -15,6 +15,15 @@ public enum LinkSet: Sendable, Hashable {
         }
     }
 
+    /// The directory of this set's links of one algorithm: a link is `PathMapper.link(below:)`
+    /// there.
+    public func directory(_ name: RepositoryName, _ algorithm: DigestAlgorithm) -> DriverPath {
+        switch self {
+        case .layers: PathMapper.path(.layerLinks(name, algorithm))
+        case .manifestRevisions: PathMapper.path(.manifestRevisionLinks(name, algorithm))
+        }
+    }
+
     public func path(_ name: RepositoryName, _ digest: Digest) -> DriverPath {
         switch self {
         case .layers: PathMapper.path(.layerLink(name, digest))

@@ -25,9 +25,8 @@ public struct LinkedBlobStore: BlobStore {
     /// itself, an alias's a sha256 digest (`corruptLink` otherwise); no link, or an empty one,
     /// is `unknown`.
     public func linkTarget(_ name: Digest) throws(BlobError) -> Digest {
-        let path = linkSet.path(repository, name)
-        guard let target = try LinkedBlobStatter.readLink(path, driver: driver) else { throw .unknown(name) }
-        try LinkedBlobStatter.checkTarget(target, of: name, at: path)
+        guard let target = try LinkedBlobStatter.readLink(of: name, in: linkSet, of: repository, driver: driver) else { throw .unknown(name) }
+        try LinkedBlobStatter.checkTarget(target, of: name, at: linkSet.path(repository, name))
         return target
     }
 

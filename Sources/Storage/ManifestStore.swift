@@ -156,9 +156,8 @@ public struct ManifestStore: Sendable {
     /// The first link set that links `digest`, and the digest its link holds.
     private func findLink(_ digest: Digest) throws(BlobError) -> (target: Digest, linkSet: LinkSet) {
         for linkSet in Self.lookupLinkSets {
-            let path = linkSet.path(repository, digest)
-            guard let target = try LinkedBlobStatter.readLink(path, driver: driver) else { continue }
-            try LinkedBlobStatter.checkTarget(target, of: digest, at: path)
+            guard let target = try LinkedBlobStatter.readLink(of: digest, in: linkSet, of: repository, driver: driver) else { continue }
+            try LinkedBlobStatter.checkTarget(target, of: digest, at: linkSet.path(repository, digest))
             return (target, linkSet)
         }
         throw BlobError.unknown(digest)

@@ -40,6 +40,11 @@ public struct DriverPath: Sendable, Hashable, Comparable, CustomStringConvertibl
         return DriverPath(unchecked: value + "/" + component)
     }
 
+    /// This path with `relative` (components joined by `/`) below it, each component checked.
+    public func appending(path relative: String) throws(StorageDriverError) -> DriverPath {
+        try DriverPath(value + "/" + relative)
+    }
+
     /// Whether `self` is `other` or lies below it.
     public func isWithin(_ other: DriverPath) -> Bool {
         value == other.value || value.hasPrefix(other.value + "/")

@@ -15,14 +15,22 @@ public final class FilesystemDriver: StorageDriver {
     private let adoptsParentOwner = geteuid() == 0
     /// Whether reads still ask for O_NOATIME (see `openWithoutAtime`).
     let readsWithoutAtime = Atomic(true)
+    /// The directories `getContent(_:below:limit:)` and `stat(_:below:)` read from.
+    let heldDirectories: HeldDirectories
 
-    /// Opens `root`, which must be an existing directory.
-    public init(root: String) throws(StorageDriverError) {
+    /// Opens `root`, which must be an existing directory. At most `heldDirectoryLimit`
+    /// directories are held open for reads below them, each found again at its path at most
+    /// `heldDirectoryRecheck` after it was last checked (`HeldDirectories`).
+    public init(root: String, heldDirectoryLimit: Int = 256, heldDirectoryRecheck: Duration = .seconds(1)) throws(StorageDriverError) {
         let fd = Glibc.open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw StorageDriverError.io(operation: "open storage root", path: root, errno: errno) }
         self.root = root
         self.rootFD = fd
+        heldDirectories = HeldDirectories(rootFD: fd, capacity: max(1, heldDirectoryLimit), recheckInterval: heldDirectoryRecheck)
     }
+
+    /// How many directories are held open now (at most the limit given at init).
+    public var heldDirectoryCount: Int { heldDirectories.count }
 
     /// The filesystem the root is on (fstatvfs of the root directory, as `df` would show it).
     public func capacity() throws(StorageDriverError) -> StorageCapacity? {
@@ -83,6 +91,72 @@ public final class FilesystemDriver: StorageDriver {
     /// Files read whole with at most this limit (links, `startedat`) are read without an fstat
     /// first: a buffer of the limit costs less than the system call.
     static let smallFileLimit = 4096
+
+    /// A cold lookup's link read: `openat2` from the held directory (no access-time update: a
+    /// store just written would otherwise have every link's inode dirtied by its first read),
+    /// one `pread` of one byte more than `limit` into a buffer on the stack, `close`.
+    public func getContent(_ relative: String, below directory: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] {
+        guard limit <= Self.smallFileLimit else { return try getContent(try directory.appending(path: relative), limit: limit) }
+        let fd = try open(relative, below: directory, O_RDONLY | O_NONBLOCK | O_NOCTTY)
+        defer { Glibc.close(fd) }
+        let read = withUnsafeTemporaryAllocation(byteCount: limit + 1, alignment: 1) { buffer in
+            var filled = 0
+            while filled < buffer.count {
+                let n = pread(fd, buffer.baseAddress! + filled, buffer.count - filled, off_t(filled))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    let code = errno
+                    return Result<[UInt8], StorageDriverError>.failure(
+                        code == EISDIR
+                            ? .isDirectory(directory.value + "/" + relative)
+                            : .io(operation: "read", path: directory.value + "/" + relative, errno: code))
+                }
+                // A regular file reads short only at its end.
+                let asked = buffer.count - filled
+                filled += n
+                if n == 0 || n < asked { break }
+            }
+            return .success(Array(UnsafeRawBufferPointer(rebasing: buffer[..<filled])))
+        }
+        switch read {
+        case .failure(let error):
+            throw error
+        case .success(let content) where content.count > limit:
+            // Only now is the size worth its system call: the error names it.
+            var st = Glibc.stat()
+            let size = fstat(fd, &st) == 0 ? Int64(st.st_size) : Int64(content.count)
+            throw .tooLarge(directory.value + "/" + relative, size: size, limit: limit)
+        case .success(let content):
+            return content
+        }
+    }
+
+    /// A cold lookup's data-file stat: `openat2` (`O_PATH`) from the held directory, `fstat`,
+    /// `close` (a single `fstatat` would follow a symbolic link in a middle component).
+    public func stat(_ relative: String, below directory: DriverPath) throws(StorageDriverError) -> FileInfo {
+        let fd = try open(relative, below: directory, O_PATH)
+        defer { Glibc.close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw failure("stat", directory.value + "/" + relative, errno) }
+        return FileInfo(path: DriverPath(composedOfValidParts: directory.value + "/" + relative), status: st)
+    }
+
+    /// Opens `relative` beneath the held `directory`. A name not found in a directory that has
+    /// been removed since it was held is looked for again in the one at its path now.
+    private func open(_ relative: String, below directory: DriverPath, _ flags: Int32) throws(StorageDriverError) -> Int32 {
+        var held = try heldDirectories.directory(directory, toRead: relative)
+        for attempt in 0..<2 {
+            let fd = withExtendedLifetime(held) {
+                flags & O_PATH != 0
+                    ? blobfs_openat_beneath(held.fd, relative, flags, 0) : openWithoutAtime(held.fd, relative, flags)
+            }
+            if fd >= 0 { return fd }
+            let code = errno
+            guard code == ENOENT, attempt == 0, held.isRemoved else { throw failure("open", directory.value + "/" + relative, code) }
+            held = try heldDirectories.reopen(held, at: directory, toRead: relative)
+        }
+        preconditionFailure("unreachable: the second attempt returns or throws")
+    }
 
     public func putContent(_ path: DriverPath, _ content: [UInt8]) throws(StorageDriverError) {
         let parentFD = try makeDirectories(path.parent, mode: 0o777)

@@ -13,6 +13,13 @@ public protocol StorageDriver: Sendable {
     /// Opens a file for appending, creating it (and its parents); `append: false` truncates it.
     func writer(_ path: DriverPath, append: Bool) throws(StorageDriverError) -> any DriverFileWriter
     func stat(_ path: DriverPath) throws(StorageDriverError) -> FileInfo
+    /// `getContent` of `relative` (components of the path grammar joined by `/`) below
+    /// `directory`, for many small reads in one directory (a repository's links, on every cold
+    /// lookup): a driver that can hold `directory` open resolves `relative` from there. By
+    /// default, `getContent` of the joined path.
+    func getContent(_ relative: String, below directory: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8]
+    /// `stat` of `relative` below `directory`, as `getContent(_:below:limit:)` resolves it.
+    func stat(_ relative: String, below directory: DriverPath) throws(StorageDriverError) -> FileInfo
     /// Creates a directory and its parents; an existing directory is fine.
     func createDirectory(_ path: DriverPath) throws(StorageDriverError)
     /// The names of a directory's children, sorted.
@@ -39,6 +46,14 @@ public protocol StorageDriver: Sendable {
 extension StorageDriver {
     public func capacity() throws(StorageDriverError) -> StorageCapacity? { nil }
     public var owner: StorageOwner? { nil }
+
+    public func getContent(_ relative: String, below directory: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] {
+        try getContent(try directory.appending(path: relative), limit: limit)
+    }
+
+    public func stat(_ relative: String, below directory: DriverPath) throws(StorageDriverError) -> FileInfo {
+        try stat(try directory.appending(path: relative))
+    }
 
     /// Small files only: links, `startedat`.
     public func getContent(_ path: DriverPath) throws(StorageDriverError) -> [UInt8] {

@@ -59,7 +59,11 @@ import StorageTesting
         let repository = try store.registry.repository("foo/bar")
         let d = try upload([1, 2, 3], to: repository).digest
         let link = LinkSet.layers.path(repository.name, d)
-        for garbage: [UInt8] in [Array("sha256:nothex\n".utf8), Array((d.description + "\n").utf8), [0xff, 0xfe, 0x00], Array("md5:abc".utf8)] {
+        // Also links a byte or a case away from their own name, which is taken without a parse.
+        for garbage: [UInt8] in [
+            Array("sha256:nothex\n".utf8), Array((d.description + "\n").utf8), [0xff, 0xfe, 0x00], Array("md5:abc".utf8),
+            Array(d.description.uppercased().utf8), Array("sha256;\(d.hex)".utf8), Array("sha512:\(d.hex)".utf8),
+        ] {
             try store.driver.putContent(link, garbage)
             #expect(throws: BlobError.self) { try repository.blobs.stat(d) }
             do {
