@@ -99,7 +99,10 @@ import TestSupport
                 #expect(shown.count == 1000 && shown == expected, "round \(round): \(shown.count) tags shown")
                 sent.append(readlinks())
             }
-            #expect(sent[0] == 1000 && sent[1] == sent[0], "READLINK requests after each listing: \(sent)")
+            // The second listing is served from the kernel's page cache of the targets. A page
+            // the kernel reclaimed meanwhile is asked for again (seen once on a loaded machine:
+            // [1000, 1001]); without the cache it would be another thousand.
+            #expect(sent[0] == 1000 && sent[1] - sent[0] <= 10, "READLINK requests after each listing: \(sent)")
         }
     }
 }
