@@ -223,6 +223,8 @@ struct MountCommand: ParsableCommand {
         if allowDelete && !readWrite { throw CommandFailure.usage("--allow-delete needs a read-write mount (--read-write or -o rw)") }
         bootstrapLogging(level: logLevel?.level ?? list.logLevel ?? .info)
         let logger = Logger(label: "blobfs")
+        let descriptors = DescriptorLimit.raiseToHard()
+        logger.debug("open-file limit", metadata: ["nofile": "\(descriptors)"])
         if !list.ignored.isEmpty {
             logger.debug("ignoring mount(8) options", metadata: ["options": "\(list.ignored.joined(separator: ","))"])
         }

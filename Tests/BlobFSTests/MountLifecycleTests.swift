@@ -195,4 +195,32 @@ import TestSupport
             #expect(FileManager.default.fileExists(atPath: busy.path("repo/a/b/blobs")))
         }
     }
+
+    /// A daemon started under a low soft open-file limit raises it to the hard one: the driver
+    /// holds up to 256 directories, besides every open blob and backing file.
+    @Test func theDaemonRaisesItsOpenFileLimitToTheHardLimit() throws {
+        let workspace = try Workspace("nofile")
+        defer { workspace.remove() }
+        try writeStore(root: workspace.root, [("nofile/app", seededBytes(count: 10, seed: 610))])
+        var hard = rlimit()
+        try #require(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &hard) == 0)
+        try #require(hard.rlim_max > 512, "the hard limit here is \(hard.rlim_max)")
+        let log = workspace.path("nofile.log")
+        let daemon = try ChildProcess(
+            executable: "/bin/sh", arguments: ["-c", "ulimit -Sn 512 && exec \"$0\" mount \"$1\" \"$2\"", try BlobfsExecutable.path(), workspace.root, workspace.mountpoint],
+            stdoutPath: log, stderrPath: log)
+        defer {
+            if MountTable.isMounted(workspace.mountpoint) { MountTable.forceUnmount(workspace.mountpoint) }
+            daemon.signal(SIGKILL)
+            _ = daemon.wait(timeout: 10)
+        }
+        #expect(MountTable.waitUntil(timeout: 30) { MountTable.isMounted(workspace.mountpoint) }, "not mounted: \((try? Posix.readFile(log)).map { String(decoding: $0, as: UTF8.self) } ?? "")")
+        let limits = String(decoding: try Posix.readFile("/proc/\(daemon.pid)/limits"), as: UTF8.self)
+        let line = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }.map(String.init) ?? ""
+        let numbers = line.split(separator: " ").compactMap { UInt64($0) }
+        #expect(numbers.count == 2 && numbers[0] == numbers[1] && numbers[0] == UInt64(hard.rlim_max), "\(line)")
+        let result = try Command.run("fusermount3", ["-u", workspace.mountpoint], timeout: 30)
+        #expect(result.status == 0, "\(result)")
+        #expect(daemon.wait(timeout: 20) != nil)
+    }
 }
