@@ -523,11 +523,15 @@ def s3_section(s3, with_targets):
         f"`bench/many-00` of {int(m['s3_blobs']):,} small blobs) and the same small blobs' data under `flat/<hex>`; "
         f"uploaded with `rclone copy --transfers {m['s3_upload_transfers']}`: {int(m['s3_upload_objects']):,} objects in "
         f"{m['s3_upload_seconds']} s (server CPU {m['s3_upload_server_cpu']} s).",
-        f"- Contenders: blobfs `mount s3://{m['s3_bucket']}/registry` (verified; a fresh `--cache-dir` per mount), the same with "
-        f"`--cache-size {m['s3_small_cache']}` (the large blob does not fit, so it streams), rclone mount with "
-        "`--vfs-cache-mode off` and `full` (fresh `--cache-dir`), s3fs `-o ro,url=…,use_path_request_style`; native "
-        "reads of the local copy (in the host's page cache) as the baseline; `curl`: one signed GET of the whole "
-        "object, what the server gives one stream. Rounds: " + m["s3_runs"] + ", contenders taking turns; medians.",
+        "- Contenders: " + "; ".join(text for c, text in (
+            ("blobfs", f"blobfs `mount s3://{m['s3_bucket']}/registry` (verified; a fresh `--cache-dir` per mount)"),
+            ("blobfs-smallcache", f"the same with `--cache-size {m['s3_small_cache']}` (the large blob does not fit, so it streams)"),
+            ("rclone-off", "rclone mount `--read-only --vfs-cache-mode off`"),
+            ("rclone-full", "rclone mount `--read-only --vfs-cache-mode full` (a fresh `--cache-dir`)"),
+            ("s3fs", "s3fs `-o ro,url=…,use_path_request_style`"),
+            ("native", "native reads of the local copy (in the host's page cache), the baseline"),
+            ("curl", "`curl`: one signed GET of the whole object, what the server gives one stream"),
+        ) if c in m["s3_contenders"].split()) + f". Rounds: {m['s3_runs']}, contenders taking turns; medians.",
         "",
         "Times are medians; \"server\" is the CPU seconds radosgw's processes (monitor, OSD, radosgw) spent during "
         "the step: close to the wall time, the server is the bottleneck.",
