@@ -64,7 +64,9 @@ bench-deps:
 	$(call install_missing,$(BENCH_PACKAGES))
 
 # Measures blobfs against native reads, bindfs and rclone mount (a few minutes; root for the cold
-# figure) and writes the results into docs/benchmarks.md and docs/benchmarks.png.
+# figure), then blobfs on S3 against rclone mount and s3fs over a one-node radosgw (bench/s3.sh,
+# its Ceph from `deps`; BENCH_S3=off skips it), and writes the results into docs/benchmarks.md and
+# docs/benchmarks.png.
 bench: release bench-deps
 	BLOBFS=$(BLOBFS) BENCH_COMMAND="make bench" bash bench/run.sh
 

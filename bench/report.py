@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """The report of `make bench`: medians, ratios, targets, a chart (stdlib + matplotlib).
 
-    report.py <results.tsv> <meta.env> [--doc docs/benchmarks.md --chart docs/benchmarks.png]
+    report.py <results.tsv> <meta.env> [--s3 <dir>] [--doc docs/benchmarks.md --chart docs/benchmarks.png]
+    report.py --s3-only <dir>
 
 Prints the results section (Markdown) and, with --doc, replaces the part of the doc between
 `<!-- bench:results:begin -->` and `<!-- bench:results:end -->` with it (appending both markers
-when they are missing) and draws the chart the doc embeds.
+when they are missing) and draws the chart the doc embeds. `--s3 <dir>` adds the S3 section from
+the files bench/s3.sh wrote there (s3-results.tsv, s3-meta.env; or s3-failed.txt, saying why it
+has none) and its issue-14 rows to the targets; `--s3-only` prints that section alone.
 """
 import argparse
 import os
@@ -26,6 +29,11 @@ NAMES = {
     "blobfs-metrics": "blobfs --metrics-address",
     "bindfs": "bindfs",
     "rclone": "rclone mount",
+    "blobfs-smallcache": "blobfs, cache smaller than the large blob",
+    "rclone-off": "rclone mount --vfs-cache-mode off",
+    "rclone-full": "rclone mount --vfs-cache-mode full",
+    "s3fs": "s3fs",
+    "curl": "curl GET (one stream)",
     "sha256sum": "sha256sum",
     "openssl": "openssl dgst -sha256",
 }
@@ -251,7 +259,7 @@ def cpu_table(res):
     return "\n".join(lines)
 
 
-def targets_table(res):
+def targets_table(res, s3=None):
     med = res.median
 
     def speed(figure, other, mine="blobfs"):
@@ -338,21 +346,224 @@ def targets_table(res):
                           ("5c", "writing the 1 GiB file")):
         v = med(figure, "blobfs", "value")
         add(f"daemon peak RSS ≤ 64 MiB ({label})", "–" if v is None else f"{v:.1f} MiB", None if v is None else v <= 64, "")
-    return "| target (issue 5) | this run | | evidence from this run |\n|---|---|---|---|\n" + "\n".join(rows)
+    if s3 is not None:
+        rows.extend(s3_target_rows(s3))
+    return TARGETS_HEADER + "\n".join(rows)
+
+
+TARGETS_HEADER = "| target (issue 5) | this run | | evidence from this run |\n|---|---|---|---|\n"
 
 
 def runs_detail(res):
-    lines = ["| figure | contender | runs (seconds; for 5a/5b: MiB) |", "|---|---|---|"]
+    lines = ["| figure | contender | runs (seconds; for 5a/5b and s3-rss: MiB) |", "|---|---|---|"]
     for (figure, contender), rows in sorted(res.rows.items()):
         if figure.endswith("-entries") or contender == "skipped":
             continue
-        field = "value" if figure.startswith("5") else "seconds"
-        values = [r[field] for r in rows if r[field]]
+        field = "value" if figure.startswith("5") or figure.startswith("s3-rss") else "seconds"
+        values = [r[field] or r["value"] for r in rows if r[field] or r["value"]]
         lines.append(f"| {figure} | {NAMES.get(contender, contender)} | {' '.join(values)} |")
     return "\n".join(lines)
 
 
-def section(res, chart_name):
+# ---------------------------------------------------------------------------------------------
+# The S3 section (bench/s3.sh): blobfs over radosgw beside rclone mount and s3fs.
+
+S3_CONTENDERS = ["native", "curl", "blobfs", "blobfs-smallcache", "rclone-off", "rclone-full", "s3fs"]
+S3_PEERS = ["rclone-off", "rclone-full", "s3fs"]
+
+
+class S3Results(Results):
+    """The rows of s3-results.tsv (run.sh's columns and server_cpu) and s3-meta.env."""
+
+    def __init__(self, directory):
+        rows, meta = load(os.path.join(directory, "s3-results.tsv"), os.path.join(directory, "s3-meta.env"))
+        self.rows = rows
+        self.meta = meta
+        self.large_bytes = int(meta["s3_large_mib"]) * 1024 * 1024
+        self.medium_bytes = int(meta["s3_medium_mib"]) * 1024 * 1024
+
+    def failures(self, figure, contender):
+        return [r["value"] for r in self.rows.get((figure, contender), []) if r.get("value", "").startswith("failed")]
+
+    def peak(self, figure, contender):
+        values = self.values(figure, contender, "value")
+        return max(values) if values else None
+
+
+def s3_figures(s3):
+    m = s3.meta
+    n = int(m["s3_blobs"])
+    return [
+        ("s3-64a", f"first read of the {m['s3_medium_mib']} MiB blob (`dd bs=1M`)", "fresh mount (and cache)", ("bytes", s3.medium_bytes)),
+        ("s3-64b", "second read of it", "same mount", ("bytes", s3.medium_bytes)),
+        ("s3-1ga", f"first read of the {m['s3_large_mib']} MiB blob", "fresh mount (and cache)", ("bytes", s3.large_bytes)),
+        ("s3-1gb", "second read of it", "same mount", ("bytes", s3.large_bytes)),
+        ("s3-rand", f"{int(m['s3_random_reads']):,} random 4 KiB preads of it (seeded offsets; open included)",
+         "fresh mount (and cache)", ("ops", int(m["s3_random_reads"]))),
+        ("s3-lsa", f"`ls -l` of the {n:,} small blobs (blobfs: `repo/<name>/blobs`; peers and native: the flat prefix of their data objects)",
+         "fresh mount", ("time", None)),
+        ("s3-lsb", "`ls -l` again", "same mount", ("time", None)),
+    ]
+
+
+def s3_cell(s3, figure, c, kind):
+    failed = s3.failures(figure, c)
+    text = cell(s3, figure, c, kind)
+    if text == "–" and failed:
+        return failed[0]
+    server = s3.median(figure, c, "server_cpu")
+    if text != "–" and server is not None and c != "native":
+        text += f"; server {server:.2f} s"
+    if failed:
+        text += f" ({len(failed)} run(s) {failed[0]})"
+    return text
+
+
+def s3_main_table(s3):
+    present = [c for c in S3_CONTENDERS if any(key[1] == c for key in s3.rows)]
+    lines = [
+        "| figure | caches | runs | " + " | ".join(NAMES[c] if c != "native" else "native (a local copy)" for c in present) + " |",
+        "|---|---|---|" + "---|" * len(present),
+    ]
+    for figure, label, caches, kind in s3_figures(s3):
+        runs = max(s3.runs(figure, c) for c in present)
+        cells = [f"**{s3_cell(s3, figure, c, kind)}**" if c == "blobfs" else s3_cell(s3, figure, c, kind) for c in present]
+        lines.append(f"| {label} | {caches} | {runs} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def s3_cpu_table(s3):
+    present = [c for c in S3_CONTENDERS if c not in ("native", "curl") and any(key[1] == c for key in s3.rows)]
+    lines = ["| figure | " + " | ".join(NAMES[c] for c in present) + " |", "|---|" + "---|" * len(present)]
+    for figure, label, _, _ in s3_figures(s3):
+        cells = []
+        for c in present:
+            d, srv = s3.median(figure, c, "daemon_cpu"), s3.median(figure, c, "server_cpu")
+            cells.append("–" if d is None else f"{d:.2f} s / {srv:.2f} s")
+        lines.append(f"| {label.split(' (')[0]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def s3_memory_table(s3):
+    present = [c for c in S3_CONTENDERS if c not in ("native", "curl") and any(key[1] == c for key in s3.rows)]
+    steps = [("s3-rss-64", f"{s3.meta['s3_medium_mib']} MiB reads"), ("s3-rss-1g", f"{s3.meta['s3_large_mib']} MiB reads"),
+             ("s3-rss-rand", "random reads"), ("s3-rss-ls", "`ls -l`")]
+    lines = ["| daemon | " + " | ".join(f"after the {label}" for _, label in steps) + " |", "|---|" + "---|" * len(steps)]
+    for c in present:
+        cells = []
+        for figure, _ in steps:
+            med, peak = s3.median(figure, c, "value"), s3.peak(figure, c)
+            cells.append("–" if med is None else f"{med:.1f} MiB (max {peak:.1f})")
+        lines.append(f"| {NAMES[c]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def s3_target_rows(s3):
+    """The issue-14 rows of the targets table, from an S3Results (or a failure note)."""
+    if isinstance(s3, str):
+        return [f"| issue 14: S3 figures (radosgw) | not measured: {s3} | – | |"]
+    med = s3.median
+    rows = []
+
+    def add(target, measured, met, note):
+        status = "–" if met is None else ("**met**" if met else "**not met**")
+        rows.append(f"| {target} | {measured} | {status} | {note} |")
+
+    def cpu_note(figure, c):
+        wall, d, srv = med(figure, c), med(figure, c, "daemon_cpu"), med(figure, c, "server_cpu")
+        if wall is None:
+            return f"{NAMES[c]}: –"
+        return f"{NAMES[c]} {fmt_seconds(wall)}, daemon CPU {d:.2f} s, server CPU {srv:.2f} s"
+
+    mine, ceiling = med("s3-1ga", "blobfs"), med("s3-1ga", "curl")
+    mb = s3.large_bytes / 1e6
+    for peer in S3_PEERS:
+        theirs = med("s3-1ga", peer)
+        r = None if mine is None or theirs is None else theirs / mine
+        note = cpu_note("s3-1ga", "blobfs") + "; " + cpu_note("s3-1ga", peer)
+        if theirs is not None and ceiling is not None:
+            note += (f"; 1.5× {NAMES[peer]} is {1.5 * mb / theirs:.0f} MB/s, and the server gave one curl stream "
+                     f"{mb / ceiling:.0f} MB/s in this run")
+        add(f"issue 14: verified first read of the {s3.meta['s3_large_mib']} MiB blob ≥ 1.5× {NAMES[peer]}'s (unverified)",
+            "–" if r is None else f"{r:.2f}× {NAMES[peer]}", None if r is None else r >= 1.5, note)
+    native, second = med("s3-1gb", "native"), med("s3-1gb", "blobfs")
+    r = None if native is None or second is None else native / second
+    add(f"issue 14: second read of the {s3.meta['s3_large_mib']} MiB blob ≥ 0.9× native reads of a local copy",
+        "–" if r is None else f"{r:.2f}× native", None if r is None else r >= 0.9, cpu_note("s3-1gb", "blobfs"))
+    peak = s3.peak("s3-rss-1g", "blobfs-smallcache")
+    add(f"issue 14: daemon peak RSS ≤ 128 MiB while streaming the {s3.meta['s3_large_mib']} MiB blob "
+        f"(`--cache-size {s3.meta['s3_small_cache']}`; largest of the runs)",
+        "–" if peak is None else f"{peak:.1f} MiB", None if peak is None else peak <= 128,
+        "with the default cache (the blob cached): " + ("–" if s3.peak("s3-rss-1g", "blobfs") is None else f"{s3.peak('s3-rss-1g', 'blobfs'):.1f} MiB"))
+    rclone = [(med("s3-lsa", c), c) for c in ("rclone-off", "rclone-full") if med("s3-lsa", c) is not None]
+    mine = med("s3-lsa", "blobfs")
+    if rclone and mine is not None:
+        best, which = min(rclone)
+        add(f"issue 14: `ls -l` of {int(s3.meta['s3_blobs']):,} blobs ≤ 2× rclone mount's (fresh mounts; the faster rclone mode)",
+            f"{mine / best:.2f}× {NAMES[which]}'s time", mine <= 2 * best,
+            cpu_note("s3-lsa", "blobfs") + "; " + cpu_note("s3-lsa", which))
+    else:
+        add(f"issue 14: `ls -l` of {int(s3.meta['s3_blobs']):,} blobs ≤ 2× rclone mount's", "–", None, "")
+    return rows
+
+
+def s3_section(s3, with_targets):
+    if isinstance(s3, str):
+        return "\n".join(["#### S3 (radosgw)", "", f"Not measured: {s3}."])
+    m = s3.meta
+    parts = [
+        "#### S3 (radosgw)",
+        "",
+        f"- Server: {m['s3_server']} on 127.0.0.1 (`scripts/radosgw.sh`: one monitor, one OSD, one radosgw; "
+        + (f"started in {m['s3_server_start_seconds']} s" if m['s3_server_start_seconds'][0].isdigit() else "already running")
+        + f"); rclone {m['s3_rclone']}, s3fs {m['s3_s3fs']}. Load average "
+        f"{m['s3_load_start']} at the start of this section, {m['s3_load_end']} at its end; it took {m['s3_seconds']} s.",
+        f"- Objects, the same for every contender, in bucket `{m['s3_bucket']}`: a registry store under `registry/` (a "
+        f"{m['s3_medium_mib']} MiB and a {m['s3_large_mib']} MiB blob of seeded bytes linked in `bench/large`, and "
+        f"`bench/many-00` of {int(m['s3_blobs']):,} small blobs) and the same small blobs' data under `flat/<hex>`; "
+        f"uploaded with `rclone copy --transfers {m['s3_upload_transfers']}`: {int(m['s3_upload_objects']):,} objects in "
+        f"{m['s3_upload_seconds']} s (server CPU {m['s3_upload_server_cpu']} s).",
+        "- Contenders: " + "; ".join(text for c, text in (
+            ("blobfs", f"blobfs `mount s3://{m['s3_bucket']}/registry` (verified; a fresh `--cache-dir` per mount)"),
+            ("blobfs-smallcache", f"the same with `--cache-size {m['s3_small_cache']}` (the large blob does not fit, so it streams)"),
+            ("rclone-off", "rclone mount `--read-only --vfs-cache-mode off`"),
+            ("rclone-full", "rclone mount `--read-only --vfs-cache-mode full` (a fresh `--cache-dir`)"),
+            ("s3fs", "s3fs `-o ro,url=…,use_path_request_style`"),
+            ("native", "native reads of the local copy (in the host's page cache), the baseline"),
+            ("curl", "`curl`: one signed GET of the whole object, what the server gives one stream"),
+        ) if c in m["s3_contenders"].split()) + f". Rounds: {m['s3_runs']}, contenders taking turns; medians.",
+        "",
+        "Times are medians; \"server\" is the CPU seconds radosgw's processes (monitor, OSD, radosgw) spent during "
+        "the step: close to the wall time, the server is the bottleneck.",
+        "",
+        s3_main_table(s3),
+        "",
+        "Daemon CPU / server CPU (seconds, medians):",
+        "",
+        s3_cpu_table(s3),
+        "",
+        "Daemon peak RSS (VmHWM at the end of each mount; median, and the largest of the runs):",
+        "",
+        s3_memory_table(s3),
+    ]
+    if with_targets:
+        parts += ["", TARGETS_HEADER.replace("issue 5", "issue 14") + "\n".join(s3_target_rows(s3))]
+    parts += ["", "<details><summary>Every S3 run</summary>", "", runs_detail(s3), "", "</details>"]
+    return "\n".join(parts)
+
+
+def load_s3(directory):
+    """An S3Results, or the reason there is none (a string)."""
+    failed = os.path.join(directory, "s3-failed.txt")
+    if os.path.exists(failed):
+        with open(failed) as f:
+            return f.read().strip()
+    if not os.path.exists(os.path.join(directory, "s3-meta.env")):
+        return f"bench/s3.sh left no results in {directory}"
+    return S3Results(directory)
+
+
+def section(res, chart_name, s3=None):
     m = res.meta
     skipped = res.rows.get(("1c", "skipped"))
     parts = [
@@ -387,7 +598,7 @@ def section(res, chart_name):
         "",
         "#### Targets",
         "",
-        targets_table(res),
+        targets_table(res, s3),
         "",
         "#### Verification throughput (figure 6)",
         "",
@@ -413,6 +624,8 @@ def section(res, chart_name):
         "",
         "</details>",
     ]
+    if s3 is not None:
+        parts += ["", s3_section(s3, with_targets=False)]
     return "\n".join(parts)
 
 
@@ -503,14 +716,21 @@ def update_doc(doc_path, text):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("results")
-    parser.add_argument("meta")
+    parser.add_argument("results", nargs="?")
+    parser.add_argument("meta", nargs="?")
+    parser.add_argument("--s3", help="the directory bench/s3.sh wrote its results into")
+    parser.add_argument("--s3-only", metavar="DIR", help="print only the S3 section from DIR")
     parser.add_argument("--doc")
     parser.add_argument("--chart")
     args = parser.parse_args()
+    if args.s3_only:
+        print(s3_section(load_s3(args.s3_only), with_targets=True))
+        return
+    if not args.results or not args.meta:
+        parser.error("results.tsv and meta.env are needed (or --s3-only DIR)")
     res = Results(*load(args.results, args.meta))
     chart_name = os.path.basename(args.chart) if args.chart else "benchmarks.png"
-    text = section(res, chart_name)
+    text = section(res, chart_name, load_s3(args.s3) if args.s3 else None)
     print(text)
     if args.chart:
         chart(res, args.chart)

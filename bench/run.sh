@@ -11,7 +11,10 @@
 #   BENCH_LARGE_MIB=1024                    the large blob (figures 1, 2, 5, 6)
 #   BENCH_RANDOM_READS=5000                 4 KiB reads per pass in figure 2
 #   BENCH_DOC=docs/benchmarks.md            where the results go (BENCH_DOC= to skip the doc)
-#   BENCH_RESULTS_DIR=dir                   also keep the raw results (results.tsv, meta.env) there
+#   BENCH_RESULTS_DIR=dir                   also keep the raw results (results.tsv, meta.env, s3-*) there
+#   BENCH_S3=off                            skip the S3 section (bench/s3.sh: blobfs, rclone mount and
+#                                           s3fs over radosgw; its BENCH_S3_* settings are its own,
+#                                           BENCH_S3_RUNS defaults to BENCH_HEAVY_RUNS)
 #   TMPDIR                                  where the store and the mountpoints are made
 #
 # Nothing here asserts a time: it measures, and reports. Every mount and the temporary directory
@@ -526,6 +529,24 @@ for run in $(seq "$HEAVY_RUNS"); do
 done
 
 # ---------------------------------------------------------------------------------------------
+# The S3 section (issue 14): bench/s3.sh starts its own radosgw, uploads its own objects and
+# mounts each contender over them; it cleans up after itself. A failure there is reported in the
+# doc rather than losing the figures above.
+s3_dir=""
+if [[ ${BENCH_S3:-on} != off ]]; then
+    s3_dir=$work/s3
+    mkdir -p "$s3_dir"
+    say "S3 section: bench/s3.sh (radosgw; blobfs, rclone mount, s3fs)"
+    s3_status=0
+    BENCH_S3_RUNS=${BENCH_S3_RUNS:-$HEAVY_RUNS} BENCH_PYTHON=$PYTHON bash "$here/s3.sh" "$BLOBFS" "$s3_dir" \
+        >"$work/s3.out" 2> >(tee "$work/s3.err" >&2) || s3_status=$?
+    if ((s3_status != 0)); then
+        say "bench/s3.sh failed (status $s3_status): the report says so"
+        echo "bench/s3.sh exited with status $s3_status: $(grep -v '^\s*$' "$work/s3.err" | tail -n 1)" >"$s3_dir/s3-failed.txt"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
 # Report.
 
 bench_seconds=$(awk -v a="${bench_start/./}" -v b="$(usec)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
@@ -566,7 +587,9 @@ git_rev="${BENCH_BLOBFS_DESCRIPTION:-$git_rev}; binary built $(date -u -r "$BLOB
 if [[ -n ${BENCH_RESULTS_DIR:-} ]]; then
     mkdir -p "$BENCH_RESULTS_DIR"
     cp "$results" "$work/meta.env" "$BENCH_RESULTS_DIR/"
+    [[ -z $s3_dir ]] || cp "$s3_dir"/s3-* "$BENCH_RESULTS_DIR/" 2>/dev/null || true
 fi
 report_args=("$results" "$work/meta.env")
+[[ -n $s3_dir ]] && report_args+=(--s3 "$s3_dir")
 [[ -n $DOC ]] && report_args+=(--doc "$DOC" --chart "${DOC%.md}.png")
 "$PYTHON" "$here/report.py" "${report_args[@]}"
