@@ -12,6 +12,12 @@
 # test process killed by a signal leaves no Ceph behind). Needs root for nothing but the packages:
 # radosgw ceph-mon ceph-osd ceph-common (the Makefile installs them). Starting takes 20–90 s,
 # mostly the OSD's mkfs and the first pools radosgw creates.
+#
+# radosgw's beast frontend runs with Nagle's algorithm unless told otherwise (tcp_nodelay=1): it
+# then writes a small answer's body only after the client acknowledged its headers, which a client
+# on a reused connection delays by 40 ms — every link read and HEAD cost 44 ms (measured with one
+# libcurl keep-alive handle; a listing of 10,000 blobs took 250 s). Production RGW deployments set
+# it (or sit behind a proxy that does); so does this one.
 set -euo pipefail
 
 usage() { echo "usage: $0 start <dir> [<watched-pid>] | stop <dir>" >&2; exit 2; }
@@ -120,7 +126,7 @@ bluestore cache size = 268435456
 osd op num shards = 1
 osd op num threads per shard = 2
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$s3_port
+rgw frontends = beast endpoint=127.0.0.1:$s3_port tcp_nodelay=1
 rgw data = $D/rgw
 EOF
 
