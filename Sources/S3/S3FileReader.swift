@@ -65,6 +65,10 @@ final class S3FileReader: DriverFileReader {
                 block.bytes.withUnsafeBytes { source in
                     (buffer.baseAddress! + filled).copyMemory(from: source.baseAddress! + Int(position - block.start), byteCount: n)
                 }
+                // A caller that reads whole blocks (the blob cache's fetch and read-ahead) never
+                // comes back for a kept block: the first block its open fetched goes now, not
+                // at its close (eight streams of one blob held 32 MiB of first blocks).
+                if buffer.count >= blockSize { state.block = nil }
                 return (state.size, n)
             }
             if copied > 0 {

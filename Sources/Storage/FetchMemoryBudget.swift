@@ -119,6 +119,15 @@ public final class FetchMemoryBudget: Sendable {
         return acquire(bytes, until: .now() + .nanoseconds(nanoseconds))
     }
 
+    /// Takes `bytes` if they fit now and nobody waits (the reserve included); never waits.
+    public func acquireNow(_ bytes: Int) -> Bool {
+        state.withLock { state in
+            guard state.queue.isEmpty, state.fits(bytes, limit: limit) else { return false }
+            state.take(bytes)
+            return true
+        }
+    }
+
     /// Takes `bytes` for read-ahead if nobody waits and `reserve` stays free; never waits.
     public func acquireAhead(_ bytes: Int) -> Bool {
         state.withLock { state in

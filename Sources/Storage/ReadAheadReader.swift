@@ -112,7 +112,7 @@ final class ReadAheadReader: DriverFileReader {
             slot = present
         } else {
             let bytes = length(of: block)
-            if !budget.acquireAhead(bytes) {
+            if !budget.acquireNow(bytes) {
                 // Before waiting, give back what this reader holds and its read does not need:
                 // a waiter holds no budget another waiter could be waiting for.
                 state.withLock { $0.slots = [:] }

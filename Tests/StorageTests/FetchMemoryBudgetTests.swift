@@ -19,8 +19,10 @@ import TestSupport
         #expect(budget.acquire(50, waitingAtMost: .zero))
         #expect(budget.acquireAhead(25), "50 + 25 leaves the reserve of 25")
         #expect(!budget.acquireAhead(1), "read-ahead never takes the reserve")
-        #expect(budget.acquire(25, waitingAtMost: .zero), "a block a read needs may")
+        #expect(budget.acquireNow(25), "a block a read needs may")
         #expect(budget.inUse == 100 && budget.highWater == 100)
+        #expect(!budget.acquireNow(1) && !budget.acquire(1, waitingAtMost: .zero), "nothing over the limit")
+        #expect(budget.queued == 0)
 
         // Two waiters: the first in line gets the first bytes given back, even if the second would fit.
         let order = Mutex<[String]>([])
