@@ -178,17 +178,24 @@ public final class S3Client: Sendable {
         guard !response.bodyTooLong else {
             throw .server(request: name, status: response.status, code: "InvalidRange", message: "more bytes than the \(destination.count) asked for")
         }
-        // `Content-Range: bytes <first>-<last>/<size>`.
         let range = response.headers["content-range"] ?? ""
-        let fields = range.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == "/" })
-        guard fields.count == 4, fields[0] == "bytes", let from = Int64(fields[1]), let to = Int64(fields[2]), let total = Int64(fields[3]),
-            from == first, to - from + 1 == Int64(response.bodyInDestination), to <= last
-        else {
+        guard let total = Self.objectSize(contentRange: range, first: first, last: last, received: response.bodyInDestination) else {
             throw .server(
                 request: name, status: response.status, code: "InvalidRange",
                 message: "Content-Range \"\(range)\" with \(response.bodyInDestination) bytes for bytes=\(first)-\(last)")
         }
         return RangeInto(count: response.bodyInDestination, objectSize: total, etag: etag)
+    }
+
+    /// The object's size from a 206's `Content-Range: bytes <from>-<to>/<size>`, when it names
+    /// exactly the `received` bytes from `first`, within `first...last`; nil for anything else
+    /// (a shifted or longer range, a length other than what came, an unknown size `*`).
+    static func objectSize(contentRange: String, first: Int64, last: Int64, received: Int) -> Int64? {
+        let fields = contentRange.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == "/" })
+        guard fields.count == 4, fields[0] == "bytes", let from = Int64(fields[1]), let to = Int64(fields[2]),
+            let total = Int64(fields[3]), from == first, to - from + 1 == Int64(received), to <= last, to < total
+        else { return nil }
+        return total
     }
 
     struct RangeInto: Sendable {
