@@ -20,7 +20,8 @@ final class Passthrough: Sendable {
     /// READ requests the daemon served, for the line logged at unmount (and the tests that check
     /// that passthrough files send none).
     let daemonReads = Atomic<Int>(0)
-    /// Opens being hashed before their reply on dispatch threads: the session waits for them
+    /// Opens being hashed or fetched before their reply on threads of their own (RequestShells'
+    /// `replyOpenLater`): the session waits for them
     /// before it is destroyed, since each still holds a libfuse request of it.
     let deferredOpens = DispatchGroup()
 

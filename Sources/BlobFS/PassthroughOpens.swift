@@ -2,10 +2,13 @@ import Dispatch
 import Distribution
 import Storage
 
-/// What an open decided before it can be answered: its reply, or a blob to hash first.
+/// What an open decided before it can be answered: its reply, a blob to hash first, or a blob
+/// to fetch first (into the local blob cache, from a remote store). The last two are answered by
+/// `completeOpen`, which the open shell runs off libfuse's worker.
 enum OpenDecision: Sendable {
     case ready(OpenReply)
     case afterCheck(UncheckedOpen)
+    case afterFetch(UnfetchedOpen)
     /// A write open of a blob that readers hold through passthrough: answered once they close.
     case afterReaders(WriteAwaitingReaders)
 }
@@ -16,6 +19,15 @@ struct WriteAwaitingReaders: Sendable {
     let ino: UInt64
     let reply: OpenReply
     let readers: DispatchGroup
+}
+
+/// A blob's open whose link was checked but whose data must first come from a remote store: fetched
+/// whole into the blob cache (seconds per GiB from S3), or the first block of a stream for a blob
+/// larger than the cache; either up to the S3 client's deadline when the store stalls.
+struct UnfetchedOpen: Sendable {
+    let ino: UInt64
+    let name: BlobName
+    let descriptor: Descriptor
 }
 
 /// A blob's open whose data file is open but not yet known to hash to the blob's name.

@@ -13,14 +13,29 @@ extension BlobFileSystem {
         switch try openDeferringCheck(ino: ino, flags: flags) {
         case .ready(let reply): return reply
         case .afterCheck(let unchecked): return try completeOpen(unchecked)
+        case .afterFetch(let unfetched): return try completeOpen(unfetched)
         case .afterReaders(let waiting): return try completeWriteOpen(waiting)
+        }
+    }
+
+    /// The rest of an open whose blob is fetched into the blob cache first, on a thread of its
+    /// own: the fetch (openers of the same blob share one, BlobDataCache's gate), then the open
+    /// as any other, its first hash included where passthrough moves it to the open (the cache
+    /// file was hashed as it arrived: that costs no second pass).
+    func completeOpen(_ opening: UnfetchedOpen) throws(FileSystemError) -> OpenReply {
+        switch try openData(ino: opening.ino, name: opening.name, descriptor: opening.descriptor) {
+        case .ready(let reply): return reply
+        case .afterCheck(let unchecked): return try completeOpen(unchecked)
+        case .afterFetch: preconditionFailure("openData never defers a fetch")
+        case .afterReaders: preconditionFailure("openData opens for reading only")
         }
     }
 
     /// open(2) of a file: a read-only open of a blob here, anything that may write in
     /// WriteOperations.swift. A blob the kernel could read through passthrough but that was not
     /// verified yet comes back as `.afterCheck`: its hash must come before the reply
-    /// (PassthroughOpens.swift), and the caller runs it off the libfuse worker thread.
+    /// (PassthroughOpens.swift), and the caller runs it off the libfuse worker thread; so does a
+    /// blob the blob cache must fetch first (`.afterFetch`).
     func openDeferringCheck(ino: UInt64, flags: Int32) throws(FileSystemError) -> OpenDecision {
         guard let entry = inodes[ino] else { throw .noEntry }
         if flags & O_ACCMODE != O_RDONLY {
@@ -69,6 +84,16 @@ extension BlobFileSystem {
             forgetName(name, in: section)
             throw .staleName
         }
+        if registry.dataCache?.opensFromStorage(descriptor) == true {
+            return .afterFetch(UnfetchedOpen(ino: ino, name: name, descriptor: descriptor))
+        }
+        return try openData(ino: ino, name: name, descriptor: descriptor)
+    }
+
+    /// The open of a blob's data once its link is known to name it: the reader (fetching the
+    /// blob into the cache first where it must be), its version, and whether it is hashed before
+    /// the reply (`.afterCheck`) or at the first read.
+    private func openData(ino: UInt64, name: BlobName, descriptor: Descriptor) throws(FileSystemError) -> OpenDecision {
         let reader = try FileSystemError.storage("open \(name)") { () throws(BlobError) in
             try registry.blobStore.open(descriptor)
         }

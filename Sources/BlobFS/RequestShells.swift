@@ -1,6 +1,7 @@
 import CFuse
 import Dispatch
 import Glibc
+import Storage
 
 /// The libfuse low-level operation table: for each request, a shell that unpacks libfuse's
 /// arguments, calls the operation (which decides, and knows nothing of libfuse), and answers
@@ -77,12 +78,18 @@ func lowLevelOperations() -> fuse_lowlevel_ops {
             }
         case .success(.afterCheck(let unchecked)):
             // A blob hashed before its reply (passthrough): about a second per GiB, which would
-            // hold one of libfuse's workers.
-            replyOpenLater(request, fi!) { () throws(FileSystemError) in try fs.completeOpen(unchecked) }
+            // hold one of libfuse's workers. CPU work: a dispatch queue's threads, sized to the CPUs.
+            replyOpenLater(request, fi!, on: .dispatchQueue) { () throws(FileSystemError) in try fs.completeOpen(unchecked) }
+        case .success(.afterFetch(let unfetched)):
+            // A blob that must come from remote storage first: seconds per GiB, or the S3
+            // client's deadline when the store stalls, and every other request would wait for a
+            // worker meanwhile. Network waits: a thread of its own (libdispatch adds a thread for
+            // a blocked one only after a delay, Storage/FetchThreads.swift).
+            replyOpenLater(request, fi!, on: .ownThread) { () throws(FileSystemError) in try fs.completeOpen(unfetched) }
         case .success(.afterReaders(let waiting)):
-            // A write open waiting for passthrough readers to close: their RELEASEs come through
-            // libfuse's workers, so none of them may wait here.
-            replyOpenLater(request, fi!) { () throws(FileSystemError) in try fs.completeWriteOpen(waiting) }
+            // A write open waiting (up to seconds) for passthrough readers to close: their
+            // RELEASEs come through libfuse's workers, so none of them may wait here.
+            replyOpenLater(request, fi!, on: .ownThread) { () throws(FileSystemError) in try fs.completeWriteOpen(waiting) }
         case .failure(let error):
             fs.fail(request, error)
         }
@@ -262,27 +269,37 @@ private func replyOpen(_ request: consuming FuseRequest, _ file: UnsafeMutablePo
     if !delivered { fs.openNotDelivered(reply) }
 }
 
-/// An open answered from a dispatch thread once `complete` returns, so that no libfuse worker
-/// waits for it. libfuse's fuse_file_info lives on its worker's stack: the answer gets a copy.
-/// The session waits for such opens (`deferredOpens`) before it is destroyed.
+/// Where an open answered later runs.
+private enum LaterThread {
+    case dispatchQueue
+    case ownThread
+}
+
+/// Moves an open off the libfuse worker that received it: `complete` runs on another thread,
+/// which replies. libfuse's fuse_file_info lives on its worker's stack, so the answer gets a copy.
+/// The session waits for every such open before it is destroyed (`deferredOpens`).
 private func replyOpenLater(
-    _ request: consuming FuseRequest, _ file: UnsafeMutablePointer<fuse_file_info>,
+    _ request: consuming FuseRequest, _ fi: UnsafeMutablePointer<fuse_file_info>, on thread: LaterThread,
     _ complete: @escaping @Sendable () throws(FileSystemError) -> OpenReply
 ) {
     let fs = request.fileSystem
     let waiting = WaitingRequest(request)
-    let copy = file.pointee
+    let file = fi.pointee
     fs.passthrough.deferredOpens.enter()
-    DispatchQueue.global().async {
+    let work: @Sendable () -> Void = {
         defer { fs.passthrough.deferredOpens.leave() }
         let request = waiting.take()
         let info = UnsafeMutablePointer<fuse_file_info>.allocate(capacity: 1)
         defer { info.deallocate() }
-        info.initialize(to: copy)
+        info.initialize(to: file)
         switch Result(catching: complete) {
         case .success(let reply): replyOpen(request, info, reply)
         case .failure(let error): fs.fail(request, error)
         }
+    }
+    switch thread {
+    case .dispatchQueue: DispatchQueue.global().async(execute: work)
+    case .ownThread: FetchThreads.start(work)
     }
 }
 
@@ -290,7 +307,7 @@ private func replyOpenLater(
 /// there whole, and one dropped without being taken still answers EIO (FuseRequest's deinit).
 private final class WaitingRequest: @unchecked Sendable {
     // @unchecked: touched by one thread at a time, the worker that stores it and then the one
-    // that takes it, ordered by the dispatch queue's hand-off.
+    // that takes it, ordered by the hand-off (a dispatch queue's, or a thread's start).
     private var request: FuseRequest?
 
     init(_ request: consuming FuseRequest) {

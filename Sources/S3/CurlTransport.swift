@@ -19,8 +19,11 @@ struct HTTPResponse: Sendable {
     var status: Int
     var headers: [String: String]
     var body: [UInt8]
-    /// The body was cut at the request's `bodyLimit`; the transfer was abandoned.
+    /// The body was cut at the request's `bodyLimit` (or at the end of the destination it was
+    /// written into); the transfer was abandoned.
     var bodyTooLong: Bool
+    /// Bytes of a 206 body written into the caller's destination instead of `body`.
+    var bodyInDestination: Int = 0
 }
 
 /// Why an exchange produced no response: libcurl's code and text (a refused connection, a
@@ -84,11 +87,18 @@ final class CurlTransport: Sendable {
     /// curl_global_init is not thread-safe: once, before the first handle, through a lazy global.
     private static let globalInit: Void = { _ = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
-    /// Performs one exchange with a deadline of `timeoutMilliseconds` for all of it.
-    func perform(_ request: HTTPRequest, timeoutMilliseconds: Int) -> Result<HTTPResponse, TransportFailure> {
+    /// Performs one exchange with a deadline of `timeoutMilliseconds` for all of it. With a
+    /// `destination`, a 206 answer's body is written straight into it, from its start, as libcurl
+    /// hands it over (no growing buffer, no second copy): the response's `body` is then empty and
+    /// `bodyInDestination` says how many bytes landed; a body longer than the destination ends
+    /// the exchange with `bodyTooLong`. Any other answer (an error, a 200 of a server that ignored
+    /// the range) is collected into `body` as without one.
+    func perform(
+        _ request: HTTPRequest, timeoutMilliseconds: Int, into destination: UnsafeMutableRawBufferPointer? = nil
+    ) -> Result<HTTPResponse, TransportFailure> {
         let handle = idle.withLock { $0.popLast() } ?? curl_easy_init().map { Handle(pointer: $0) }
         guard let handle else { return .failure(TransportFailure(code: CURLE_FAILED_INIT, message: "curl_easy_init failed")) }
-        let result = exchange(request, on: handle.pointer, timeoutMilliseconds: timeoutMilliseconds)
+        let result = exchange(request, on: handle.pointer, timeoutMilliseconds: timeoutMilliseconds, into: destination)
         // Reset keeps the live connection and the DNS cache: the next exchange reuses them.
         curl_easy_reset(handle.pointer)
         let kept = idle.withLock { handles in
@@ -100,8 +110,10 @@ final class CurlTransport: Sendable {
         return result
     }
 
-    private func exchange(_ request: HTTPRequest, on h: UnsafeMutableRawPointer, timeoutMilliseconds: Int) -> Result<HTTPResponse, TransportFailure> {
-        let sink = ResponseSink(limit: request.bodyLimit)
+    private func exchange(
+        _ request: HTTPRequest, on h: UnsafeMutableRawPointer, timeoutMilliseconds: Int, into destination: UnsafeMutableRawBufferPointer?
+    ) -> Result<HTTPResponse, TransportFailure> {
+        let sink = ResponseSink(limit: request.bodyLimit, destination: destination)
         var headers: UnsafeMutablePointer<curl_slist>?
         for header in request.headers { headers = curl_slist_append(headers, "\(header.name): \(header.value)") }
         if let token = credentials.sessionToken { headers = curl_slist_append(headers, "x-amz-security-token: \(token)") }
@@ -150,7 +162,8 @@ final class CurlTransport: Sendable {
             }
         }
         if sink.tooLong {
-            return .success(HTTPResponse(status: sink.status, headers: sink.headers, body: sink.body, bodyTooLong: true))
+            return .success(
+                HTTPResponse(status: sink.status, headers: sink.headers, body: sink.body, bodyTooLong: true, bodyInDestination: sink.written))
         }
         guard code == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -161,19 +174,26 @@ final class CurlTransport: Sendable {
         var connects = 0
         ccurl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects)
         connectionsOpened.add(connects, ordering: .relaxed)
-        return .success(HTTPResponse(status: status, headers: sink.headers, body: sink.body, bodyTooLong: false))
+        return .success(
+            HTTPResponse(status: status, headers: sink.headers, body: sink.body, bodyTooLong: false, bodyInDestination: sink.written))
     }
 }
 
 /// Collects one response inside libcurl's callbacks (on the performing thread only).
 private final class ResponseSink {
     let limit: Int
+    /// Where a 206 body goes, written at `written` as it arrives.
+    let destination: UnsafeMutableRawBufferPointer?
     var status = 0
     var headers: [String: String] = [:]
     var body: [UInt8] = []
+    var written = 0
     var tooLong = false
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, destination: UnsafeMutableRawBufferPointer?) {
+        self.limit = limit
+        self.destination = destination
+    }
 
     /// The most of an error answer's body kept (its XML names the error); the rest is dropped.
     static let errorBodyLimit = 64 << 10
@@ -184,6 +204,15 @@ private final class ResponseSink {
     func append(_ data: UnsafeRawBufferPointer) -> Int {
         guard (200..<300).contains(status) else {
             body.append(contentsOf: data.prefix(max(0, Self.errorBodyLimit - body.count)))
+            return data.count
+        }
+        if status == 206, let destination {
+            guard written + data.count <= destination.count else {
+                tooLong = true
+                return 0
+            }
+            if let source = data.baseAddress { (destination.baseAddress! + written).copyMemory(from: source, byteCount: data.count) }
+            written += data.count
             return data.count
         }
         guard body.count + data.count <= limit else {

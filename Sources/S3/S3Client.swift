@@ -152,6 +152,59 @@ public final class S3Client: Sendable {
         return RangeAnswer(bytes: response.body, objectSize: total ?? first + Int64(response.body.count), etag: etag)
     }
 
+    /// Bytes `first..<first + destination.count` of an object, written by libcurl straight into
+    /// `destination` (one copy, from libcurl's receive buffer; no body buffer of our own): how
+    /// many landed, the object's whole size and its ETag; nil when `first` is at or past the end
+    /// (416). The answer's Content-Range must name exactly the bytes that came, starting at
+    /// `first`: anything else (a server that shifted the range, a body of another length than it
+    /// announced) is an error, never bytes written at the wrong place. A 200 (a server that
+    /// ignored the range) is the whole object, copied from its body.
+    func getRange(_ key: String, first: Int64, into destination: UnsafeMutableRawBufferPointer, ifMatch: String? = nil) throws(S3Failure) -> RangeInto? {
+        precondition(destination.count > 0, "a ranged GET of no bytes")
+        let last = first + Int64(destination.count) - 1
+        var headers = [("Range", "bytes=\(first)-\(last)")]
+        if let ifMatch { headers.append(("If-Match", ifMatch)) }
+        let response = try send("GET", key: key, headers: headers, accepting: [416], into: destination)
+        if response.status == 416 { return nil }
+        let etag = response.headers["etag"] ?? ""
+        let name = requestName("GET", key)
+        if response.status == 200 {
+            let size = Int64(response.body.count)
+            let start = Int(min(first, size))
+            let end = Int(min(last + 1, size))
+            response.body[start..<end].withUnsafeBytes { destination.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            return RangeInto(count: end - start, objectSize: size, etag: etag)
+        }
+        guard !response.bodyTooLong else {
+            throw .server(request: name, status: response.status, code: "InvalidRange", message: "more bytes than the \(destination.count) asked for")
+        }
+        let range = response.headers["content-range"] ?? ""
+        guard let total = Self.objectSize(contentRange: range, first: first, last: last, received: response.bodyInDestination) else {
+            throw .server(
+                request: name, status: response.status, code: "InvalidRange",
+                message: "Content-Range \"\(range)\" with \(response.bodyInDestination) bytes for bytes=\(first)-\(last)")
+        }
+        return RangeInto(count: response.bodyInDestination, objectSize: total, etag: etag)
+    }
+
+    /// The object's size from a 206's `Content-Range: bytes <from>-<to>/<size>`, when it names
+    /// exactly the `received` bytes from `first`, within `first...last`; nil for anything else
+    /// (a shifted or longer range, a length other than what came, an unknown size `*`).
+    static func objectSize(contentRange: String, first: Int64, last: Int64, received: Int) -> Int64? {
+        let fields = contentRange.split(whereSeparator: { $0 == " " || $0 == "-" || $0 == "/" })
+        guard fields.count == 4, fields[0] == "bytes", let from = Int64(fields[1]), let to = Int64(fields[2]),
+            let total = Int64(fields[3]), from == first, to - from + 1 == Int64(received), to <= last, to < total
+        else { return nil }
+        return total
+    }
+
+    struct RangeInto: Sendable {
+        /// Bytes written at the start of the destination: all of it unless the object ends first.
+        var count: Int
+        var objectSize: Int64
+        var etag: String
+    }
+
     struct RangeAnswer: Sendable {
         var bytes: [UInt8]
         var objectSize: Int64
@@ -318,7 +371,7 @@ public final class S3Client: Sendable {
     /// is thrown as its `S3Failure`.
     private func send(
         _ method: String, key: String?, query: [String: String] = [:], headers: [(String, String)] = [], body: [UInt8] = [],
-        bodyLimit: Int = .max, accepting: Set<Int> = []
+        bodyLimit: Int = .max, accepting: Set<Int> = [], into destination: UnsafeMutableRawBufferPointer? = nil
     ) throws(S3Failure) -> HTTPResponse {
         var request = HTTPRequest(
             method: method, url: url(key, query: query),
@@ -340,7 +393,8 @@ public final class S3Client: Sendable {
             let remaining = deadline - clock.now
             let timeout = min(configuration.requestTimeout, remaining)
             let failure: S3Failure
-            switch transport.perform(request, timeoutMilliseconds: Self.milliseconds(timeout)) {
+            // A retry writes the destination again from its start.
+            switch transport.perform(request, timeoutMilliseconds: Self.milliseconds(timeout), into: destination) {
             case .success(let response):
                 if (200..<300).contains(response.status) || accepting.contains(response.status) {
                     return response

@@ -5,7 +5,8 @@ import Synchronization
 /// Positional reads of one object with ranged GETs that always name their end byte, so the server
 /// streams no more than is read. Reads smaller than a block fetch the whole aligned block and keep
 /// it (one per reader), so that the kernel's 128 KiB reads of a file cost one GET per block; a read
-/// of a block or more goes straight into the caller's buffer. A read fills its buffer unless it
+/// of a block or more goes straight into the caller's buffer (libcurl writes the body there: no
+/// copy of ours). A read fills its buffer unless it
 /// reaches the end, as a regular file's does.
 final class S3FileReader: DriverFileReader {
     private let driver: S3Driver
@@ -64,6 +65,10 @@ final class S3FileReader: DriverFileReader {
                 block.bytes.withUnsafeBytes { source in
                     (buffer.baseAddress! + filled).copyMemory(from: source.baseAddress! + Int(position - block.start), byteCount: n)
                 }
+                // A caller that reads whole blocks (the blob cache's fetch and read-ahead) never
+                // comes back for a kept block: the first block its open fetched goes now, not
+                // at its close (eight streams of one blob held 32 MiB of first blocks).
+                if buffer.count >= blockSize { state.block = nil }
                 return (state.size, n)
             }
             if copied > 0 {
@@ -73,29 +78,40 @@ final class S3FileReader: DriverFileReader {
             guard position < size else { break }
             let wanted = min(Int64(buffer.count - filled), size - position)
             if wanted >= blockSize {
-                // A large read: straight into the buffer, no block kept.
-                guard let answer = try fetch(first: position, last: position + wanted - 1), !answer.bytes.isEmpty else { break }
-                answer.bytes.withUnsafeBytes { source in
-                    (buffer.baseAddress! + filled).copyMemory(from: source.baseAddress!, byteCount: min(answer.bytes.count, Int(wanted)))
-                }
-                filled += min(answer.bytes.count, Int(wanted))
+                // A large read: libcurl writes straight into the caller's buffer, no block kept.
+                let target = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<(filled + Int(wanted))])
+                guard let count = try fetch(first: position, into: target), count > 0 else { break }
+                filled += count
             } else {
                 let start = position / blockSize * blockSize
-                guard let answer = try fetch(first: start, last: min(start + blockSize, size) - 1), !answer.bytes.isEmpty else { break }
-                state.withLock { $0.block = Block(start: start, bytes: answer.bytes) }
-                if start + Int64(answer.bytes.count) <= position { break }  // the object shrank below the read
+                let length = Int(min(start + blockSize, size) - start)
+                var count = 0
+                var failure: StorageDriverError?
+                let bytes = [UInt8](unsafeUninitializedCapacity: length) { block, initialized in
+                    do throws(StorageDriverError) {
+                        count = try fetch(first: start, into: UnsafeMutableRawBufferPointer(block)) ?? 0
+                    } catch {
+                        failure = error
+                    }
+                    initialized = count
+                }
+                if let failure { throw failure }
+                guard count > 0 else { break }
+                state.withLock { $0.block = Block(start: start, bytes: bytes) }
+                if start + Int64(count) <= position { break }  // the object shrank below the read
             }
         }
         return filled
     }
 
-    /// One ranged GET; nil (and the size cut there) when the object ends before `first`.
-    private func fetch(first: Int64, last: Int64) throws(StorageDriverError) -> S3Client.RangeAnswer? {
+    /// One ranged GET of `destination.count` bytes from `first`, written into `destination`: how
+    /// many came; nil (and the size cut there) when the object ends before `first`.
+    private func fetch(first: Int64, into destination: UnsafeMutableRawBufferPointer) throws(StorageDriverError) -> Int? {
         let answer = try driver.call("get range", path) { () throws(S3Failure) in
-            try driver.client.getRange(key, first: first, last: last, ifMatch: etag.isEmpty ? nil : etag)
+            try driver.client.getRange(key, first: first, into: destination, ifMatch: etag.isEmpty ? nil : etag)
         }
         state.withLock { $0.size = answer?.objectSize ?? min($0.size, first) }
-        return answer
+        return answer?.count
     }
 
     /// The size as last seen, without a request.

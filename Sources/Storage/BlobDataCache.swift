@@ -25,6 +25,10 @@ public final class BlobDataCache: Sendable {
     let fetch: BlobFetch
     /// Blocks a stream of a blob larger than the cache keeps in memory, at most, per reader.
     let readAheadBlocks: Int
+    /// What every block buffer of a fetch or a stream takes its bytes from, in this process.
+    public let budget: FetchMemoryBudget
+    /// How long a read or a fetch waits for its block's bytes in the budget before it fails (EIO).
+    let budgetWait: Duration
     let logger: Logger
     private let index: Mutex<BlobCacheIndex>
     private let gates = Mutex<[Digest: Gate]>([:])
@@ -46,18 +50,23 @@ public final class BlobDataCache: Sendable {
     /// by size and last use, and evicts down to `capacity`. `blockSize` and `parallelism` shape
     /// the fetch: `parallelism` ranged reads of `blockSize` bytes at a time (`blockSize` at least
     /// the driver's own read block, so that each is one ranged GET); a blob larger than the cache
-    /// streams through `readAheadBlocks` such blocks.
+    /// streams through `readAheadBlocks` such blocks. Every such block takes its bytes from
+    /// `budget` first, waiting at most `budgetWait` (the S3 client's default request deadline:
+    /// as long as a block's GET may take) for the block a read or a fetch cannot go on without.
     public init(
         directory: String, capacity: Int64, blockSize: Int = 4 << 20, parallelism: Int = 4, readAheadBlocks: Int = 4,
+        budget: FetchMemoryBudget = FetchMemoryBudget(), budgetWait: Duration = .seconds(30),
         logger: Logger = Logger(label: "blobfs.cache")
     ) throws(BlobError) {
         self.readAheadBlocks = max(readAheadBlocks, 1)
+        self.budget = budget
+        self.budgetWait = budgetWait
         Self.returnLargeAllocations
         var trimmed = directory
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.directory = trimmed
         self.capacity = max(0, capacity)
-        fetch = BlobFetch(blockSize: max(blockSize, 4096), parallelism: max(parallelism, 1))
+        fetch = BlobFetch(blockSize: max(blockSize, 4096), parallelism: max(parallelism, 1), budget: budget, budgetWait: budgetWait)
         self.logger = logger
         try CacheDirectory.create(trimmed + "/tmp")
         try CacheDirectory.checkPrivate(trimmed)
@@ -118,6 +127,16 @@ public final class BlobDataCache: Sendable {
     /// Where `digest`'s published file is.
     public func path(of digest: Digest) -> String {
         "\(directory)/\(digest.algorithm.rawValue)/\(digest.hex.prefix(2))/\(digest.hex)"
+    }
+
+    /// Whether opening the blob now would wait for the driver: it is not published here, so its
+    /// open fetches it whole first (it fits the cache) or opens a stream with the GET of its
+    /// first block (it does not). An open that must not hold its caller's thread for that (a
+    /// libfuse worker: a whole blob's transfer, or the S3 client's deadline when the store
+    /// stalls) hands such an open to a thread of its own. Only a hint: the blob may be published
+    /// or evicted by the time the open runs, which then does what it finds.
+    public func opensFromStorage(_ descriptor: Descriptor) -> Bool {
+        descriptor.size > 0 && !contains(descriptor.digest)
     }
 
     /// A reader of the blob's data from its local cache file, fetching and publishing it first
@@ -274,7 +293,8 @@ public final class BlobDataCache: Sendable {
             throw error.blobError
         }
         let window = ReadAheadReader(
-            base: source, size: descriptor.size, blockSize: fetch.blockSize, window: readAheadBlocks, path: sourcePath.value)
+            base: source, size: descriptor.size, blockSize: fetch.blockSize, window: readAheadBlocks, path: sourcePath.value,
+            budget: budget, budgetWait: budgetWait)
         return DataFileReader(descriptor: descriptor, path: sourcePath, file: window, verifiedOnArrival: false)
     }
 

@@ -6,12 +6,18 @@ import Synchronization
 /// One blob's data brought from the driver into a local file with parallel ranged reads, and
 /// hashed in order as it arrives: fixed blocks of `blockSize` (the last one shorter), each one
 /// read with its explicit end (the S3 reader makes a read of a block or more one ranged GET of
-/// exactly that range), `parallelism` of them at a time. Each round's blocks are written into
-/// the file at their offsets while the previous round's are hashed from the page cache, so the
-/// hash costs no extra wall time and memory stays at `parallelism` blocks.
+/// exactly that range, written by libcurl straight into the block's buffer), up to
+/// `parallelism` of them at a time. Each round's blocks are written into the file at their
+/// offsets while the previous round's are hashed from the page cache, so the hash costs no extra
+/// wall time. A round's buffers take their bytes from the process's `FetchMemoryBudget`: its
+/// first block waits for them (up to `budgetWait`), the others are read in the same round only
+/// if the budget gives them without waiting, and all go back when the round ends, so a fetch
+/// under pressure goes on one block at a time instead of holding more.
 struct BlobFetch {
     let blockSize: Int
     let parallelism: Int
+    let budget: FetchMemoryBudget
+    let budgetWait: Duration
 
     /// The file the data went into was filled and hashed; `digest` is what it hashes to.
     struct Arrived {
@@ -30,26 +36,26 @@ struct BlobFetch {
         let hashBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { hashBuffer.deallocate() }
         let hashing = HashCursor(digester: digester, buffer: hashBuffer)
-        // One buffer per parallel read, reused by every round: a fresh 4 MiB allocation per block
-        // on a fresh thread lands in ever more malloc arenas, which keep it after it is freed.
-        let blockBuffers = BlockBuffers(count: min(parallelism, blocks), size: blockSize)
-        defer { blockBuffers.deallocate() }
-        var round = 0
+        var next = 0  // the first block of the round
         var hashedUpTo: Int64 = 0
-        while round * parallelism < blocks || hashedUpTo < size {
-            let first = round * parallelism
-            let last = min(first + parallelism, blocks)
-            let hashEnd = min(Int64(first) * Int64(blockSize), size)  // everything written by earlier rounds
+        while next < blocks || hashedUpTo < size {
+            let hashEnd = min(Int64(next) * Int64(blockSize), size)  // everything written by earlier rounds
+            let lengths = try takeRound(from: next, of: blocks, size: size, path: filePath)
+            let buffers = BlockBuffers(lengths)
+            defer {
+                buffers.deallocate()
+                budget.release(lengths.reduce(0, +))
+            }
             // This round's block reads, and the hash of what earlier rounds wrote beside them, in order.
             let from = hashedUpTo
-            let reads = max(first, last) - first
+            let first = next
+            let reads = lengths.count
             FetchThreads.run(reads + (hashEnd > from ? 1 : 0)) { task in
                 do throws(BlobError) {
                     if task < reads {
                         let start = Int64(first + task) * Int64(blockSize)
-                        let length = Int(min(Int64(blockSize), size - start))
                         try Self.copy(
-                            block: start, length: length, using: blockBuffers.buffers[task], from: source, into: fd,
+                            block: start, using: buffers.buffers[task], from: source, into: fd,
                             sourcePath: sourcePath, filePath: filePath, digest: name, size: size)
                     } else {
                         try hashing.hash(fd, from: from, to: hashEnd, path: filePath)
@@ -60,20 +66,36 @@ struct BlobFetch {
             }
             if let error = failure.withLock({ $0 }) { throw error }
             hashedUpTo = max(hashedUpTo, hashEnd)
-            if first >= blocks { break }
-            round += 1
+            if reads == 0 { break }
+            next += reads
         }
         if hashedUpTo < size { try hashing.hash(fd, from: hashedUpTo, to: size, path: filePath) }
         return Arrived(digest: digester.digest())
     }
 
+    /// The lengths of the blocks read in the round starting at block `first`, their bytes taken
+    /// from the budget: the first one waiting for them, the others while the budget gives them at
+    /// once (none when every block was read: the round only hashes).
+    private func takeRound(from first: Int, of blocks: Int, size: Int64, path: String) throws(BlobError) -> [Int] {
+        guard first < blocks else { return [] }
+        func length(_ block: Int) -> Int { Int(min(Int64(blockSize), size - Int64(block) * Int64(blockSize))) }
+        guard budget.acquire(length(first), waitingAtMost: budgetWait) else {
+            throw .io(operation: "fetch (no fetch memory within \(budgetWait))", path: path, errno: EIO)
+        }
+        var lengths = [length(first)]
+        while lengths.count < parallelism, first + lengths.count < blocks, budget.acquireAhead(length(first + lengths.count)) {
+            lengths.append(length(first + lengths.count))
+        }
+        return lengths
+    }
+
     /// Reads one block (a single read of `length` bytes, as the reader promises: it fills the
     /// buffer unless the source ends) and writes it at the same offset of the file.
     private static func copy(
-        block start: Int64, length: Int, using whole: UnsafeMutableRawBufferPointer, from source: any DriverFileReader, into fd: Int32,
+        block start: Int64, using buffer: UnsafeMutableRawBufferPointer, from source: any DriverFileReader, into fd: Int32,
         sourcePath: String, filePath: String, digest: Digest, size: Int64
     ) throws(BlobError) {
-        let buffer = UnsafeMutableRawBufferPointer(rebasing: whole[..<length])
+        let length = buffer.count
         var filled = 0
         while filled < length {
             let n = try driverCall { () throws(StorageDriverError) in
@@ -122,13 +144,15 @@ private final class HashCursor: @unchecked Sendable {
     }
 }
 
-/// The block buffers of one fetch: each round's read number `i` uses buffer `i`, and rounds
-/// never overlap, so no two threads touch one buffer at once.
+/// The block buffers of one round, each of its block's length: read number `i` uses buffer `i`
+/// only, so no two threads touch one buffer at once. Made for the round and freed after it (each
+/// is its own mapping, `BlobDataCache.returnLargeAllocations`), so that what the budget counts is
+/// what exists.
 private final class BlockBuffers: @unchecked Sendable {
     let buffers: [UnsafeMutableRawBufferPointer]
 
-    init(count: Int, size: Int) {
-        buffers = (0..<count).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16) }
+    init(_ lengths: [Int]) {
+        buffers = lengths.map { UnsafeMutableRawBufferPointer.allocate(byteCount: $0, alignment: 16) }
     }
 
     func deallocate() {

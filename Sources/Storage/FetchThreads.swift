@@ -4,8 +4,9 @@ import Foundation
 /// Threads of their own for work that blocks on the network (ranged GETs): libdispatch's pools
 /// size themselves to the CPUs and add a thread for a blocked one only after a delay (measured
 /// here: eight openers waiting on one another took 11 s on a queue, milliseconds on threads), so a
-/// fetch's parallel reads on a 2-CPU machine would run two at a time.
-enum FetchThreads {
+/// fetch's parallel reads on a 2-CPU machine would run two at a time. The mount's opens that wait
+/// for a fetch run on them too (BlobFS's open shell).
+public enum FetchThreads {
     /// Runs `body(0..<count)` each on a thread (the caller's for the last) and returns when all
     /// have.
     static func run(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
@@ -23,7 +24,7 @@ enum FetchThreads {
     }
 
     /// Starts `body` on a thread of its own.
-    static func start(_ body: @escaping @Sendable () -> Void) {
+    public static func start(_ body: @escaping @Sendable () -> Void) {
         Thread.detachNewThread(body)
     }
 }

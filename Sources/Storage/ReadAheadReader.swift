@@ -9,17 +9,36 @@ import Synchronization
 /// parallel ahead of them. A read elsewhere (a seek) fetches only its own block, so random small
 /// reads cost one block each and no read-ahead. At most `window` blocks are kept (plus those
 /// still arriving after a seek left them behind), so memory is bounded whatever the blob's size.
+///
+/// Every block's bytes come out of the process's `FetchMemoryBudget` before its GET and go back
+/// when the last holder of the block lets it go (`Slot.deinit`): the block a read needs waits for
+/// its bytes (up to `budgetWait`, then EIO), after this reader has dropped every other block it
+/// holds; read-ahead blocks are fetched only as far as the budget allows without waiting, so
+/// under pressure a stream falls back to one block at a time.
 final class ReadAheadReader: DriverFileReader {
     private let base: any DriverFileReader
     private let size: Int64
     private let blockSize: Int
     private let window: Int
     private let path: String
+    private let budget: FetchMemoryBudget
+    private let budgetWait: Duration
 
-    /// One block being fetched or fetched: readers that need it wait on `arrived`.
+    /// One block being fetched or fetched: readers that need it wait on `arrived`. Its bytes are
+    /// charged to the budget until the slot is gone: out of the window and out of every read and
+    /// fetch that held it.
     private final class Slot: Sendable {
         let arrived = DispatchGroup()
         let bytes = Mutex<Result<[UInt8], StorageDriverError>?>(nil)
+        let budget: FetchMemoryBudget
+        let charged: Int
+
+        init(budget: FetchMemoryBudget, charged: Int) {
+            self.budget = budget
+            self.charged = charged
+        }
+
+        deinit { budget.release(charged) }
     }
 
     private struct State {
@@ -28,15 +47,20 @@ final class ReadAheadReader: DriverFileReader {
         var lastBlock = -2
     }
 
-    /// Held to look slots up or add them, never across a fetch.
+    /// Held to look slots up or add them, never across a fetch or a wait for the budget.
     private let state = Mutex(State())
 
-    init(base: any DriverFileReader, size: Int64, blockSize: Int, window: Int, path: String) {
+    init(
+        base: any DriverFileReader, size: Int64, blockSize: Int, window: Int, path: String, budget: FetchMemoryBudget,
+        budgetWait: Duration
+    ) {
         self.base = base
         self.size = size
         self.blockSize = blockSize
         self.window = max(window, 1)
         self.path = path
+        self.budget = budget
+        self.budgetWait = budgetWait
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
@@ -45,7 +69,7 @@ final class ReadAheadReader: DriverFileReader {
         while filled < buffer.count, offset + Int64(filled) < size {
             let position = offset + Int64(filled)
             let block = Int(position / Int64(blockSize))
-            let slot = schedule(block)
+            let slot = try schedule(block)
             slot.arrived.wait()
             let bytes: [UInt8]
             switch slot.bytes.withLock({ $0 })! {
@@ -66,24 +90,62 @@ final class ReadAheadReader: DriverFileReader {
         return filled
     }
 
-    /// The slot of `block`, fetching it (and, on a forward run, the window after it) if it is
-    /// not here; slots outside the window are dropped.
-    private func schedule(_ block: Int) -> Slot {
+    /// The length of `block` (the last one is shorter).
+    private func length(of block: Int) -> Int {
+        Int(min(Int64(blockSize), size - Int64(block) * Int64(blockSize)))
+    }
+
+    /// The slot of `block`, fetching it if it is not here (waiting for its bytes in the budget)
+    /// and, on a forward run, as much of the window after it as the budget gives without
+    /// waiting; slots outside the window are dropped.
+    private func schedule(_ block: Int) throws(StorageDriverError) -> Slot {
         let blocks = Int((size + Int64(blockSize) - 1) / Int64(blockSize))
-        var started: [(Int, Slot)] = []
-        let slot = state.withLock { state -> Slot in
+        let (present, sequential) = state.withLock { state -> (Slot?, Bool) in
             let sequential = block == state.lastBlock || block == state.lastBlock + 1
             state.lastBlock = block
-            let ahead = sequential ? window : 1
-            for index in block..<min(block + ahead, blocks) where state.slots[index] == nil {
-                let slot = Slot()
-                slot.arrived.enter()
-                state.slots[index] = slot
-                started.append((index, slot))
-            }
-            let slot = state.slots[block]!
             state.slots = state.slots.filter { $0.key >= block - 1 && $0.key < block + window }
-            return slot
+            return (state.slots[block], sequential)
+        }
+        var started: [(Int, Slot)] = []
+        let slot: Slot
+        if let present {
+            slot = present
+        } else {
+            let bytes = length(of: block)
+            if !budget.acquireNow(bytes) {
+                // Before waiting, give back what this reader holds and its read does not need:
+                // a waiter holds no budget another waiter could be waiting for.
+                state.withLock { $0.slots = [:] }
+                guard budget.acquire(bytes, waitingAtMost: budgetWait) else {
+                    throw .io(operation: "read (no fetch memory within \(budgetWait))", path: path, errno: EIO)
+                }
+            }
+            let fresh = Slot(budget: budget, charged: bytes)
+            slot = state.withLock { state in
+                // A concurrent read of this handle may have started the block meanwhile: its slot
+                // is used, and this one's bytes go back as it goes.
+                if let other = state.slots[block] { return other }
+                fresh.arrived.enter()
+                state.slots[block] = fresh
+                started.append((block, fresh))
+                return fresh
+            }
+        }
+        if sequential {
+            for index in (block + 1)..<max(block + 1, min(block + window, blocks)) {
+                let bytes = length(of: index)
+                if state.withLock({ $0.slots[index] != nil }) { continue }
+                // No bytes without waiting: fewer blocks ahead, not a wait.
+                guard budget.acquireAhead(bytes) else { break }
+                let ahead = Slot(budget: budget, charged: bytes)
+                state.withLock { state in
+                    guard state.slots[index] == nil else { return }
+                    ahead.arrived.enter()
+                    state.slots[index] = ahead
+                    started.append((index, ahead))
+                }
+                // A block that lost the race to a concurrent read is dropped here: its bytes go back.
+            }
         }
         for (index, slot) in started { fetch(index, into: slot) }
         return slot
@@ -93,6 +155,7 @@ final class ReadAheadReader: DriverFileReader {
         FetchThreads.start { [base, blockSize, size] in
             let start = Int64(block) * Int64(blockSize)
             let length = Int(min(Int64(blockSize), size - start))
+            // Fetched straight into the block's own bytes (the S3 reader has libcurl write there).
             var bytes = [UInt8](repeating: 0, count: length)
             let result = bytes.withUnsafeMutableBytes { buffer in
                 Result { () throws(StorageDriverError) -> Int in

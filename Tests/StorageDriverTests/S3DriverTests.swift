@@ -121,6 +121,35 @@ import TestSupport
         expectSameBytes(Array(buffer[..<n]), content, "through the directory")
     }
 
+    /// A ranged GET written straight into its destination is taken only when the answer's
+    /// Content-Range names exactly the bytes that came, from the byte asked for; and a GET into a
+    /// buffer reads the same bytes as one into an array, the object's end included.
+    @Test func aRangeIntoABufferIsCheckedAgainstItsContentRange() throws {
+        #expect(S3Client.objectSize(contentRange: "bytes 100-199/1000", first: 100, last: 199, received: 100) == 1000)
+        #expect(S3Client.objectSize(contentRange: "bytes 900-999/1000", first: 900, last: 1099, received: 100) == 1000, "the object's end")
+        for (range, why) in [
+            ("bytes 0-99/1000", "shifted: another start"), ("bytes 100-198/1000", "fewer bytes named than came"),
+            ("bytes 100-299/1000", "more than asked for"), ("bytes 100-199/*", "no size"), ("bytes 100-199/150", "past the size"),
+            ("", "none"), ("items 100-199/1000", "not bytes"),
+        ] {
+            #expect(S3Client.objectSize(contentRange: range, first: 100, last: 199, received: 100) == nil, "\(why): \(range)")
+        }
+
+        let server = try MotoServer.shared()
+        let client = S3Fixture.client(endpoint: server.endpoint, bucket: server.bucket)
+        let key = "range-into-\(UUID().uuidString)"
+        let content = seededBytes(count: 300_001, seed: 15)
+        try client.put(key, content)
+        var buffer = [UInt8](repeating: 0, count: 100_000)
+        for first in [0, 123_457, 250_000] {
+            let answer = try buffer.withUnsafeMutableBytes { try client.getRange(key, first: Int64(first), into: $0) }
+            let expected = Array(content[first..<min(first + buffer.count, content.count)])
+            #expect(answer?.count == expected.count && answer?.objectSize == Int64(content.count), "at \(first): \(String(describing: answer))")
+            expectSameBytes(Array(buffer[..<expected.count]), expected, "\(buffer.count) bytes at \(first)")
+        }
+        #expect(try buffer.withUnsafeMutableBytes { try client.getRange(key, first: Int64(content.count), into: $0) } == nil, "past the end: 416")
+    }
+
     @Test(arguments: S3ServerKind.allCases) func aReaderReadsTheVersionItOpenedOrFails(server: S3ServerKind) async throws {
         let block = 64 << 10
         let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("versions"), tuning: S3DriverTuning(readBlockSize: block))
