@@ -41,6 +41,8 @@ public final class BlobFileSystem: Sendable {
     let tagTargets: RecentTagTargets
     /// Symbolic links made under temporary names in `tags/`, until their rename.
     let pendingLinks = PendingLinks()
+    /// Sections of repositories made through this mount, hidden until a `mkdir` makes them.
+    let unmadeSections = UnmadeSections()
     /// Open files and directories, by the handle number the kernel holds.
     let handles = HandleTable()
     /// Where notices to the kernel go: the mounted session's, set once mounted (a recorder in

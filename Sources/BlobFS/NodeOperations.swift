@@ -22,6 +22,8 @@ extension BlobFileSystem {
                 found = BlobTree.Entry(name: name, node: .upload(upload.serial), attributes: uploadAttributes(upload))
             } else if let link = pendingLinks.named(name, in: path) {
                 found = BlobTree.Entry(name: name, node: .pendingLink(link.serial), attributes: linkAttributes(link.manifest))
+            } else if unmadeSections.hides(name, in: path) {
+                found = nil
             } else {
                 found = try FileSystemError.storage("lookup \(name)") { () throws(BlobError) in
                     try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)

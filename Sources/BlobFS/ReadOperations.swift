@@ -211,7 +211,7 @@ extension BlobFileSystem {
             entries =
                 try FileSystemError.storage("opendir \(entry.node)") { () throws(BlobError) in
                     try tree.entries(in: path, directoryTime: mountTime).map(withDirectoryMode)
-                }
+                }.filter { !unmadeSections.hides($0.name, in: path) }
                 + uploads.names(in: path).map {
                     BlobTree.Entry(name: $0.name, node: .upload($0.upload.serial), attributes: uploadAttributes($0.upload))
                 }

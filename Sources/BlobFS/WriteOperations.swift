@@ -386,6 +386,9 @@ extension BlobFileSystem {
             // `blobs/`, a tag file holding a manifest brings `manifests/` too), and `cp -a`, which
             // made the repository's directory itself, makes each child it copies without looking
             // first: in the order of its source's inodes, `manifests/` may come before `blobs/`.
+            // (The kernel answers EEXIST itself when its LOOKUP finds the section: UnmadeSections
+            // hides the sections of a repository made here until they are made.)
+            defer { unmadeSections.made(section, of: repository) }
             let existing = try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in try tree.sections(of: repository) }
             if !existing.contains(section) {
                 try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in
@@ -405,6 +408,7 @@ extension BlobFileSystem {
             }
             guard !treeHas(name, in: path) else { throw .exists }
             try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in try registry.createNamePrefix(full) }
+            unmadeSections.madeRepository(full)
         }
         let found = try FileSystemError.storage("mkdir \(child)") { () throws(BlobError) in
             try tree.lookup(name, in: path, directoryTime: mountTime).map(withDirectoryMode)

@@ -514,7 +514,7 @@ import Testing
         let restored = try workspace.makeDirectory("restored")
         let manifest = Digester.digest(of: Array("{}".utf8))
         try BlobfsMount.withMount(root: restored, mountpoint: workspace.mountpoint, options: ["--read-write"]) { mount in
-            let mkdir = try Command.run("mkdir", ["-p", mount.path("repo/app/tags")])
+            let mkdir = try Command.run("mkdir", ["-p", mount.path("repo/app/tags"), mount.path("repo/app/blobs")])
             #expect(mkdir.status == 0, "\(mkdir)")
             let tags = mount.path("repo/app/tags")
             #expect(syscallOutcome { Int(Glibc.symlink("../manifests/\(manifest)", tags + "/v1")) } == .succeeded)

@@ -128,6 +128,39 @@ import TestSupport
         #expect(verify.status == 0, "\(verify)")
     }
 
+    /// GNU `cp -a` makes each directory it copies into a directory it made itself without looking
+    /// first, in its source's inode order. A manifest written first makes the repository's
+    /// `blobs/` exist in the store; the kernel's LOOKUP then found it and answered the `mkdir` of
+    /// `blobs/` with EEXIST itself ("cannot create directory: File exists", seen in full runs of
+    /// the restore tests). A section of a repository made through the mount is shown once made.
+    @Test func aSectionAManifestBroughtIsMadeWithoutErrorInARepositoryMadeHere() throws {
+        let workspace = try Workspace("rw-sections")
+        defer { workspace.remove() }
+        try writeStore(root: workspace.root, [("other/app", seededBytes(count: 10, seed: 12_150))])
+        let config = Array("{}".utf8)
+        let manifest = Array(("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":"
+            + "\"application/vnd.oci.image.config.v1+json\",\"size\":2,\"digest\":\"\(Digester.digest(of: config))\"},\"layers\":[]}").utf8)
+        try BlobfsMount.withMount(root: workspace.root, mountpoint: workspace.mountpoint, options: readWriteOptions) { mount in
+            let repository = mount.path("repo/fresh/app")
+            for directory in [mount.path("repo/fresh"), repository, repository + "/manifests"] {
+                #expect(Glibc.mkdir(directory, 0o755) == 0, "mkdir \(directory): \(Errno(errno))")
+            }
+            let written = writeThroughSyscalls(repository + "/manifests/\(Digester.digest(of: manifest))", manifest, flags: O_WRONLY | O_CREAT | O_EXCL)
+            #expect(written.succeeded, "the manifest: \(written)\n\(mount.log.tail(2000))")
+            #expect(FileManager.default.fileExists(atPath: workspace.root + "/docker/registry/v2/repositories/fresh/app/_layers"), "the store has the repository's blobs")
+            let before = try listing(repository)
+            #expect(before == ["manifests"], "a section not made yet through the mount")
+            #expect(Glibc.mkdir(repository + "/blobs", 0o755) == 0, "mkdir of blobs/ after the manifest: \(Errno(errno))")
+            let blob = Self.blob("fresh/app", config)
+            let copied = writeThroughSyscalls(repository + "/blobs/\(blob.digest)", config, flags: O_WRONLY | O_CREAT | O_EXCL)
+            #expect(copied.succeeded, "a blob into the section made: \(copied)")
+            let after = try listing(repository)
+            #expect(after == ["blobs", "manifests"])
+            let blobs = try listing(repository + "/blobs")
+            #expect(blobs == [blob.digest.description])
+        }
+    }
+
     // MARK: - F13: symbolic links, FIFOs, devices
 
     @Test func symlinksFifosAndDevicesAreRefusedWithEPERMAndARegularMknodIsACreate() throws {
