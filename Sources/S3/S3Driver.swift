@@ -56,6 +56,11 @@ public final class S3Driver: StorageDriver {
         prefix = trimmed.isEmpty ? "" : trimmed + "/"
     }
 
+    /// 32 requests in flight for a listing's link reads and stats: each is a round trip of
+    /// milliseconds spent waiting, not computing, and the transport keeps 32 idle connections, so
+    /// a listing alone opens none it then throws away.
+    public var requestConcurrency: RequestConcurrency { .remote(threads: 32) }
+
     /// The object key of a driver path.
     func key(_ path: DriverPath) -> String { prefix + path.relative }
 
