@@ -54,6 +54,7 @@ public struct InstrumentedDriver: StorageDriver {
 
     public var name: String { base.name }
     public var owner: StorageOwner? { base.owner }
+    public var requestConcurrency: RequestConcurrency { base.requestConcurrency }
 
     /// Runs `body` as one counted call of `operation`.
     @inline(__always)

@@ -13,6 +13,8 @@ public struct GlobalBlobStore: Sendable {
     /// driver directly).
     let dataCache: BlobDataCache?
     let logger: Logger
+    /// What listings of a remote store found by stat (`LinkedBlobStore.listing`), for the store's life.
+    let listedFiles = ListedDataFiles()
 
     /// The whole content, read directly with no stat.
     public func get(_ digest: Digest) throws(BlobError) -> [UInt8] {

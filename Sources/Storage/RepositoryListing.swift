@@ -1,5 +1,6 @@
 import Distribution
 import StorageDriver
+import Synchronization
 
 /// One blob of a repository's listing: its name (the link's digest) and its data file as the
 /// disk has it, or why it cannot be read (a corrupt link, an unreadable data file).
@@ -13,26 +14,69 @@ extension LinkedBlobStore {
     /// listing of the repository shows. Links that are empty or whose data is gone (a GC
     /// leftover) are left out, as the registry answers "unknown" for them. `known` describes
     /// names the caller already holds (a name and the target its link holds now): those cost no
-    /// system call. The others cost one stat of their data file each, past the descriptor cache
-    /// (an LRU smaller than the listing would miss on every entry, and a listing is no access
-    /// check to remember), spread over the CPUs while the caller waits for all of it.
+    /// request. The others cost one stat of their data file each, spread as the driver's
+    /// `requestConcurrency` says while the caller waits for all of it (over the CPUs on a local
+    /// disk; 32 round trips in flight on S3).
+    ///
+    /// On a local disk the stats go past every cache: a stat costs microseconds, an LRU smaller
+    /// than the listing would miss on every entry, and a listing is no access check to remember.
+    /// On a remote driver a stat is a HEAD of milliseconds, so what one found is remembered
+    /// (`ListedDataFiles`) and the next listing of any repository linking that blob sends none.
+    /// Links are always read from storage: membership is never taken from a memory.
     public func listing(known: @Sendable (_ name: Digest, _ target: Digest) -> BlobDataFile?) throws(BlobError) -> [ListedBlob] {
         let global = self.global
-        return try links().concurrentMap { link -> ListedBlob? in
+        let concurrency = driver.requestConcurrency
+        let remembered = concurrency.isRemote ? global.listedFiles : nil
+        return try links().concurrentMap(concurrency) { link -> ListedBlob? in
             let target: Digest?
             switch link.target {
             case .success(let digest): target = digest
             case .failure(let error): return ListedBlob(name: link.digest, file: .failure(error))
             }
             guard let target else { return nil }
-            if let file = known(link.digest, target) { return ListedBlob(name: link.digest, file: .success(file)) }
+            if let file = known(link.digest, target) ?? remembered?.file(of: target) {
+                return ListedBlob(name: link.digest, file: .success(file))
+            }
             do throws(BlobError) {
-                return ListedBlob(name: link.digest, file: .success(try global.dataFile(target)))
+                let file = try global.dataFile(target)
+                remembered?.remember(file)
+                return ListedBlob(name: link.digest, file: .success(file))
             } catch .unknown {
                 return nil
             } catch {
                 return ListedBlob(name: link.digest, file: .failure(error))
             }
         }.compactMap { $0 }
+    }
+}
+
+/// The data files listings of a remote store found, by digest: a HEAD's answer kept so that the
+/// next listing sends none. Safe to believe because data files are content-addressed: the size
+/// under a digest never changes (a data file of another size is a damaged store, which an open
+/// reports when it hashes or checks the size). What a memory can miss is a deletion (a GC, a
+/// blob deleted and pushed again, with a new time): a listing then still shows the blob, and an
+/// open of it checks the link and the data file on storage as ever (`unknown`, ESTALE). Only
+/// listings read and fill it; lookups and opens stat storage.
+///
+/// Bounded: past `capacity` blobs it starts again empty, so a store with more blobs than that
+/// costs its listings their stats as if there were no memory, and never more.
+final class ListedDataFiles: Sendable {
+    /// About 150 bytes a blob: ~40 MiB at most.
+    static let capacity = 1 << 18
+
+    /// A leaf lock: nothing is taken while it is held, and no request runs under it.
+    private let files = Mutex<[Digest: BlobDataFile]>([:])
+
+    init() {}
+
+    func file(of digest: Digest) -> BlobDataFile? {
+        files.withLock { $0[digest] }
+    }
+
+    func remember(_ file: BlobDataFile) {
+        files.withLock { files in
+            if files.count >= Self.capacity { files.removeAll(keepingCapacity: true) }
+            files[file.descriptor.digest] = file
+        }
     }
 }

@@ -41,11 +41,16 @@ public protocol StorageDriver: Sendable {
     func capacity() throws(StorageDriverError) -> StorageCapacity?
     /// Who owns the storage; nil where it has no owners.
     var owner: StorageOwner? { get }
+    /// How many of this driver's requests a caller with many independent ones (a listing's link
+    /// reads and stats) keeps in flight, and whether each is a network round trip. By default
+    /// `.local`: one thread per CPU, for system calls.
+    var requestConcurrency: RequestConcurrency { get }
 }
 
 extension StorageDriver {
     public func capacity() throws(StorageDriverError) -> StorageCapacity? { nil }
     public var owner: StorageOwner? { nil }
+    public var requestConcurrency: RequestConcurrency { .local }
 
     public func getContent(_ relative: String, below directory: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] {
         try getContent(try directory.appending(path: relative), limit: limit)
@@ -62,8 +67,9 @@ extension StorageDriver {
 
     /// The regular files named `member` in `path`'s child directories, with their content (up to
     /// `limit` bytes), sorted by child: a repository's `_layers/<alg>/*/link` in one pass. Each is
-    /// opened relative to `path` held open, and the children are spread over the CPUs: a listing
-    /// of thousands is that many opens, and its caller waits for all of them. A child or member
+    /// opened relative to `path` held open, and the children are spread as `requestConcurrency`
+    /// says (over the CPUs on a local disk; many round trips in flight on S3): a listing of
+    /// thousands is that many opens, and its caller waits for all of them. A child or member
     /// that is a symbolic link (or another non-directory child) is reported as a failure, not left
     /// out: a listing says what it skipped, as a lookup of the same name fails.
     public func members(named member: String, in path: DriverPath, limit: Int) throws(StorageDriverError) -> [ChildMember] {
@@ -72,7 +78,7 @@ extension StorageDriver {
             "a member is a relative path of plain components")
         let directory = try directory(path)
         let children = try directory.entries().filter { $0.kind != .file }.map(\.name)
-        return children.concurrentMap { child in
+        return children.concurrentMap(requestConcurrency) { child in
             do throws(StorageDriverError) {
                 let opened = try directory.open(child + "/" + member)
                 guard opened.kind == .file, let reader = opened.reader else { return nil }

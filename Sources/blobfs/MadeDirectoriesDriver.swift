@@ -23,6 +23,7 @@ final class MadeDirectoriesDriver: StorageDriver {
 
     var name: String { store.name }
     var owner: StorageOwner? { store.owner }
+    var requestConcurrency: RequestConcurrency { store.requestConcurrency }
 
     func capacity() throws(StorageDriverError) -> StorageCapacity? { try store.capacity() }
 
