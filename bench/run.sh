@@ -40,6 +40,8 @@ export LC_ALL=C
 
 say() { printf 'bench [%3ds]: %s\n' "$SECONDS" "$*" >&2; }
 die() { say "$*"; exit 1; }
+# shellcheck source=bench/mounting.sh
+source "$here/mounting.sh"
 
 [[ -x $BLOBFS ]] || die "no blobfs binary at $BLOBFS (make release, or set BLOBFS=)"
 blobfs_shown=${BLOBFS#"$repo"/}
@@ -119,7 +121,6 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 # system, all threads, in clock ticks of 10 ms) from /proc/<pid>/stat; the measured command's own
 # CPU time (its children included) from the shell's `times`.
 
-usec() { local t=${EPOCHREALTIME/./}; echo $((10#$t)); }
 
 daemon_ticks() {
     [[ -n $daemon_pid && -r /proc/$daemon_pid/stat ]] || return 0
@@ -175,27 +176,7 @@ record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; }
 # Mounts. Each contender is started in the foreground as a background job of this script, so its
 # pid is known; the mount is ready when `mountpoint -q` says so (polled, with a deadline).
 
-wait_mounted() {
-    local mnt=$1 pid=$2 log=$3 deadline=$(($(usec) + MOUNT_DEADLINE_SECONDS * 1000000))
-    until mountpoint -q "$mnt"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            say "the daemon for $mnt exited before mounting; its log:"
-            tail -n 20 "$log" >&2
-            exit 1
-        fi
-        (($(usec) < deadline)) || die "$mnt was not mounted within ${MOUNT_DEADLINE_SECONDS}s (log: $log)"
-        sleep 0.02
-    done
-}
-
-# blobfs raises the mount's readahead to 1 MiB right after the kernel's INIT exchange, from a
-# helper thread; wait (at most a second) until it shows, so that no read races that write.
-wait_readahead() {
-    local mnt=$1 device deadline=$(($(usec) + 1000000))
-    device=$(awk -v m="$mnt" '$5 == m { print $3 }' /proc/self/mountinfo | tail -n 1)
-    [[ -n $device && -r /sys/class/bdi/$device/read_ahead_kb ]] || return 0
-    while (($(< "/sys/class/bdi/$device/read_ahead_kb") < 1024)) && (($(usec) < deadline)); do sleep 0.01; done
-}
+# wait_mounted and wait_readahead: bench/mounting.sh.
 
 # mount_contender <contender>: mounts a fresh instance at $work/mnt/<contender>.
 mount_contender() {

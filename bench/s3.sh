@@ -58,6 +58,8 @@ unset AWS_CA_BUNDLE
 
 say() { printf 'bench s3 [%3ds]: %s\n' "$SECONDS" "$*" >&2; }
 die() { say "$*"; exit 1; }
+# shellcheck source=bench/mounting.sh
+source "$here/mounting.sh"
 
 [[ -x $BLOBFS ]] || die "no blobfs binary at $BLOBFS"
 for tool in rclone s3fs fusermount3 mountpoint openssl cc curl; do
@@ -152,7 +154,6 @@ ticks_of() { # <pids...>: their utime + stime in clock ticks (0 for any gone)
 server_ticks() { ticks_of $server_pids; }
 daemon_ticks() { [[ -n $daemon_pid ]] && ticks_of "$daemon_pid" || echo ""; }
 cpu_seconds() { [[ -n $1 && -n $2 ]] && awk -v a="$1" -v b="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }' || true; }
-usec() { local t=${EPOCHREALTIME/./}; echo $((10#$t)); }
 children_cpu() {
     awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.3f\n", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"
 }
@@ -283,27 +284,7 @@ printf '%s:%s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" >"$scratch/s3fs.passwd"
 chmod 600 "$scratch/s3fs.passwd"
 mount_count=0
 
-wait_mounted() {
-    local mnt=$1 pid=$2 log=$3 deadline=$(($(usec) + MOUNT_DEADLINE_SECONDS * 1000000))
-    until mountpoint -q "$mnt"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            say "the daemon for $mnt exited before mounting; its log:"
-            tail -n 20 "$log" >&2
-            exit 1
-        fi
-        (($(usec) < deadline)) || die "$mnt was not mounted within ${MOUNT_DEADLINE_SECONDS}s (log: $log)"
-        sleep 0.02
-    done
-}
-
-# blobfs raises the mount's readahead to 1 MiB from a helper thread right after INIT: wait (a
-# second at most) until it shows, so that no read races it (as bench/run.sh does).
-wait_readahead() {
-    local mnt=$1 device deadline=$(($(usec) + 1000000))
-    device=$(awk -v m="$mnt" '$5 == m { print $3 }' /proc/self/mountinfo | tail -n 1)
-    [[ -n $device && -r /sys/class/bdi/$device/read_ahead_kb ]] || return 0
-    while (($(< "/sys/class/bdi/$device/read_ahead_kb") < 1024)) && (($(usec) < deadline)); do sleep 0.01; done
-}
+# wait_mounted and wait_readahead: bench/mounting.sh.
 
 # mount_contender <contender>: a fresh mount at $scratch/mnt/<contender>, with a fresh cache.
 mount_contender() {
