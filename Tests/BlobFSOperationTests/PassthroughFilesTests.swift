@@ -9,6 +9,16 @@ import Testing
 @Suite struct PassthroughFilesTests {
     private let logger = Logger(label: "blobfs.test")
 
+    /// An open regular file, already unlinked, to stand for the FUSE device: it has no FUSE ioctls
+    /// (ENOTTY, as a kernel without backing files answers).
+    private static func regularFile() throws -> Int32 {
+        let path = "/tmp/blobfs-passthrough-files-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        try #require(fd >= 0, "open \(path): errno \(errno)")
+        unlink(path)
+        return fd
+    }
+
     @Test func anOpenWithoutABackingFileIsTheDaemonsAndIsCountedUntilReleased() {
         let files = PassthroughFiles(logger: logger)
         #expect(files.admit(7, backing: nil) == .daemon)
@@ -35,13 +45,8 @@ import Testing
 
     @Test func aDeviceWithoutBackingFilesTurnsPassthroughOffForTheMount() throws {
         // A regular file has no FUSE ioctls: ENOTTY, as a kernel without backing files answers.
-        let path = "/tmp/blobfs-passthrough-files-\(getpid())"
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        try #require(fd >= 0)
-        defer {
-            close(fd)
-            unlink(path)
-        }
+        let fd = try Self.regularFile()
+        defer { close(fd) }
         let files = PassthroughFiles(logger: logger)
         files.attach(device: fd)
         #expect(files.admit(5, backing: LocalDataFile(descriptor: fd, size: 0)) == .daemon)
@@ -54,13 +59,8 @@ import Testing
     }
 
     @Test func theProbeOnADeviceWithoutBackingFilesSaysWhy() throws {
-        let path = "/tmp/blobfs-passthrough-probe-\(getpid())"
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        try #require(fd >= 0)
-        defer {
-            close(fd)
-            unlink(path)
-        }
+        let fd = try Self.regularFile()
+        defer { close(fd) }
         let files = PassthroughFiles(logger: logger)
         files.attach(device: fd)
         #expect(files.refusal == nil)
@@ -71,13 +71,8 @@ import Testing
     @Test func whileABlobIsOpenForWritingNoBackingOpenIsTriedForIt() throws {
         // A regular file as the device: a backing open tried would turn passthrough off (ENOTTY),
         // which shows whether one was tried.
-        let path = "/tmp/blobfs-passthrough-writer-\(getpid())"
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        try #require(fd >= 0)
-        defer {
-            close(fd)
-            unlink(path)
-        }
+        let fd = try Self.regularFile()
+        defer { close(fd) }
         let files = PassthroughFiles(logger: logger)
         files.attach(device: fd)
         #expect(files.beginWrite(9) == nil, "no passthrough opens: nothing to wait for")
