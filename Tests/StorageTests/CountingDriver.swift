@@ -5,7 +5,7 @@ import Synchronization
 /// A driver over another one that counts the readers it opens and the reads they make (on the
 /// S3 driver, a read of a block or more is one ranged GET), and can run a step before a given
 /// read: what the blob cache's tests count fetches with and cut the storage off mid-fetch with.
-final class CountingDriver: StorageDriver {
+final class CountingDriver: ForwardingDriver {
     let base: any StorageDriver
     let counts = Mutex(Counts())
     /// Runs before every read with that read's number (1, 2, …), on the reading thread.
@@ -27,22 +27,6 @@ final class CountingDriver: StorageDriver {
         counts.withLock { $0.readers += 1 }
         return CountingReader(base: try base.reader(path), driver: self)
     }
-
-    func getContent(_ path: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] { try base.getContent(path, limit: limit) }
-    func putContent(_ path: DriverPath, _ content: [UInt8]) throws(StorageDriverError) { try base.putContent(path, content) }
-    func writer(_ path: DriverPath, append: Bool) throws(StorageDriverError) -> any DriverFileWriter { try base.writer(path, append: append) }
-    func stat(_ path: DriverPath) throws(StorageDriverError) -> FileInfo { try base.stat(path) }
-    func createDirectory(_ path: DriverPath) throws(StorageDriverError) { try base.createDirectory(path) }
-    func list(_ path: DriverPath) throws(StorageDriverError) -> [String] { try base.list(path) }
-    func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError) {
-        try base.enumerateNames(in: path, body)
-    }
-    func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) { try base.move(from: source, to: destination) }
-    func delete(_ path: DriverPath) throws(StorageDriverError) { try base.delete(path) }
-    func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError) {
-        try base.walk(path, visit)
-    }
-    func directory(_ path: DriverPath) throws(StorageDriverError) -> any DriverDirectory { try base.directory(path) }
 }
 
 private final class CountingReader: DriverFileReader {

@@ -72,7 +72,7 @@ import TestSupport
 /// A driver over another one that counts stats and directory opens (a link read each) and how
 /// many run at once, and can hold the first `rendezvous` of each kind until that many are in
 /// flight together (or 20 s have passed, which it records).
-final class ObservedDriver: StorageDriver {
+final class ObservedDriver: ForwardingDriver {
     struct Observed: Sendable {
         var stats = 0
         var opens = 0
@@ -123,21 +123,6 @@ final class ObservedDriver: StorageDriver {
     }
     func directory(_ path: DriverPath) throws(StorageDriverError) -> any DriverDirectory {
         ObservedDirectory(base: try base.directory(path), driver: self)
-    }
-
-    func getContent(_ path: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] { try base.getContent(path, limit: limit) }
-    func putContent(_ path: DriverPath, _ content: [UInt8]) throws(StorageDriverError) { try base.putContent(path, content) }
-    func reader(_ path: DriverPath) throws(StorageDriverError) -> any DriverFileReader { try base.reader(path) }
-    func writer(_ path: DriverPath, append: Bool) throws(StorageDriverError) -> any DriverFileWriter { try base.writer(path, append: append) }
-    func createDirectory(_ path: DriverPath) throws(StorageDriverError) { try base.createDirectory(path) }
-    func list(_ path: DriverPath) throws(StorageDriverError) -> [String] { try base.list(path) }
-    func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError) {
-        try base.enumerateNames(in: path, body)
-    }
-    func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) { try base.move(from: source, to: destination) }
-    func delete(_ path: DriverPath) throws(StorageDriverError) { try base.delete(path) }
-    func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError) {
-        try base.walk(path, visit)
     }
 }
 
