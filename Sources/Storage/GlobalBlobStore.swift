@@ -15,6 +15,8 @@ public struct GlobalBlobStore: Sendable {
     let logger: Logger
     /// What listings of a remote store found by stat (`LinkedBlobStore.listing`), for the store's life.
     let listedFiles = ListedDataFiles()
+    /// The links listings of a remote store read, per repository, for a few seconds.
+    let listedLinks = ListedLinks()
 
     /// The whole content, read directly with no stat.
     public func get(_ digest: Digest) throws(BlobError) -> [UInt8] {

@@ -89,6 +89,7 @@ public struct LinkedBlobStore: BlobStore {
     public func delete(_ digest: Digest) throws(BlobError) {
         guard deleteEnabled else { throw .unsupported("delete (deletes are disabled)") }
         _ = try stat(digest)
+        defer { global.listedLinks.forget(linkSet.root(repository)) }
         try accessController.clear(digest)
     }
 
@@ -143,6 +144,7 @@ public struct LinkedBlobStore: BlobStore {
     /// digest, with no newline.
     func link(_ canonical: Descriptor, aliases: [Digest]) throws(BlobError) {
         let content = Array(canonical.digest.description.utf8)
+        defer { global.listedLinks.forget(linkSet.root(repository)) }
         var linked = Set<Digest>()
         for digest in [canonical.digest] + aliases where linked.insert(digest).inserted {
             try driverCall { () throws(StorageDriverError) in try driver.putContent(linkSet.path(repository, digest), content) }

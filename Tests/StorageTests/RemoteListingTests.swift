@@ -47,12 +47,18 @@ import TestSupport
         let first = try registry.repository("listing/blobs").blobs.listing { _, _ in nil }
         #expect(driver.observed.stats == 12)
         #expect(driver.observed.opens == 12)
-        // The same listing again: its links are read again, its data files are not statted again.
+        // The same listing again within ListedLinks.timeout: neither its links nor its data files
+        // are read again.
         let second = try registry.repository("listing/blobs").blobs.listing { _, _ in nil }
         #expect(driver.observed.stats == 12)
-        #expect(driver.observed.opens == 24, "links are read from storage on every listing")
+        #expect(driver.observed.opens == 12, "links read again within the timeout")
         #expect(second.map(\.name) == first.map(\.name))
         #expect(try second.map { try $0.file.get() } == first.map { try $0.file.get() })
+        // A blob linked through the same store: the next listing reads the links again and shows it.
+        let added = try registry.repository("listing/blobs").blobs.put(mediaType: "application/octet-stream", Array("one more\n".utf8))
+        let third = try registry.repository("listing/blobs").blobs.listing { _, _ in nil }
+        #expect(driver.observed.opens == 25, "the links after a link was written: \(driver.observed.opens - 12) read")
+        #expect(third.map(\.name).contains(added.digest) && third.count == 13)
     }
 
     @Test func localListingStatsEveryTime() throws {
