@@ -90,8 +90,10 @@ final class ListedDataFiles: Sendable {
 /// and lookups and opens still read each link from storage. This mount's own writes forget the
 /// repository's entry at once (`LinkedBlobStore.link`, `delete`). Never used for local drivers.
 final class ListedLinks: Sendable {
-    /// Short, as the kernel's entry timeouts are: a push shows up in listings within it.
-    static let timeout: Duration = .seconds(10)
+    /// The default entry timeout for blobs (BlobFS's `blobTimeout`): a listing is no staler than the names the kernel
+    /// holds. (10 s was too short: the first `ls -l` of 10,000 blobs on radosgw took 14 s, so
+    /// the second found its links expired and read all of them again.)
+    static let timeout: Duration = .seconds(60)
     /// Repositories remembered at once; past that it starts again empty.
     static let capacity = 256
 
@@ -113,7 +115,7 @@ final class ListedLinks: Sendable {
         let links = try read()
         entries.withLock { entries in
             if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
-            entries[root] = Entry(links: links, readAt: now)
+            entries[root] = Entry(links: links, readAt: ContinuousClock.now)
         }
         return links
     }
