@@ -198,3 +198,23 @@ final class Problems: Sendable {
     func add(_ problem: String) { list.withLock { $0.append(problem) } }
     var all: [String] { list.withLock { $0 } }
 }
+
+/// Pushes `bytes` to the registry under `digest` (the bytes' own by default), in one request or in
+/// PATCHes of `chunk` bytes, and requires the registry's 201; `log` (the registry's) goes into
+/// the error.
+func pushBlob(
+    _ client: RegistryClient, _ repository: String, _ bytes: [UInt8], digest: Digest? = nil, chunk: Int? = nil,
+    log: @autoclosure () -> String
+) throws -> StoredBlob {
+    let digest = digest ?? Digester.digest(of: bytes)
+    let response =
+        if let chunk {
+            try client.pushChunked(repository: repository, bytes: bytes, digest: "\(digest)", chunkSize: chunk)
+        } else {
+            try client.pushMonolithic(repository: repository, bytes: bytes, digest: "\(digest)")
+        }
+    guard response.status == 201 else {
+        throw TestSupportError("push \(digest) to \(repository): \(response.status) \(response.text)\n\(log())")
+    }
+    return StoredBlob(repository: repository, bytes: bytes, digest: digest)
+}

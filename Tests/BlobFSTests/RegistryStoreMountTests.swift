@@ -29,17 +29,7 @@ import TestSupport
             let client = server.client
             var blobs: [StoredBlob] = []
             func push(_ repository: String, _ bytes: [UInt8], digest: Digest? = nil, chunk: Int? = nil) throws -> StoredBlob {
-                let digest = digest ?? Digester.digest(of: bytes)
-                let response =
-                    if let chunk {
-                        try client.pushChunked(repository: repository, bytes: bytes, digest: "\(digest)", chunkSize: chunk)
-                    } else {
-                        try client.pushMonolithic(repository: repository, bytes: bytes, digest: "\(digest)")
-                    }
-                guard response.status == 201 else {
-                    throw TestSupportError("push \(digest) to \(repository): \(response.status) \(response.text)\n\(server.log.tail(2000))")
-                }
-                let blob = StoredBlob(repository: repository, bytes: bytes, digest: digest)
+                let blob = try pushBlob(client, repository, bytes, digest: digest, chunk: chunk, log: server.log.tail(2000))
                 blobs.append(blob)
                 return blob
             }

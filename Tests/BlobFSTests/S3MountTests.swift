@@ -78,17 +78,7 @@ private func readFileBytes(_ path: String) throws -> [UInt8] {
         let client = server.client
         var blobs: [StoredBlob] = []
         func push(_ repository: String, _ bytes: [UInt8], chunk: Int? = nil) throws -> StoredBlob {
-            let digest = Digester.digest(of: bytes)
-            let response =
-                if let chunk {
-                    try client.pushChunked(repository: repository, bytes: bytes, digest: "\(digest)", chunkSize: chunk)
-                } else {
-                    try client.pushMonolithic(repository: repository, bytes: bytes, digest: "\(digest)")
-                }
-            guard response.status == 201 else {
-                throw TestSupportError("push \(digest) to \(repository): \(response.status) \(response.text)\n\(server.log.tail(2000))")
-            }
-            let blob = StoredBlob(repository: repository, bytes: bytes, digest: digest)
+            let blob = try pushBlob(client, repository, bytes, chunk: chunk, log: server.log.tail(2000))
             blobs.append(blob)
             return blob
         }
