@@ -30,4 +30,11 @@ static inline int blobfs_openat_beneath(int dirfd, const char *path, int flags, 
 static inline long blobfs_getdents64(int fd, void *buffer, unsigned long size) {
     return syscall(SYS_getdents64, fd, buffer, size);
 }
+/// sync_file_range(2) with SYNC_FILE_RANGE_WRITE: starts writing a range of a file back to disk
+/// without waiting for it (glibc declares it only with _GNU_SOURCE).
+int sync_file_range(int fd, long long offset, long long nbytes, unsigned int flags);
+static inline int blobfs_start_writeback(int fd, long long offset, long long length) {
+    return sync_file_range(fd, offset, length, 2 /* SYNC_FILE_RANGE_WRITE */);
+}
+
 #endif

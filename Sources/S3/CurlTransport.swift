@@ -24,6 +24,47 @@ struct HTTPResponse: Sendable {
     var bodyTooLong: Bool
     /// Bytes of a 206 body written into the caller's destination instead of `body`.
     var bodyInDestination: Int = 0
+    /// Writing the body into a destination file failed with this errno (the transfer was
+    /// abandoned there): a local failure, a full disk, not the server's.
+    var destinationErrno: Int32? = nil
+}
+
+/// Where a 206 answer's body goes instead of a growing buffer, as libcurl hands it over: memory
+/// of the caller's, or a local file at an offset (each piece of the body written there while it
+/// is still in the CPU's cache: no buffer of the block's size, no second pass over the bytes).
+/// Either holds at most `count` bytes: a longer body ends the exchange with `bodyTooLong`.
+enum BodyDestination: @unchecked Sendable {
+    case memory(UnsafeMutableRawBufferPointer)
+    case file(descriptor: Int32, offset: Int64, count: Int)
+
+    var count: Int {
+        switch self {
+        case .memory(let buffer): buffer.count
+        case .file(_, _, let count): count
+        }
+    }
+
+    /// Writes `bytes` at `position` of the destination (within `count`); the errno of a failed write.
+    func write(_ bytes: UnsafeRawBufferPointer, at position: Int) -> Int32? {
+        guard !bytes.isEmpty else { return nil }
+        switch self {
+        case .memory(let buffer):
+            (buffer.baseAddress! + position).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            return nil
+        case .file(let fd, let offset, _):
+            var done = 0
+            while done < bytes.count {
+                let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(position + done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                if n == 0 { return EIO }
+                done += n
+            }
+            return nil
+        }
+    }
 }
 
 /// Why an exchange produced no response: libcurl's code and text (a refused connection, a
@@ -94,7 +135,7 @@ final class CurlTransport: Sendable {
     /// the exchange with `bodyTooLong`. Any other answer (an error, a 200 of a server that ignored
     /// the range) is collected into `body` as without one.
     func perform(
-        _ request: HTTPRequest, timeoutMilliseconds: Int, into destination: UnsafeMutableRawBufferPointer? = nil
+        _ request: HTTPRequest, timeoutMilliseconds: Int, into destination: BodyDestination? = nil
     ) -> Result<HTTPResponse, TransportFailure> {
         let handle = idle.withLock { $0.popLast() } ?? curl_easy_init().map { Handle(pointer: $0) }
         guard let handle else { return .failure(TransportFailure(code: CURLE_FAILED_INIT, message: "curl_easy_init failed")) }
@@ -111,7 +152,7 @@ final class CurlTransport: Sendable {
     }
 
     private func exchange(
-        _ request: HTTPRequest, on h: UnsafeMutableRawPointer, timeoutMilliseconds: Int, into destination: UnsafeMutableRawBufferPointer?
+        _ request: HTTPRequest, on h: UnsafeMutableRawPointer, timeoutMilliseconds: Int, into destination: BodyDestination?
     ) -> Result<HTTPResponse, TransportFailure> {
         let sink = ResponseSink(limit: request.bodyLimit, destination: destination)
         var headers: UnsafeMutablePointer<curl_slist>?
@@ -146,6 +187,12 @@ final class CurlTransport: Sendable {
                         ccurl_setopt_pointer(h, CURLOPT_POSTFIELDS, body.baseAddress ?? UnsafeRawPointer(Self.emptyBody.utf8Start))
                     }
                 }
+                if case .file = destination {
+                    // Each piece of the body is one pwrite: 128 KiB pieces (libcurl's default is
+                    // 16 KiB) cut the daemon's CPU for 1 GiB by about 0.3 s here, while a piece
+                    // still fits the CPU's cache on its way into the file (512 KiB and 1 MiB cost more).
+                    ccurl_setopt_long(h, CURLOPT_BUFFERSIZE, 128 << 10)
+                }
                 let context = Unmanaged.passUnretained(sink).toOpaque()
                 ccurl_setopt_pointer(h, CURLOPT_WRITEDATA, context)
                 ccurl_setopt_callback(h, CURLOPT_WRITEFUNCTION) { data, size, count, context in
@@ -161,9 +208,11 @@ final class CurlTransport: Sendable {
                 return curl_easy_perform(h)
             }
         }
-        if sink.tooLong {
+        if sink.tooLong || sink.writeErrno != nil {
             return .success(
-                HTTPResponse(status: sink.status, headers: sink.headers, body: sink.body, bodyTooLong: true, bodyInDestination: sink.written))
+                HTTPResponse(
+                    status: sink.status, headers: sink.headers, body: sink.body, bodyTooLong: sink.tooLong, bodyInDestination: sink.written,
+                    destinationErrno: sink.writeErrno))
         }
         guard code == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -183,14 +232,15 @@ final class CurlTransport: Sendable {
 private final class ResponseSink {
     let limit: Int
     /// Where a 206 body goes, written at `written` as it arrives.
-    let destination: UnsafeMutableRawBufferPointer?
+    let destination: BodyDestination?
     var status = 0
     var headers: [String: String] = [:]
     var body: [UInt8] = []
     var written = 0
     var tooLong = false
+    var writeErrno: Int32?
 
-    init(limit: Int, destination: UnsafeMutableRawBufferPointer?) {
+    init(limit: Int, destination: BodyDestination?) {
         self.limit = limit
         self.destination = destination
     }
@@ -211,7 +261,10 @@ private final class ResponseSink {
                 tooLong = true
                 return 0
             }
-            if let source = data.baseAddress { (destination.baseAddress! + written).copyMemory(from: source, byteCount: data.count) }
+            if let failed = destination.write(data, at: written) {
+                writeErrno = failed
+                return 0
+            }
             written += data.count
             return data.count
         }

@@ -46,6 +46,9 @@ public enum S3Failure: Error, Sendable, CustomStringConvertible {
     case server(request: String, status: Int, code: String, message: String)
     /// No answer: refused, reset, timed out (after the retries).
     case unreachable(request: String, reason: String, attempts: Int)
+    /// The answer's body could not be written where it was to go (a local file: a full disk, an
+    /// I/O error); `errno` says why. Not retried: the next try would meet the same disk.
+    case localWrite(request: String, errno: Int32)
 
     public var description: String {
         switch self {
@@ -53,6 +56,7 @@ public enum S3Failure: Error, Sendable, CustomStringConvertible {
         case .accessDenied(let request, let code, let message): "\(request): access denied (\(code): \(message))"
         case .server(let request, let status, let code, let message): "\(request): HTTP \(status) \(code): \(message)"
         case .unreachable(let request, let reason, let attempts): "\(request): no answer after \(attempts) tries: \(reason)"
+        case .localWrite(let request, let errno): "\(request): writing the body locally failed: \(String(cString: strerror(errno)))"
         }
     }
 }
@@ -160,6 +164,17 @@ public final class S3Client: Sendable {
     /// announced) is an error, never bytes written at the wrong place. A 200 (a server that
     /// ignored the range) is the whole object, copied from its body.
     func getRange(_ key: String, first: Int64, into destination: UnsafeMutableRawBufferPointer, ifMatch: String? = nil) throws(S3Failure) -> RangeInto? {
+        try getRange(key, first: first, into: .memory(destination), ifMatch: ifMatch)
+    }
+
+    /// The same, the bytes written into the local file `descriptor` at `offset` as they arrive.
+    func getRange(
+        _ key: String, first: Int64, count: Int, intoFile descriptor: Int32, at offset: Int64, ifMatch: String? = nil
+    ) throws(S3Failure) -> RangeInto? {
+        try getRange(key, first: first, into: .file(descriptor: descriptor, offset: offset, count: count), ifMatch: ifMatch)
+    }
+
+    private func getRange(_ key: String, first: Int64, into destination: BodyDestination, ifMatch: String?) throws(S3Failure) -> RangeInto? {
         precondition(destination.count > 0, "a ranged GET of no bytes")
         let last = first + Int64(destination.count) - 1
         var headers = [("Range", "bytes=\(first)-\(last)")]
@@ -172,7 +187,8 @@ public final class S3Client: Sendable {
             let size = Int64(response.body.count)
             let start = Int(min(first, size))
             let end = Int(min(last + 1, size))
-            response.body[start..<end].withUnsafeBytes { destination.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            let failed = response.body[start..<end].withUnsafeBytes { destination.write($0, at: 0) }
+            if let failed { throw .localWrite(request: name, errno: failed) }
             return RangeInto(count: end - start, objectSize: size, etag: etag)
         }
         guard !response.bodyTooLong else {
@@ -371,7 +387,7 @@ public final class S3Client: Sendable {
     /// is thrown as its `S3Failure`.
     private func send(
         _ method: String, key: String?, query: [String: String] = [:], headers: [(String, String)] = [], body: [UInt8] = [],
-        bodyLimit: Int = .max, accepting: Set<Int> = [], into destination: UnsafeMutableRawBufferPointer? = nil
+        bodyLimit: Int = .max, accepting: Set<Int> = [], into destination: BodyDestination? = nil
     ) throws(S3Failure) -> HTTPResponse {
         var request = HTTPRequest(
             method: method, url: url(key, query: query),
@@ -396,6 +412,7 @@ public final class S3Client: Sendable {
             // A retry writes the destination again from its start.
             switch transport.perform(request, timeoutMilliseconds: Self.milliseconds(timeout), into: destination) {
             case .success(let response):
+                if let failed = response.destinationErrno { throw .localWrite(request: name, errno: failed) }
                 if (200..<300).contains(response.status) || accepting.contains(response.status) {
                     return response
                 }

@@ -355,6 +355,8 @@ extension S3Failure {
         case .accessDenied: .io(operation: "\(operation) (\(self))", path: path.value, errno: EACCES)
         case .server(_, 412, _, _): .io(operation: "\(operation) (the object changed since it was opened: \(self))", path: path.value, errno: ESTALE)
         case .server, .unreachable: .io(operation: "\(operation) (\(self))", path: path.value, errno: EIO)
+        // The local file's own errno (ENOSPC, EIO): what the disk said, not the store.
+        case .localWrite(_, let errno): .io(operation: "\(operation) (\(self))", path: path.value, errno: errno)
         }
     }
 }

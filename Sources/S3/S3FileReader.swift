@@ -104,6 +104,47 @@ final class S3FileReader: DriverFileReader {
         return filled
     }
 
+    /// One ranged GET of the whole range, its body written into the file piece by piece as libcurl
+    /// hands it over, while each piece is still in the CPU's cache (no buffer of the range's size,
+    /// no second pass over the bytes before the file has them). A first block kept from the open
+    /// is written from memory instead of being asked for again.
+    func copy(at offset: Int64, count: Int, intoFile descriptor: Int32, localPath: String) throws(StorageDriverError) -> Int {
+        guard offset >= 0, count >= 0 else { throw .io(operation: "s3 read", path: path.value, errno: EINVAL) }
+        var copied = 0
+        let kept = state.withLock { state -> Block? in
+            guard let block = state.block, block.start <= offset, offset < block.end else { return nil }
+            state.block = nil
+            return block
+        }
+        if let kept {
+            let n = Int(min(Int64(count), kept.end - offset))
+            let from = Int(offset - kept.start)
+            let failure = kept.bytes.withUnsafeBytes { bytes -> StorageDriverError? in
+                do throws(StorageDriverError) {
+                    try LocalWrite.all(UnsafeRawBufferPointer(rebasing: bytes[from..<(from + n)]), to: descriptor, at: offset, path: localPath)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            if let failure { throw failure }
+            copied = n
+        }
+        let position = offset + Int64(copied)
+        guard copied < count, position < knownSize else { return copied }
+        let answer: S3Client.RangeInto?
+        do throws(S3Failure) {
+            answer = try driver.client.getRange(
+                key, first: position, count: count - copied, intoFile: descriptor, at: position, ifMatch: etag.isEmpty ? nil : etag)
+        } catch .localWrite(_, let code) {
+            throw .io(operation: "write", path: localPath, errno: code)
+        } catch {
+            throw error.driverError(operation: "s3 get range", path: path)
+        }
+        state.withLock { $0.size = answer?.objectSize ?? min($0.size, position) }
+        return copied + (answer?.count ?? 0)
+    }
+
     /// One ranged GET of `destination.count` bytes from `first`, written into `destination`: how
     /// many came; nil (and the size cut there) when the object ends before `first`.
     private func fetch(first: Int64, into destination: UnsafeMutableRawBufferPointer) throws(StorageDriverError) -> Int? {

@@ -25,9 +25,9 @@ public final class BlobDataCache: Sendable {
     let fetch: BlobFetch
     /// Blocks a stream of a blob larger than the cache keeps in memory, at most, per reader.
     let readAheadBlocks: Int
-    /// What every block buffer of a fetch or a stream takes its bytes from, in this process.
+    /// What every block buffer of a stream takes its bytes from, in this process (a fetch holds none).
     public let budget: FetchMemoryBudget
-    /// How long a read or a fetch waits for its block's bytes in the budget before it fails (EIO).
+    /// How long a read waits for its block's bytes in the budget before it fails (EIO).
     let budgetWait: Duration
     let logger: Logger
     private let index: Mutex<BlobCacheIndex>
@@ -48,13 +48,15 @@ public final class BlobDataCache: Sendable {
     /// Opens (creating it) the cache at `directory`, removes what a crash or a foreign hand left
     /// there (temporaries no fetch holds, files whose names are not digests), indexes the rest
     /// by size and last use, and evicts down to `capacity`. `blockSize` and `parallelism` shape
-    /// the fetch: `parallelism` ranged reads of `blockSize` bytes at a time (`blockSize` at least
+    /// the fetch: `parallelism` ranged reads at a time of blocks from `blockSize` up to
+    /// `largestBlockSize` bytes, larger for larger blobs (`BlobFetch.blockSize(for:)`; `blockSize` at least
     /// the driver's own read block, so that each is one ranged GET); a blob larger than the cache
-    /// streams through `readAheadBlocks` such blocks. Every such block takes its bytes from
-    /// `budget` first, waiting at most `budgetWait` (the S3 client's default request deadline:
-    /// as long as a block's GET may take) for the block a read or a fetch cannot go on without.
+    /// streams through `readAheadBlocks` blocks of `blockSize` in memory, each of which takes its bytes
+    /// from `budget` first, waiting at most `budgetWait` (the S3 client's default request
+    /// deadline: as long as a block's GET may take) for the block a read cannot go on without.
     public init(
-        directory: String, capacity: Int64, blockSize: Int = 4 << 20, parallelism: Int = 4, readAheadBlocks: Int = 4,
+        directory: String, capacity: Int64, blockSize: Int = 4 << 20, largestBlockSize: Int = 32 << 20, parallelism: Int = 4,
+        readAheadBlocks: Int = 4,
         budget: FetchMemoryBudget = FetchMemoryBudget(), budgetWait: Duration = .seconds(30),
         logger: Logger = Logger(label: "blobfs.cache")
     ) throws(BlobError) {
@@ -66,7 +68,7 @@ public final class BlobDataCache: Sendable {
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.directory = trimmed
         self.capacity = max(0, capacity)
-        fetch = BlobFetch(blockSize: max(blockSize, 4096), parallelism: max(parallelism, 1), budget: budget, budgetWait: budgetWait)
+        fetch = BlobFetch(blockSize: max(blockSize, 4096), parallelism: max(parallelism, 1), largestBlockSize: largestBlockSize)
         self.logger = logger
         try CacheDirectory.create(trimmed + "/tmp")
         try CacheDirectory.checkPrivate(trimmed)

@@ -1,23 +1,45 @@
+import Dispatch
 import Distribution
 import Glibc
 import StorageDriver
 import Synchronization
 
 /// One blob's data brought from the driver into a local file with parallel ranged reads, and
-/// hashed in order as it arrives: fixed blocks of `blockSize` (the last one shorter), each one
-/// read with its explicit end (the S3 reader makes a read of a block or more one ranged GET of
-/// exactly that range, written by libcurl straight into the block's buffer), up to
-/// `parallelism` of them at a time. Each round's blocks are written into the file at their
-/// offsets while the previous round's are hashed from the page cache, so the hash costs no extra
-/// wall time. A round's buffers take their bytes from the process's `FetchMemoryBudget`: its
-/// first block waits for them (up to `budgetWait`), the others are read in the same round only
-/// if the budget gives them without waiting, and all go back when the round ends, so a fetch
-/// under pressure goes on one block at a time instead of holding more.
+/// hashed in order as it arrives. The data is cut into fixed blocks (`blockSize(for:)`, from
+/// 4 MiB for a blob of 64 MiB to 32 MiB for one of 1 GiB; the last one shorter); `parallelism` copiers each take the next block not yet taken and copy it into the
+/// file at its offset (`DriverFileReader.copy`: the S3 reader makes it one ranged GET whose body
+/// libcurl hands over piece by piece, each piece written into the file while it is still in the
+/// CPU's cache), so a slow block holds up no copier but itself: a sliding window, not rounds. The
+/// caller's thread hashes behind them, from the page cache, as far as the blocks copied so far
+/// reach without a gap.
+///
+/// No block is held in memory: a copy's memory is libcurl's receive buffer (the default copy's
+/// 1 MiB buffer for other drivers), whatever the blob's size. Measured on radosgw here: with
+/// 4 MiB block buffers per round written by pwrite (about 5 s of daemon CPU per GiB, half of it
+/// copying cold buffers into fresh page cache) against this: docs/benchmarks.md, issue 14.
 struct BlobFetch {
+    /// The smallest block; a block is `blockSize(for:)`.
     let blockSize: Int
     let parallelism: Int
-    let budget: FetchMemoryBudget
-    let budgetWait: Duration
+    /// The largest block, for large blobs.
+    let largestBlockSize: Int
+
+    init(blockSize: Int, parallelism: Int, largestBlockSize: Int = 32 << 20) {
+        self.blockSize = blockSize
+        self.parallelism = parallelism
+        self.largestBlockSize = max(largestBlockSize, blockSize)
+    }
+
+    /// The block for a blob of `size`: about a quarter of what each copier would take in equal
+    /// shares (so the window stays full to near the end and a last slow block is short), a
+    /// multiple of `blockSize`, at most `largestBlockSize`. Fewer, larger GETs cost the server
+    /// and the daemon less: for 1 GiB on radosgw here, 32 MiB blocks took 2.26 s against 2.66–2.86 s
+    /// with 4 MiB ones, daemon CPU 1.7 s against 2.0 s, the server's 1.85 s against 2.5 s.
+    func blockSize(for size: Int64) -> Int {
+        let share = size / Int64(4 * parallelism)
+        let blocks = max(1, (share + Int64(blockSize) - 1) / Int64(blockSize))
+        return Int(min(Int64(largestBlockSize), blocks * Int64(blockSize)))
+    }
 
     /// The file the data went into was filled and hashed; `digest` is what it hashes to.
     struct Arrived {
@@ -26,136 +48,125 @@ struct BlobFetch {
 
     /// Fills `fd` (an empty file) with `size` bytes of `source` and hashes them with
     /// `algorithm`. A source that ends early is `truncated`; any read failure is thrown as is,
-    /// after every read in flight has ended.
+    /// after every copy in flight has ended.
     func fill(
         _ fd: Int32, from source: any DriverFileReader, size: Int64, digest name: Digest, sourcePath: String, filePath: String
     ) throws(BlobError) -> Arrived {
         let digester = Digester(name.algorithm)
+        let blockSize = blockSize(for: size)
         let blocks = Int((size + Int64(blockSize) - 1) / Int64(blockSize))
-        let failure = Mutex<BlobError?>(nil)
-        let hashBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { hashBuffer.deallocate() }
-        let hashing = HashCursor(digester: digester, buffer: hashBuffer)
-        var next = 0  // the first block of the round
-        var hashedUpTo: Int64 = 0
-        while next < blocks || hashedUpTo < size {
-            let hashEnd = min(Int64(next) * Int64(blockSize), size)  // everything written by earlier rounds
-            let lengths = try takeRound(from: next, of: blocks, size: size, path: filePath)
-            let buffers = BlockBuffers(lengths)
-            defer {
-                buffers.deallocate()
-                budget.release(lengths.reduce(0, +))
-            }
-            // This round's block reads, and the hash of what earlier rounds wrote beside them, in order.
-            let from = hashedUpTo
-            let first = next
-            let reads = lengths.count
-            FetchThreads.run(reads + (hashEnd > from ? 1 : 0)) { task in
-                do throws(BlobError) {
-                    if task < reads {
-                        let start = Int64(first + task) * Int64(blockSize)
-                        try Self.copy(
-                            block: start, using: buffers.buffers[task], from: source, into: fd,
-                            sourcePath: sourcePath, filePath: filePath, digest: name, size: size)
-                    } else {
-                        try hashing.hash(fd, from: from, to: hashEnd, path: filePath)
+        let progress = FetchProgress(blocks: blocks)
+        let copiers = min(parallelism, blocks)
+        FetchThreads.run(copiers + 1) { task in
+            if task < copiers {
+                while let block = progress.take() {
+                    let start = Int64(block) * Int64(blockSize)
+                    let length = Int(min(Int64(blockSize), size - start))
+                    do throws(BlobError) {
+                        let copied = try driverCall { () throws(StorageDriverError) in
+                            try source.copy(at: start, count: length, intoFile: fd, localPath: filePath)
+                        }
+                        guard copied == length else {
+                            throw .truncated(name, path: sourcePath, expected: size, actual: start + Int64(copied))
+                        }
+                        // Written back while the next blocks arrive: the fsync before the blob is
+                        // published then waits for the last few only (0.8 s for 1 GiB without).
+                        LocalWrite.startWriteback(fd, offset: start, length: length)
+                        progress.copied(block)
+                    } catch {
+                        progress.fail(error)
                     }
-                } catch {
-                    failure.withLock { $0 = $0 ?? error }
                 }
+            } else {
+                Self.hashBehind(progress, fd: fd, size: size, blockSize: blockSize, digester: digester, path: filePath)
             }
-            if let error = failure.withLock({ $0 }) { throw error }
-            hashedUpTo = max(hashedUpTo, hashEnd)
-            if reads == 0 { break }
-            next += reads
         }
-        if hashedUpTo < size { try hashing.hash(fd, from: hashedUpTo, to: size, path: filePath) }
+        if let failure = progress.failure { throw failure }
         return Arrived(digest: digester.digest())
     }
 
-    /// The lengths of the blocks read in the round starting at block `first`, their bytes taken
-    /// from the budget: the first one waiting for them, the others while the budget gives them at
-    /// once (none when every block was read: the round only hashes).
-    private func takeRound(from first: Int, of blocks: Int, size: Int64, path: String) throws(BlobError) -> [Int] {
-        guard first < blocks else { return [] }
-        func length(_ block: Int) -> Int { Int(min(Int64(blockSize), size - Int64(block) * Int64(blockSize))) }
-        guard budget.acquire(length(first), waitingAtMost: budgetWait) else {
-            throw .io(operation: "fetch (no fetch memory within \(budgetWait))", path: path, errno: EIO)
-        }
-        var lengths = [length(first)]
-        while lengths.count < parallelism, first + lengths.count < blocks, budget.acquireAhead(length(first + lengths.count)) {
-            lengths.append(length(first + lengths.count))
-        }
-        return lengths
-    }
-
-    /// Reads one block (a single read of `length` bytes, as the reader promises: it fills the
-    /// buffer unless the source ends) and writes it at the same offset of the file.
-    private static func copy(
-        block start: Int64, using buffer: UnsafeMutableRawBufferPointer, from source: any DriverFileReader, into fd: Int32,
-        sourcePath: String, filePath: String, digest: Digest, size: Int64
-    ) throws(BlobError) {
-        let length = buffer.count
-        var filled = 0
-        while filled < length {
-            let n = try driverCall { () throws(StorageDriverError) in
-                try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]), at: start + Int64(filled))
+    /// The hashing side: waits for the copied blocks to reach past what it hashed, hashes up to
+    /// there from the file (read back from the page cache), until the whole size is hashed or the
+    /// fetch failed.
+    private static func hashBehind(
+        _ progress: FetchProgress, fd: Int32, size: Int64, blockSize: Int, digester: Digester, path: String
+    ) {
+        // Small enough that what pread copies in is still in the CPU's cache when it is hashed.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 << 10, alignment: 16)
+        defer { buffer.deallocate() }
+        var position: Int64 = 0
+        while position < size {
+            guard let copiedBlocks = progress.waitForBlocks(beyond: Int(position / Int64(blockSize))) else { return }
+            let end = min(Int64(copiedBlocks) * Int64(blockSize), size)
+            while position < end {
+                let wanted = Int(min(Int64(buffer.count), end - position))
+                let n = pread(fd, buffer.baseAddress!, wanted, off_t(position))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    progress.fail(.io(operation: "read", path: path, errno: n < 0 ? errno : EIO))
+                    return
+                }
+                digester.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+                position += Int64(n)
             }
-            if n == 0 { throw .truncated(digest, path: sourcePath, expected: size, actual: start + Int64(filled)) }
-            filled += n
-        }
-        var written = 0
-        while written < length {
-            let n = pwrite(fd, buffer.baseAddress! + written, length - written, off_t(start) + off_t(written))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(operation: "write", path: filePath, errno: errno)
-            }
-            written += n
         }
     }
 }
 
-/// The in-order hash of a file being filled: one pass at a time (rounds never overlap), so its
-/// state is only ever touched by one thread at once.
-private final class HashCursor: @unchecked Sendable {
-    let digester: Digester
-    let buffer: UnsafeMutableRawBufferPointer
-
-    init(digester: Digester, buffer: UnsafeMutableRawBufferPointer) {
-        self.digester = digester
-        self.buffer = buffer
+/// What the copiers of one fetch share with its hasher: which block is next to take, which are
+/// copied, how far they reach without a gap, and the first failure (after which no block is
+/// taken and the hasher stops). `arrivals` is signalled once per copied block and once per
+/// failure, so the hasher sleeps only while nothing it waits for has happened; every wait ends
+/// because every copy ends (the driver's requests have deadlines).
+private final class FetchProgress: Sendable {
+    private struct State {
+        var next = 0
+        var copied: [Bool]
+        /// Blocks `0..<contiguous` are all copied.
+        var contiguous = 0
+        var failure: BlobError?
     }
 
-    /// Hashes bytes `from..<to` of `fd`, just written, so read back from the page cache.
-    func hash(_ fd: Int32, from: Int64, to: Int64, path: String) throws(BlobError) {
-        var position = from
-        while position < to {
-            let wanted = Int(min(Int64(buffer.count), to - position))
-            let n = pread(fd, buffer.baseAddress!, wanted, off_t(position))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(operation: "read", path: path, errno: errno)
-            }
-            if n == 0 { throw .io(operation: "read", path: path, errno: EIO) }
-            digester.update(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
-            position += Int64(n)
+    private let state: Mutex<State>
+    private let arrivals = DispatchSemaphore(value: 0)
+
+    init(blocks: Int) {
+        state = Mutex(State(copied: Array(repeating: false, count: blocks)))
+    }
+
+    /// The next block to copy; nil when every block is taken or the fetch failed.
+    func take() -> Int? {
+        state.withLock { state in
+            guard state.failure == nil, state.next < state.copied.count else { return nil }
+            defer { state.next += 1 }
+            return state.next
         }
     }
-}
 
-/// The block buffers of one round, each of its block's length: read number `i` uses buffer `i`
-/// only, so no two threads touch one buffer at once. Made for the round and freed after it (each
-/// is its own mapping, `BlobDataCache.returnLargeAllocations`), so that what the budget counts is
-/// what exists.
-private final class BlockBuffers: @unchecked Sendable {
-    let buffers: [UnsafeMutableRawBufferPointer]
-
-    init(_ lengths: [Int]) {
-        buffers = lengths.map { UnsafeMutableRawBufferPointer.allocate(byteCount: $0, alignment: 16) }
+    func copied(_ block: Int) {
+        state.withLock { state in
+            state.copied[block] = true
+            while state.contiguous < state.copied.count && state.copied[state.contiguous] { state.contiguous += 1 }
+        }
+        arrivals.signal()
     }
 
-    func deallocate() {
-        for buffer in buffers { buffer.deallocate() }
+    /// Keeps the first failure; later ones are its consequences.
+    func fail(_ error: BlobError) {
+        state.withLock { $0.failure = $0.failure ?? error }
+        arrivals.signal()
+    }
+
+    var failure: BlobError? { state.withLock { $0.failure } }
+
+    /// Waits until more than `hashed` blocks are copied without a gap and says how many are; nil
+    /// once the fetch failed.
+    func waitForBlocks(beyond hashed: Int) -> Int? {
+        while true {
+            let (contiguous, failed) = state.withLock { ($0.contiguous, $0.failure != nil) }
+            if failed { return nil }
+            if contiguous > hashed { return contiguous }
+            arrivals.wait()
+        }
     }
 }

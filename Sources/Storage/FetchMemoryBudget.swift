@@ -2,16 +2,17 @@ import Dispatch
 import Synchronization
 
 /// One process-wide bound on blob data in flight from a remote driver: every block buffer of a
-/// cache fetch (`BlobFetch`) and of a stream through the read-ahead window (`ReadAheadReader`)
-/// takes its bytes here before its GET and gives them back once nothing holds the block. Without
+/// stream through the read-ahead window (`ReadAheadReader`) takes its bytes here before its GET
+/// and gives them back once nothing holds the block. (A cache fetch, `BlobFetch`, writes each
+/// GET's body into its file as it arrives and holds no block: it takes nothing here.) Without
 /// it each open brought its own window (4 blocks of 4 MiB), so 100 readers of a blob larger than
 /// the cache held 1.6 GiB. docs/architecture.md, "Blob cache".
 ///
 /// Two ways to take bytes:
-/// - `acquire` — the block a read or a fetch cannot go on without. It waits, in turn (first come,
-///   first served: a fetch that gives its round back and asks again cannot overtake a waiting
-///   reader), until the bytes fit, and gives up at its deadline, so nothing waits for ever.
-/// - `acquireAhead` — read-ahead and a fetch's parallel blocks. Never waits: it succeeds only when
+/// - `acquire` — the block a read cannot go on without. It waits, in turn (first come, first
+///   served: a reader that gives a block back and asks again cannot overtake a waiting one),
+///   until the bytes fit, and gives up at its deadline, so nothing waits for ever.
+/// - `acquireAhead` — read-ahead. Never waits: it succeeds only when
 ///   nobody is waiting and `reserve` bytes stay free after it; otherwise the caller fetches fewer
 ///   blocks at once. So what readers hold speculatively can never take the last `reserve` bytes,
 ///   which only the blocks that reads wait for can.

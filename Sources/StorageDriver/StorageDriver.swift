@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// Bytes at driver paths: the only layer that touches the disk. Synchronous and thread-safe.
@@ -189,11 +190,55 @@ public protocol DriverFileReader: AnyObject, Sendable {
     /// The open file's descriptor on the local filesystem, valid while the reader lives; nil for
     /// storage that is not a local file (the kernel can then not read it directly).
     var localDescriptor: Int32? { get }
+    /// Copies bytes `offset..<offset + count` of the file into the local file `descriptor`, at the
+    /// same offset: how many were copied, fewer only where the file ends. A failed write of the
+    /// local file is thrown as `.io` naming `localPath`, with its errno (ENOSPC stays ENOSPC).
+    func copy(at offset: Int64, count: Int, intoFile descriptor: Int32, localPath: String) throws(StorageDriverError) -> Int
 }
 
 extension DriverFileReader {
     public func version() throws(StorageDriverError) -> FileVersion? { nil }
     public var localDescriptor: Int32? { nil }
+
+    /// Through a buffer of at most 1 MiB: reads, then writes. (A driver whose bytes come from the
+    /// network writes them into the file as they arrive instead: the S3 reader.)
+    public func copy(at offset: Int64, count: Int, intoFile descriptor: Int32, localPath: String) throws(StorageDriverError) -> Int {
+        guard count > 0 else { return 0 }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(count, 1 << 20), alignment: 16)
+        defer { buffer.deallocate() }
+        var copied = 0
+        while copied < count {
+            let wanted = min(buffer.count, count - copied)
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]), at: offset + Int64(copied))
+            if n == 0 { break }
+            try LocalWrite.all(UnsafeRawBufferPointer(rebasing: buffer[..<n]), to: descriptor, at: offset + Int64(copied), path: localPath)
+            copied += n
+        }
+        return copied
+    }
+}
+
+/// pwrite until every byte is written, the way a copy into a local file needs it.
+public enum LocalWrite {
+    /// Starts writing `offset..<offset + length` of the file back to disk and returns at once, so
+    /// that a later fsync finds most of a large file already written (best effort: a failure here
+    /// is met again, and reported, by that fsync).
+    public static func startWriteback(_ descriptor: Int32, offset: Int64, length: Int) {
+        _ = blobfs_start_writeback(descriptor, offset, Int64(length))
+    }
+
+    public static func all(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, at offset: Int64, path: String) throws(StorageDriverError) {
+        var written = 0
+        while written < bytes.count {
+            let n = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset) + off_t(written))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(operation: "write", path: path, errno: errno)
+            }
+            if n == 0 { throw .io(operation: "write", path: path, errno: EIO) }
+            written += n
+        }
+    }
 }
 
 /// An append-only writer of one file.

@@ -34,6 +34,8 @@ extension Preflight {
                 CommandFailure("there is no bucket \(settings.bucket) at the S3 endpoint \(settings.endpoint)")
             case .server(let request, let status, let code, let message):
                 CommandFailure("the S3 endpoint \(settings.endpoint) failed \(request): HTTP \(status) \(code)\(message.isEmpty ? "" : ": \(message)")")
+            case .localWrite:
+                CommandFailure("\(error)")  // the probe writes no file: only here for completeness
             }
         }
         let hasRegistry: Bool

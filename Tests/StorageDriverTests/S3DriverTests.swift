@@ -150,6 +150,44 @@ import TestSupport
         #expect(try buffer.withUnsafeMutableBytes { try client.getRange(key, first: Int64(content.count), into: $0) } == nil, "past the end: 416")
     }
 
+    /// A reader's copy into a local file (what the blob cache's fetch does): each range lands at
+    /// its own offset of the file, the block the open fetched included, a range past the end
+    /// copies what there is; a file that cannot be written fails at once with the disk's errno
+    /// and the file's path, not as an outage of the store and not after the client's retries.
+    @Test(arguments: S3ServerKind.allCases) func aReaderCopiesRangesIntoAFileAtTheirOffsets(server: S3ServerKind) async throws {
+        let block = 64 << 10
+        let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("copies"), tuning: S3DriverTuning(readBlockSize: block))
+        let content = seededBytes(count: 5 * block + 321, seed: 16)
+        try driver.putContent(path("/blob/data"), content)
+        let directory = try TemporaryDirectory(prefix: "blobfs-s3-copy")
+        defer { directory.remove() }
+        let file = directory.path + "/copy"
+        let fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let reader = try driver.reader(path("/blob/data"))
+        // Out of order, as a fetch's copiers finish: the last range first (it runs past the end),
+        // then the middle, then the first block, which the open already brought.
+        for (offset, count, expected) in [(3 * block, 3 * block, 2 * block + 321), (block, 2 * block, 2 * block), (0, block, block)] {
+            #expect(try reader.copy(at: Int64(offset), count: count, intoFile: fd, localPath: file) == expected, "\(count) bytes at \(offset)")
+        }
+        var copied = [UInt8](repeating: 0, count: content.count + 1)
+        #expect(copied.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, 0) } == content.count)
+        expectSameBytes(Array(copied[..<content.count]), content, "the file after the copies")
+
+        let readOnly = open(file, O_RDONLY | O_CLOEXEC)
+        try #require(readOnly >= 0)
+        defer { close(readOnly) }
+        let started = ContinuousClock.now
+        let error = #expect(throws: StorageDriverError.self) { try reader.copy(at: Int64(block), count: block, intoFile: readOnly, localPath: file) }
+        #expect(ContinuousClock.now - started < .seconds(5), "not retried")
+        guard case .io(_, let failedPath, let code)? = error else {
+            Issue.record("expected the write's io error, got \(String(describing: error))")
+            return
+        }
+        #expect(code == EBADF && failedPath == file, "\(String(describing: error))")
+    }
+
     @Test(arguments: S3ServerKind.allCases) func aReaderReadsTheVersionItOpenedOrFails(server: S3ServerKind) async throws {
         let block = 64 << 10
         let driver = try await S3Fixture.driver(on: server, rootDirectory: S3Fixture.uniqueRoot("versions"), tuning: S3DriverTuning(readBlockSize: block))

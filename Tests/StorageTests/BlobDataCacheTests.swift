@@ -385,4 +385,45 @@ import TestSupport
         #expect(Self.temporaries(cache).isEmpty)
         #expect(cache.usage.blobs == 0 && cache.usage.bytes == 0)
     }
+
+    /// A cache directory on a full disk: the fetch fails with the disk's ENOSPC (not EIO, not an
+    /// outage of the store), nothing is published and the temporary is gone. The disk is a
+    /// 256 KiB tmpfs, the blob 12 blocks of 64 KiB.
+    @Test func aFullDiskFailsTheFetchWithENOSPCAndPublishesNothing() throws {
+        let directory = try TemporaryDirectory(prefix: "blobfs-cache-full")
+        defer { directory.remove() }
+        guard mount("tmpfs", directory.path, "tmpfs", 0, "size=256k,mode=0700") == 0 else {
+            Issue.record("mounting a tmpfs at \(directory.path): \(String(cString: strerror(errno)))")
+            return
+        }
+        defer { umount2(directory.path, Int32(MNT_DETACH)) }
+        let s3 = try Self.s3Driver("full-disk")
+        let bytes = seededBytes(count: 12 * Self.block, seed: 8)
+        let descriptor = try Self.store(bytes, in: s3)
+        let cache = try Self.cache(directory.path + "/cache", capacity: 10 << 20)
+        let registry = Registry(driver: s3, dataCache: cache)
+        let error = #expect(throws: BlobError.self) { try registry.blobStore.open(descriptor) }
+        guard case .io(_, _, let code)? = error else {
+            Issue.record("expected an io error, got \(String(describing: error))")
+            return
+        }
+        #expect(code == ENOSPC, "\(String(describing: error))")
+        #expect(!cache.contains(descriptor.digest))
+        #expect(Self.temporaries(cache).isEmpty)
+        #expect(cache.usage.blobs == 0 && cache.usage.bytes == 0)
+    }
+
+    /// A fetch's blocks grow with the blob: a quarter of each copier's share, whole multiples of
+    /// the smallest block, never past the largest.
+    @Test func aFetchsBlocksGrowWithTheBlob() {
+        let fetch = BlobFetch(blockSize: 4 << 20, parallelism: 4)
+        let mib: Int64 = 1 << 20
+        let expected: [(size: Int64, block: Int64)] = [
+            (1, 4 * mib), (64 * mib, 4 * mib), (64 * mib + 16, 8 * mib), (256 * mib, 16 * mib), (1024 * mib, 32 * mib), (102_400 * mib, 32 * mib),
+        ]
+        for (size, block) in expected {
+            #expect(Int64(fetch.blockSize(for: size)) == block, "a blob of \(size) bytes")
+        }
+        #expect(BlobFetch(blockSize: 64 << 10, parallelism: 3, largestBlockSize: 1).blockSize(for: 1 << 30) == 64 << 10, "never below the smallest")
+    }
 }

@@ -46,6 +46,15 @@ private final class CountingReader: DriverFileReader {
         driver.beforeRead(number)
         return try base.read(into: buffer, at: offset)
     }
+    /// One read as well (one ranged GET on S3), passed through so the driver copies its own way.
+    func copy(at offset: Int64, count: Int, intoFile descriptor: Int32, localPath: String) throws(StorageDriverError) -> Int {
+        let number = driver.counts.withLock { counts in
+            counts.reads += 1
+            return counts.reads
+        }
+        driver.beforeRead(number)
+        return try base.copy(at: offset, count: count, intoFile: descriptor, localPath: localPath)
+    }
     func currentSize() throws(StorageDriverError) -> Int64 { try base.currentSize() }
     func version() throws(StorageDriverError) -> FileVersion? { try base.version() }
     var localDescriptor: Int32? { base.localDescriptor }
