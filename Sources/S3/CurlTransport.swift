@@ -30,8 +30,8 @@ struct HTTPResponse: Sendable {
 }
 
 /// Where a 206 answer's body goes instead of a growing buffer, as libcurl hands it over: memory
-/// of the caller's, or a local file at an offset (each piece of the body written there while it
-/// is still in the CPU's cache: no buffer of the block's size, no second pass over the bytes).
+/// of the caller's, or a local file at an offset (written in aligned 128 KiB pieces while they
+/// are still in the CPU's cache: no buffer of the block's size, no second pass over the bytes).
 /// Either holds at most `count` bytes: a longer body ends the exchange with `bodyTooLong`.
 enum BodyDestination: @unchecked Sendable {
     case memory(UnsafeMutableRawBufferPointer)
@@ -188,9 +188,8 @@ final class CurlTransport: Sendable {
                     }
                 }
                 if case .file = destination {
-                    // Each piece of the body is one pwrite: 128 KiB pieces (libcurl's default is
-                    // 16 KiB) cut the daemon's CPU for 1 GiB by about 0.3 s here, while a piece
-                    // still fits the CPU's cache on its way into the file (512 KiB and 1 MiB cost more).
+                    // libcurl's default 16 KiB receive buffer made about 0.3 s more of the daemon's
+                    // CPU per GiB here; 512 KiB and 1 MiB more again (out of the CPU's cache).
                     ccurl_setopt_long(h, CURLOPT_BUFFERSIZE, 128 << 10)
                 }
                 let context = Unmanaged.passUnretained(sink).toOpaque()
@@ -208,6 +207,8 @@ final class CurlTransport: Sendable {
                 return curl_easy_perform(h)
             }
         }
+        // The body's last piece, short of a whole staging buffer.
+        if code == CURLE_OK { _ = sink.flush() }
         if sink.tooLong || sink.writeErrno != nil {
             return .success(
                 HTTPResponse(
@@ -239,10 +240,36 @@ private final class ResponseSink {
     var written = 0
     var tooLong = false
     var writeErrno: Int32?
+    /// For a file destination: the body's bytes since the last write, written out in whole
+    /// `stagingSize` pieces at offsets that are multiples of it (from the destination's offset).
+    /// libcurl hands over whatever one recv brought (any length, at any offset): written as they
+    /// came, they left the file's page cache in small folios, and every later read of the file
+    /// cost twice a natively written one's (1 GiB: 0.12–0.14 s against 0.06 s).
+    private var staging: UnsafeMutableRawBufferPointer?
+    private var staged = 0
+
+    /// 128 KiB: measured for 1 GiB on radosgw, daemon CPU 1.4 s (1.75 s writing pieces as they
+    /// came; 1 MiB pieces, out of the CPU's cache by the time they are written, 2.8 s), and the
+    /// file then reads as fast as one `cp` wrote.
+    static let stagingSize = 128 << 10
 
     init(limit: Int, destination: BodyDestination?) {
         self.limit = limit
         self.destination = destination
+        if case .file = destination { staging = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.stagingSize, alignment: 4096) }
+    }
+
+    deinit { staging?.deallocate() }
+
+    /// Writes what is staged; false (and `writeErrno` set) when the write failed.
+    func flush() -> Bool {
+        guard let staging, staged > 0, let destination else { return true }
+        if let failed = destination.write(UnsafeRawBufferPointer(rebasing: staging[..<staged]), at: written - staged) {
+            writeErrno = failed
+            return false
+        }
+        staged = 0
+        return true
     }
 
     /// The most of an error answer's body kept (its XML names the error); the rest is dropped.
@@ -261,11 +288,23 @@ private final class ResponseSink {
                 tooLong = true
                 return 0
             }
-            if let failed = destination.write(data, at: written) {
-                writeErrno = failed
-                return 0
+            guard let staging else {
+                if let failed = destination.write(data, at: written) {
+                    writeErrno = failed
+                    return 0
+                }
+                written += data.count
+                return data.count
             }
-            written += data.count
+            var taken = 0
+            while taken < data.count {
+                let n = min(staging.count - staged, data.count - taken)
+                (staging.baseAddress! + staged).copyMemory(from: data.baseAddress! + taken, byteCount: n)
+                staged += n
+                taken += n
+                written += n
+                if staged == staging.count && !flush() { return 0 }
+            }
             return data.count
         }
         guard body.count + data.count <= limit else {

@@ -104,9 +104,9 @@ final class S3FileReader: DriverFileReader {
         return filled
     }
 
-    /// One ranged GET of the whole range, its body written into the file piece by piece as libcurl
-    /// hands it over, while each piece is still in the CPU's cache (no buffer of the range's size,
-    /// no second pass over the bytes before the file has them). A first block kept from the open
+    /// One ranged GET of the whole range, its body written into the file as libcurl hands it over,
+    /// in aligned 128 KiB pieces while each is still in the CPU's cache (`BodyDestination.file`:
+    /// no buffer of the range's size, no second pass over the bytes before the file has them). A first block kept from the open
     /// is written from memory instead of being asked for again.
     func copy(at offset: Int64, count: Int, intoFile descriptor: Int32, localPath: String) throws(StorageDriverError) -> Int {
         guard offset >= 0, count >= 0 else { throw .io(operation: "s3 read", path: path.value, errno: EINVAL) }
