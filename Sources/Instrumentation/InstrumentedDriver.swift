@@ -155,6 +155,10 @@ final class InstrumentedReader: DriverFileReader {
         try driver.counted(.read) { () throws(StorageDriverError) in try base.read(into: buffer, at: offset) }
     }
 
+    func readRange(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
+        try driver.counted(.read) { () throws(StorageDriverError) in try base.readRange(into: buffer, at: offset) }
+    }
+
     /// A read too (one ranged GET on S3): passed through, so that the driver's own way of copying
     /// into a file is kept under metrics.
     func copy(at offset: Int64, count: Int, intoFile descriptor: Int32, localPath: String) throws(StorageDriverError) -> Int {

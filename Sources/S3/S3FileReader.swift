@@ -104,6 +104,26 @@ final class S3FileReader: DriverFileReader {
         return filled
     }
 
+    /// One ranged GET of exactly the bytes asked (or the end of the object), straight into the
+    /// caller's buffer: a random reader of a blob larger than the cache pays for what it reads,
+    /// not for a block around it. A kept first block still serves what it holds.
+    func readRange(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
+        guard offset >= 0 else { throw .io(operation: "s3 read", path: path.value, errno: EINVAL) }
+        let copied = state.withLock { state -> Int? in
+            guard let block = state.block, block.start <= offset, offset < block.end else { return nil }
+            let n = Int(min(Int64(buffer.count), block.end - offset))
+            block.bytes.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + Int(offset - block.start), byteCount: n)
+            }
+            return n
+        }
+        if let copied { return copied }
+        let size = knownSize
+        guard offset < size, !buffer.isEmpty else { return 0 }
+        let wanted = Int(min(Int64(buffer.count), size - offset))
+        return try fetch(first: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted])) ?? 0
+    }
+
     /// One ranged GET of the whole range, its body written into the file as libcurl hands it over,
     /// in aligned 128 KiB pieces while each is still in the CPU's cache (`BodyDestination.file`:
     /// no buffer of the range's size, no second pass over the bytes before the file has them). A first block kept from the open

@@ -6,9 +6,11 @@ import Synchronization
 /// Reads of a driver file too large for the blob cache, through a bounded window of blocks in
 /// memory: fixed blocks of `blockSize` (each one read of exactly its range, one ranged GET on
 /// S3), and while reads go forward block by block, the next `window - 1` blocks are fetched in
-/// parallel ahead of them. A read elsewhere (a seek) fetches only its own block, so random small
-/// reads cost one block each and no read-ahead. At most `window` blocks are kept (plus those
-/// still arriving after a seek left them behind), so memory is bounded whatever the blob's size.
+/// parallel ahead of them. A read elsewhere (a seek) into a block not here reads exactly its own
+/// bytes from the driver (`readRange`: one small GET on S3) into the caller's buffer and keeps
+/// nothing, so random small reads cost what they read; a read that then goes on from there is
+/// sequential and starts the window. At most `window` blocks are kept (plus those still arriving
+/// after a seek left them behind), so memory is bounded whatever the blob's size.
 ///
 /// Every block's bytes come out of the process's `FetchMemoryBudget` before its GET and go back
 /// when the last holder of the block lets it go (`Slot.deinit`): the block a read needs waits for
@@ -43,8 +45,9 @@ final class ReadAheadReader: DriverFileReader {
 
     private struct State {
         var slots: [Int: Slot] = [:]
-        /// The block the last read ended in: the next read in it or the one after is sequential.
-        var lastBlock = -2
+        /// The block the last read ended in: the next read in it or the one after is sequential
+        /// (at first, a read from the start: what a reader of the whole blob begins with).
+        var lastBlock = -1
     }
 
     /// Held to look slots up or add them, never across a fetch or a wait for the budget.
@@ -65,6 +68,19 @@ final class ReadAheadReader: DriverFileReader {
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
         guard offset >= 0 else { throw .io(operation: "read", path: path, errno: EINVAL) }
+        let wanted = Int(min(Int64(buffer.count), max(0, size - offset)))
+        guard wanted > 0 else { return 0 }
+        if takesSeek(from: offset, count: wanted) {
+            // Measured on radosgw (`bash bench/s3.sh`, blobfs with a cache smaller than the blob):
+            // 5,000 random 4 KiB reads of a 1 GiB blob fetched a 4 MiB block each, 65 s.
+            var filled = 0
+            while filled < wanted {
+                let n = try base.readRange(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<wanted]), at: offset + Int64(filled))
+                if n == 0 { break }
+                filled += n
+            }
+            return filled
+        }
         var filled = 0
         while filled < buffer.count, offset + Int64(filled) < size {
             let position = offset + Int64(filled)
@@ -88,6 +104,18 @@ final class ReadAheadReader: DriverFileReader {
             filled += n
         }
         return filled
+    }
+
+    /// Whether a read of `count` bytes at `offset` is a seek served without the window: it starts
+    /// neither in the block the last read ended in nor in the next one, and its block is not here.
+    /// It then counts as where the reads are (the next read on from it is sequential).
+    private func takesSeek(from offset: Int64, count: Int) -> Bool {
+        let block = Int(offset / Int64(blockSize))
+        return state.withLock { state in
+            guard block != state.lastBlock, block != state.lastBlock + 1, state.slots[block] == nil else { return false }
+            state.lastBlock = Int((offset + Int64(count) - 1) / Int64(blockSize))
+            return true
+        }
     }
 
     /// The length of `block` (the last one is shorter).

@@ -194,11 +194,20 @@ public protocol DriverFileReader: AnyObject, Sendable {
     /// same offset: how many were copied, fewer only where the file ends. A failed write of the
     /// local file is thrown as `.io` naming `localPath`, with its errno (ENOSPC stays ENOSPC).
     func copy(at offset: Int64, count: Int, intoFile descriptor: Int32, localPath: String) throws(StorageDriverError) -> Int
+    /// Reads up to `buffer.count` bytes at `offset`, asking the storage for those bytes only: no
+    /// rounding out to the driver's own blocks, nothing kept for later reads (a random reader's
+    /// read). 0 at the end of the file.
+    func readRange(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int
 }
 
 extension DriverFileReader {
     public func version() throws(StorageDriverError) -> FileVersion? { nil }
     public var localDescriptor: Int32? { nil }
+
+    /// A read: a local file's is exactly its range anyway.
+    public func readRange(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
+        try read(into: buffer, at: offset)
+    }
 
     /// Through a buffer of at most 1 MiB: reads, then writes. (A driver whose bytes come from the
     /// network writes them into the file as they arrive instead: the S3 reader.)

@@ -346,14 +346,24 @@ import TestSupport
         #expect(hash.digests == [descriptor.digest])
         // The hash pass (what the filesystem's first read does) and the reads each fetch every block once.
         #expect(counting.counts.withLock { $0 } == CountingDriver.Counts(readers: 1, reads: 7))
+        // Again from the start: a seek back (the last read ended in block 6), so its first 128 KiB
+        // are one read of exactly those bytes; the reads on from there are sequential and go
+        // through the window, which fetches blocks 2, 3, 4 and 6 (5 is still kept from the hash pass).
         #expect(try Self.readAll(reader) == bytes)
-        #expect(counting.counts.withLock { $0 } == CountingDriver.Counts(readers: 1, reads: 14))
-        // A read elsewhere (a seek) fetches its own block and nothing ahead of it.
+        #expect(counting.rangeReads.withLock { $0 } == [128 << 10])
+        #expect(counting.counts.withLock { $0 } == CountingDriver.Counts(readers: 1, reads: 12))
+        // A read elsewhere (a seek) into a block not here reads its own 4 KiB, nothing around or
+        // ahead of it.
         var small = [UInt8](repeating: 0, count: 4096)
         let offset = 3 * Self.block + 100
         #expect(try small.withUnsafeMutableBytes { try reader.read(into: $0, at: Int64(offset)) } == 4096)
         #expect(small == Array(bytes[offset..<(offset + 4096)]))
-        #expect(counting.counts.withLock { $0.reads } == 15)
+        #expect(counting.rangeReads.withLock { $0 } == [128 << 10, 4096])
+        #expect(counting.counts.withLock { $0.reads } == 13)
+        // The read on from it is sequential: its block and the window ahead come in (blocks 3 to 6).
+        #expect(try small.withUnsafeMutableBytes { try reader.read(into: $0, at: Int64(offset + 4096)) } == 4096)
+        #expect(small == Array(bytes[(offset + 4096)..<(offset + 8192)]))
+        #expect(counting.rangeReads.withLock { $0 }.count == 2)
         #expect(cache.usage.blobs == 0 && !cache.contains(descriptor.digest))
         #expect(CacheDirectory.names(in: directory.path + "/sha256").isEmpty)
     }

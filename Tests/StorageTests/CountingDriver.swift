@@ -8,6 +8,8 @@ import Synchronization
 final class CountingDriver: ForwardingDriver {
     let base: any StorageDriver
     let counts = Mutex(Counts())
+    /// The lengths of the exact-range reads (`readRange`) made, in order.
+    let rangeReads = Mutex<[Int]>([])
     /// Runs before every read with that read's number (1, 2, …), on the reading thread.
     let beforeRead: @Sendable (Int) -> Void
 
@@ -45,6 +47,16 @@ private final class CountingReader: DriverFileReader {
         }
         driver.beforeRead(number)
         return try base.read(into: buffer, at: offset)
+    }
+    /// One read as well, its length recorded in `rangeReads`.
+    func readRange(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StorageDriverError) -> Int {
+        let number = driver.counts.withLock { counts in
+            counts.reads += 1
+            return counts.reads
+        }
+        driver.rangeReads.withLock { $0.append(buffer.count) }
+        driver.beforeRead(number)
+        return try base.readRange(into: buffer, at: offset)
     }
     /// One read as well (one ranged GET on S3), passed through so the driver copies its own way.
     func copy(at offset: Int64, count: Int, intoFile descriptor: Int32, localPath: String) throws(StorageDriverError) -> Int {
