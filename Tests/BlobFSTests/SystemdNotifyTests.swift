@@ -61,6 +61,9 @@ import TestSupport
             if fields["STOPPING"] == "1" { stopping = fields } else { #expect(message.text == "WATCHDOG=1") }
         }
         #expect(stopping?["STATUS"] == "unmounting \(workspace.mountpoint)", "\(daemon.log.tail(3000))")
+        // Its own exit, from the SIGTERM above: `stop` would send a second one, which on a loaded
+        // machine met a daemon still exiting (after "unmounted") and killed it (status -15).
+        _ = daemon.waitForExit(timeout: 20)
         let stopped = daemon.stop()
         #expect(stopped.status == 0 && stopped.mountGone, "\(stopped)\n\(daemon.log.tail(3000))")
         // Nothing after STOPPING=1: the watchdog stopped with the loop.
@@ -152,6 +155,7 @@ import TestSupport
         daemon.signal(SIGTERM)
         let last = try #require(socket.receive(timeout: 20), "no STOPPING=1\n\(daemon.log.tail(3000))")
         #expect(NotifySocket.fields(last.text)["STOPPING"] == "1")
+        _ = daemon.waitForExit(timeout: 20)  // its own exit (see above), not a second SIGTERM's
         let stopped = daemon.stop()
         #expect(stopped.status == 0 && stopped.mountGone, "\(stopped)\n\(daemon.log.tail(3000))")
     }
@@ -396,6 +400,9 @@ final class NotifiedDaemon: Sendable {
             delay = min(delay * 2, 0.1)
         }
     }
+
+    /// Waits up to `timeout` s for the daemon to exit on its own; its status, or nil.
+    func waitForExit(timeout: Double) -> Int32? { process.wait(timeout: timeout) }
 
     @discardableResult
     func stop() -> Stopped {
