@@ -128,7 +128,8 @@ let package = Package(
         ]),
         .testTarget(name: "InteropTests", dependencies: ["Storage", "StorageDriver", "S3", "TestSupport"]),
         // The FUSE operations called directly on an in-memory store: no kernel, no mount.
-        .testTarget(name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse", "TestSupport"]),
+        .testTarget(
+            name: "BlobFSOperationTests", dependencies: ["BlobFS", "Storage", "StorageDriver", "Distribution", "CFuse", "StorageTesting", "TestSupport"]),
         // Real FUSE mounts of the blobfs executable, driven with cp, rsync, tar, getfattr.
         .testTarget(name: "BlobFSTests", dependencies: ["blobfs", "BlobFS", "Storage", "StorageDriver", "S3", "Distribution", "TestSupport"]),
     ],

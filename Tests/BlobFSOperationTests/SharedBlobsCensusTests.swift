@@ -4,6 +4,7 @@ import Distribution
 import Logging
 import Storage
 import StorageDriver
+import StorageTesting
 import Synchronization
 import Testing
 
@@ -29,10 +30,11 @@ import Testing
         // census is let go after 20 s whatever happens, so such a build fails below, not hangs.
         DispatchQueue.global().asyncAfter(deadline: .now() + 20) { driver.release() }
         let shared = SharedBlobs(registry: registry, logger: Logger(label: "test"), censusWait: .milliseconds(200))
+        shared.startCensus()
+        #expect(driver.aListingWaits.wait(timeout: .now() + 30) == .success, "the census reached the links")
         let started = ContinuousClock.now
         #expect(shared.names(of: digest) == 1, "the census is held: one name meanwhile")
         #expect(ContinuousClock.now - started < .seconds(10), "answered after the wait, not after the census")
-        #expect(driver.heldListings > 0, "the census was under way")
         driver.release()
         // Each call waits for the census up to 200 ms: it ends within a few calls of its release.
         var names = 1
@@ -50,15 +52,16 @@ import Testing
 
 /// A driver over another whose listings of a repository's `_layers` wait while the test holds
 /// them (a census as slow as the test needs); everything else passes through.
-private final class HeldLayersDriver: StorageDriver {
+private final class HeldLayersDriver: ForwardingDriver {
     let base: any StorageDriver
     /// Entered while held: a held listing waits on it, with no lock held.
     private let gate = DispatchGroup()
     private struct State {
         var held = false
-        var waited = 0
     }
     private let state = Mutex(State())
+    /// Signalled by each listing that starts to wait.
+    let aListingWaits = DispatchSemaphore(value: 0)
 
     init(base: any StorageDriver) { self.base = base }
 
@@ -70,25 +73,16 @@ private final class HeldLayersDriver: StorageDriver {
         state.withLock { if $0.held { $0.held = false; gate.leave() } }
     }
 
-    /// How many listings waited for the release.
-    var heldListings: Int { state.withLock { $0.waited } }
-
     private func waitIfHeld(_ path: DriverPath) {
         guard path.value.contains("/_layers") else { return }
-        let held = state.withLock { state -> Bool in
-            if state.held { state.waited += 1 }
-            return state.held
+        let held = state.withLock { $0.held }
+        if held {
+            aListingWaits.signal()
+            gate.wait()
         }
-        if held { gate.wait() }
     }
 
     var name: String { "held \(base.name)" }
-    func getContent(_ path: DriverPath, limit: Int) throws(StorageDriverError) -> [UInt8] { try base.getContent(path, limit: limit) }
-    func putContent(_ path: DriverPath, _ content: [UInt8]) throws(StorageDriverError) { try base.putContent(path, content) }
-    func reader(_ path: DriverPath) throws(StorageDriverError) -> any DriverFileReader { try base.reader(path) }
-    func writer(_ path: DriverPath, append: Bool) throws(StorageDriverError) -> any DriverFileWriter { try base.writer(path, append: append) }
-    func stat(_ path: DriverPath) throws(StorageDriverError) -> FileInfo { try base.stat(path) }
-    func createDirectory(_ path: DriverPath) throws(StorageDriverError) { try base.createDirectory(path) }
     func list(_ path: DriverPath) throws(StorageDriverError) -> [String] {
         waitIfHeld(path)
         return try base.list(path)
@@ -97,11 +91,8 @@ private final class HeldLayersDriver: StorageDriver {
         waitIfHeld(path)
         try base.enumerateNames(in: path, body)
     }
-    func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) { try base.move(from: source, to: destination) }
-    func delete(_ path: DriverPath) throws(StorageDriverError) { try base.delete(path) }
     func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError) {
         waitIfHeld(path)
         try base.walk(path, visit)
     }
-    func directory(_ path: DriverPath) throws(StorageDriverError) -> any DriverDirectory { try base.directory(path) }
 }

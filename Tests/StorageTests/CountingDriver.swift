@@ -1,5 +1,6 @@
 import Glibc
 import StorageDriver
+import StorageTesting
 import Synchronization
 
 /// A driver over another one that counts the readers it opens and the reads they make (on the

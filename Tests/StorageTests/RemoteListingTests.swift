@@ -4,6 +4,7 @@ import Foundation
 import S3
 @testable import Storage
 import StorageDriver
+import StorageTesting
 import Synchronization
 import Testing
 import TestSupport
