@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import StorageDriver
 import Synchronization
 
 /// One HTTP exchange as the S3 client asks for it: the URL already carries the encoded path and
@@ -52,17 +53,7 @@ enum BodyDestination: @unchecked Sendable {
             (buffer.baseAddress! + position).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             return nil
         case .file(let fd, let offset, _):
-            var done = 0
-            while done < bytes.count {
-                let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(position + done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                if n == 0 { return EIO }
-                done += n
-            }
-            return nil
+            return LocalWrite.failure(writing: bytes, to: fd, at: offset + Int64(position))
         }
     }
 }

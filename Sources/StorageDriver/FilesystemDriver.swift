@@ -444,17 +444,9 @@ func failure(_ operation: String, _ path: String, _ code: Int32) -> StorageDrive
     }
 }
 
-/// Writes every byte at `offset`, retrying short writes and EINTR.
+/// Writes every byte at `offset`, retrying short writes and EINTR (`LocalWrite.all`).
 func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, _ path: DriverPath) throws(StorageDriverError) {
-    var done = 0
-    while done < bytes.count {
-        let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw StorageDriverError.io(operation: "write", path: path.value, errno: errno)
-        }
-        done += n
-    }
+    try LocalWrite.all(bytes, to: fd, at: offset, path: path.value)
 }
 
 private func randomSuffix() -> String {

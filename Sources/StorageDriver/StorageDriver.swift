@@ -236,17 +236,26 @@ public enum LocalWrite {
         _ = blobfs_start_writeback(descriptor, offset, Int64(length))
     }
 
+    /// Writes every byte at `offset` (again after a short write or EINTR); a failure is `.io`
+    /// naming `path`, with the write's errno.
     public static func all(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, at offset: Int64, path: String) throws(StorageDriverError) {
+        if let code = failure(writing: bytes, to: descriptor, at: offset) { throw .io(operation: "write", path: path, errno: code) }
+    }
+
+    /// The same, for callers that carry the errno on themselves (libcurl's write callback): nil
+    /// when every byte was written.
+    public static func failure(writing bytes: UnsafeRawBufferPointer, to descriptor: Int32, at offset: Int64) -> Int32? {
         var written = 0
         while written < bytes.count {
             let n = pwrite(descriptor, bytes.baseAddress! + written, bytes.count - written, off_t(offset) + off_t(written))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw .io(operation: "write", path: path, errno: errno)
+                return errno
             }
-            if n == 0 { throw .io(operation: "write", path: path, errno: EIO) }
+            if n == 0 { return EIO }
             written += n
         }
+        return nil
     }
 }
 
