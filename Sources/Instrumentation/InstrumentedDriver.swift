@@ -120,6 +120,14 @@ public struct InstrumentedDriver: StorageDriver {
         try counted(.enumerateNames) { () throws(StorageDriverError) in try base.enumerateNames(in: path, body) }
     }
 
+    public var listsByPrefix: Bool { base.listsByPrefix }
+
+    public func enumerateNames(
+        in path: DriverPath, startingWith prefix: String, _ body: (DirectoryNames) throws(StorageDriverError) -> Void
+    ) throws(StorageDriverError) {
+        try counted(.enumerateNames) { () throws(StorageDriverError) in try base.enumerateNames(in: path, startingWith: prefix, body) }
+    }
+
     public func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) {
         try counted(.move) { () throws(StorageDriverError) in try base.move(from: source, to: destination) }
     }

@@ -122,10 +122,28 @@ public final class S3Driver: StorageDriver {
     /// the key `a` and the prefix `a/` come one after the other). `pathNotFound` when nothing lies
     /// below `path` — a file included, as `list` answers.
     public func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError) {
+        guard try enumerateNames(in: path, namePrefix: "", body) else { throw .pathNotFound(path.value) }
+    }
+
+    /// One listing of the keys below `path` that start with `prefix`: listings of several
+    /// prefixes run side by side (the link census lists a large `_layers/sha256/` by its first
+    /// hex digit: 16 listings of a sixteenth each instead of one paged in sequence).
+    public var listsByPrefix: Bool { true }
+
+    public func enumerateNames(
+        in path: DriverPath, startingWith prefix: String, _ body: (DirectoryNames) throws(StorageDriverError) -> Void
+    ) throws(StorageDriverError) {
+        _ = try enumerateNames(in: path, namePrefix: prefix, body)
+    }
+
+    /// The names below `path` starting with `namePrefix`, in batches of a page; whether any key was there.
+    private func enumerateNames(
+        in path: DriverPath, namePrefix: String, _ body: (DirectoryNames) throws(StorageDriverError) -> Void
+    ) throws(StorageDriverError) -> Bool {
         let below = key(path) + "/"
         var any = false
         var lastName: String?
-        try forEachPage(below: path, delimiter: "/") { (page) throws(StorageDriverError) in
+        try forEachPage(below: path, namePrefix: namePrefix, delimiter: "/") { (page) throws(StorageDriverError) in
             var packed: [UInt8] = []
             var names = page.objects.map { String($0.key.dropFirst(below.count)) }
             names += page.prefixes.map { String($0.dropFirst(below.count).dropLast()) }
@@ -143,7 +161,7 @@ public final class S3Driver: StorageDriver {
             }
             if let failure { throw failure }
         }
-        guard any else { throw .pathNotFound(path.value) }
+        return any
     }
 
     public func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) {
@@ -286,9 +304,9 @@ public final class S3Driver: StorageDriver {
     /// Every page of ListObjectsV2 under `path`'s key and `/`. A method that enumerates a
     /// directory in batches is this, one page per batch.
     func forEachPage(
-        below path: DriverPath, delimiter: String?, _ body: (ListPage) throws(StorageDriverError) -> Void
+        below path: DriverPath, namePrefix: String = "", delimiter: String?, _ body: (ListPage) throws(StorageDriverError) -> Void
     ) throws(StorageDriverError) {
-        let prefix = key(path) + "/"
+        let prefix = key(path) + "/" + namePrefix
         var token: String?
         repeat {
             let page = try call("list", path) { () throws(S3Failure) in

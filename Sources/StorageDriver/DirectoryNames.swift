@@ -69,6 +69,21 @@ extension StorageDriver {
     public func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError) {
         try DirectoryNames.batches(of: try list(path), body)
     }
+
+    public var listsByPrefix: Bool { false }
+
+    /// The whole listing, filtered.
+    public func enumerateNames(
+        in path: DriverPath, startingWith prefix: String, _ body: (DirectoryNames) throws(StorageDriverError) -> Void
+    ) throws(StorageDriverError) {
+        let names: [String]
+        do throws(StorageDriverError) {
+            names = try list(path)
+        } catch .pathNotFound {
+            return
+        }
+        try DirectoryNames.batches(of: names.filter { $0.hasPrefix(prefix) }, body)
+    }
 }
 
 extension DirectoryNames {

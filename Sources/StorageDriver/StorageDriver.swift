@@ -30,6 +30,14 @@ public protocol StorageDriver: Sendable {
     /// name as stored (the caller checks it): for a pass over many thousands of names that keeps
     /// none of them. `pathNotFound` if `path` is absent; an error if it is a file.
     func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError)
+    /// Whether `enumerateNames(in:startingWith:)` asks the storage for just those names (one
+    /// listing per prefix, which can run side by side), rather than filtering the whole listing.
+    var listsByPrefix: Bool { get }
+    /// The names of a directory's children that start with `prefix`, in batches as
+    /// `enumerateNames(in:)` hands them; none (and no error) when the directory is absent.
+    func enumerateNames(
+        in path: DriverPath, startingWith prefix: String, _ body: (DirectoryNames) throws(StorageDriverError) -> Void
+    ) throws(StorageDriverError)
     /// Renames a file, creating the destination's parents and replacing the destination.
     func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError)
     /// Removes a file or a whole directory tree; `pathNotFound` if it is absent.

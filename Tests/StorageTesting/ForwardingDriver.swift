@@ -20,6 +20,12 @@ extension ForwardingDriver {
     public func enumerateNames(in path: DriverPath, _ body: (DirectoryNames) throws(StorageDriverError) -> Void) throws(StorageDriverError) {
         try base.enumerateNames(in: path, body)
     }
+    public var listsByPrefix: Bool { base.listsByPrefix }
+    public func enumerateNames(
+        in path: DriverPath, startingWith prefix: String, _ body: (DirectoryNames) throws(StorageDriverError) -> Void
+    ) throws(StorageDriverError) {
+        try base.enumerateNames(in: path, startingWith: prefix, body)
+    }
     public func move(from source: DriverPath, to destination: DriverPath) throws(StorageDriverError) { try base.move(from: source, to: destination) }
     public func delete(_ path: DriverPath) throws(StorageDriverError) { try base.delete(path) }
     public func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError) {

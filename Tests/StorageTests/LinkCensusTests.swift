@@ -1,7 +1,9 @@
 import Distribution
 import Glibc
 import StorageDriver
+import S3
 import StorageTesting
+import Synchronization
 import Testing
 
 @testable import Storage
@@ -9,6 +11,26 @@ import Testing
 /// `Registry.linkCensus`: every blob's names across the store, as the hard links of a mount
 /// report them (st_nlink), kept only for the blobs with more than one.
 @Suite struct LinkCensusTests {
+    /// On S3 (moto), with fewer repositories than requests in flight, each `_layers/sha256/` is
+    /// listed as 16 listings by first hex digit, and the count is the same as one listing's.
+    @Test func onS3EachSha256DirectoryIsListedByItsFirstDigitAndCountsTheSame() throws {
+        let recording = PrefixRecordingDriver(base: try BlobDataCacheTests.s3Driver("census"))
+        let fixtureV2 = "/docker/registry/v2/repositories"
+        let digests = (0..<40).map { digest("layer \($0)") }
+        func link(_ repository: String, _ name: String, to target: Digest) throws {
+            try recording.putContent(try DriverPath("\(fixtureV2)/\(repository)/_layers/sha256/\(name)/link"), Array(target.description.utf8))
+        }
+        for target in digests { try link("a", target.hex, to: target) }
+        for target in digests.prefix(10) { try link("team/b", target.hex, to: target) }
+        try link("team/b", "not-a-digest", to: digests[0])
+        let census = try Registry(driver: recording).linkCensus()
+        #expect(census.shared == Dictionary(uniqueKeysWithValues: digests.prefix(10).map { (LinkCensus.key(of: $0), UInt32(2)) }))
+        let prefixes = recording.prefixes.withLock { $0 }
+        for repository in ["a", "team/b"] {
+            #expect(prefixes["\(fixtureV2)/\(repository)/_layers/sha256"]?.sorted() == "0123456789abcdef".map(String.init), "\(prefixes)")
+        }
+    }
+
     static let v2 = "/docker/registry/v2/repositories"
 
     /// A blob's digest made from a seed, as a registry would name it.
@@ -103,5 +125,23 @@ import Testing
         let digest = try Digest(parsing: "sha256:0123456789abcdef" + String(repeating: "f", count: 48))
         #expect(LinkCensus.key(of: digest) == 0x0123_4567_89ab_cdef)
         #expect(LinkCensus().names(of: 0x0123_4567_89ab_cdef) == 1)
+    }
+}
+
+/// Records the prefixes each directory was listed by.
+private final class PrefixRecordingDriver: ForwardingDriver {
+    let base: any StorageDriver
+    let prefixes = Mutex<[String: [String]]>([:])
+
+    init(base: any StorageDriver) { self.base = base }
+
+    var name: String { "recording \(base.name)" }
+    var requestConcurrency: RequestConcurrency { base.requestConcurrency }
+
+    func enumerateNames(
+        in path: DriverPath, startingWith prefix: String, _ body: (DirectoryNames) throws(StorageDriverError) -> Void
+    ) throws(StorageDriverError) {
+        prefixes.withLock { $0[path.value, default: []].append(prefix) }
+        try base.enumerateNames(in: path, startingWith: prefix, body)
     }
 }
