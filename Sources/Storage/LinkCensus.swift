@@ -81,10 +81,10 @@ extension Registry {
     public func linkCensus() throws(BlobError) -> LinkCensus {
         let repositories = try repositories()
         // A store that lists by prefix (S3) and has fewer repositories than it takes requests at
-        // once lists each `_layers/sha256/` as 16 listings by first hex digit side by side: one
-        // repository of 10,002 links on radosgw took 0.4 s as one paged listing (and a fresh
-        // mount's first `stat` waits for the census). With more repositories than that, they
-        // fill the requests already, and 16 listings of each would only multiply small ones.
+        // once lists each `_layers/sha256/` as 16 listings by first hex digit side by side (one
+        // paged listing of 10,002 links is 11 requests one after the other; a fresh mount's first
+        // `stat` may wait for the census). With more repositories than that, they fill the
+        // requests already, and 16 listings of each would only multiply small ones.
         let concurrency = driver.requestConcurrency
         let byDigit = driver.listsByPrefix && repositories.count < concurrency.threads
         let count = { @Sendable (name: RepositoryName) in
