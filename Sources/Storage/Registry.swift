@@ -68,6 +68,7 @@ public final class Registry: Sendable {
     /// Every repository, sorted: a directory under `repositories/` is one iff it holds `_layers`
     /// (docs/storage-format.md, Repositories). Names outside the grammar are skipped with a warning.
     public func repositories() throws(BlobError) -> [RepositoryName] {
+        if driver.requestConcurrency.isRemote { return try repositoriesLevelByLevel() }
         let root = PathMapper.path(.repositoriesRoot)
         var names: [RepositoryName] = []
         do throws(StorageDriverError) {
@@ -104,5 +105,35 @@ extension Registry {
     /// Creates the directory of a name prefix (`team`, `team/app`) that is not a repository yet.
     public func createNamePrefix(_ name: RepositoryName) throws(BlobError) {
         try driverCall { () throws(StorageDriverError) in try driver.createDirectory(PathMapper.path(.repository(name))) }
+    }
+
+    /// The same for a store where a walk is a listing of every key below `repositories/` (S3:
+    /// each link file of each repository; about 20 pages one after the other, 0.4 s, for a store
+    /// of 10,002 links on radosgw, inside a fresh mount's first `stat`): the name tree one level
+    /// at a time, the directories of a level side by side, each one listing of its children
+    /// (`childComponents`) and whether it holds `_layers` (`isRepository`); nothing inside a
+    /// repository's `_layers`, `_manifests` or `_uploads` is listed.
+    private func repositoriesLevelByLevel() throws(BlobError) -> [RepositoryName] {
+        var names: [RepositoryName] = []
+        var level: [RepositoryName?] = [nil]
+        while !level.isEmpty {
+            let found = level.concurrentMap(driver.requestConcurrency) { prefix in
+                Result { () throws(BlobError) -> (Bool, [RepositoryName]) in
+                    let isRepository = try prefix.map { (name) throws(BlobError) in try self.isRepository(name) } ?? false
+                    let children = try self.childComponents(of: prefix).compactMap { component in
+                        try? RepositoryName(prefix.map { "\($0)/\(component)" } ?? component)
+                    }
+                    return (isRepository, children)
+                }
+            }
+            var next: [RepositoryName?] = []
+            for (prefix, result) in zip(level, found) {
+                let (isRepository, children) = try result.get()
+                if isRepository, let prefix { names.append(prefix) }
+                next += children.map { Optional($0) }
+            }
+            level = next
+        }
+        return names.sorted()
     }
 }

@@ -11,8 +11,9 @@ import Testing
 /// `Registry.linkCensus`: every blob's names across the store, as the hard links of a mount
 /// report them (st_nlink), kept only for the blobs with more than one.
 @Suite struct LinkCensusTests {
-    /// On S3 (moto), with fewer repositories than requests in flight, each `_layers/sha256/` is
-    /// listed as 16 listings by first hex digit, and the count is the same as one listing's.
+    /// On S3 (moto) the repositories are found level by level (no walk of every key), and, with
+    /// fewer repositories than requests in flight, each `_layers/sha256/` is listed as 16
+    /// listings by first hex digit; the count is the same as one listing's.
     @Test func onS3EachSha256DirectoryIsListedByItsFirstDigitAndCountsTheSame() throws {
         let recording = PrefixRecordingDriver(base: try BlobDataCacheTests.s3Driver("census"))
         let fixtureV2 = "/docker/registry/v2/repositories"
@@ -23,10 +24,14 @@ import Testing
         for target in digests { try link("a", target.hex, to: target) }
         for target in digests.prefix(10) { try link("team/b", target.hex, to: target) }
         try link("team/b", "not-a-digest", to: digests[0])
+        try link("a/c", digest("nested").hex, to: digest("nested"))  // a repository below another one
+        // Found level by level with listings of the name tree, not a walk of every key.
+        #expect(try Registry(driver: recording).repositories().map(\.description) == ["a", "a/c", "team/b"])
+        #expect(recording.walks.withLock { $0 } == 0)
         let census = try Registry(driver: recording).linkCensus()
         #expect(census.shared == Dictionary(uniqueKeysWithValues: digests.prefix(10).map { (LinkCensus.key(of: $0), UInt32(2)) }))
         let prefixes = recording.prefixes.withLock { $0 }
-        for repository in ["a", "team/b"] {
+        for repository in ["a", "a/c", "team/b"] {
             #expect(prefixes["\(fixtureV2)/\(repository)/_layers/sha256"]?.sorted() == "0123456789abcdef".map(String.init), "\(prefixes)")
         }
     }
@@ -132,6 +137,7 @@ import Testing
 private final class PrefixRecordingDriver: ForwardingDriver {
     let base: any StorageDriver
     let prefixes = Mutex<[String: [String]]>([:])
+    let walks = Mutex(0)
 
     init(base: any StorageDriver) { self.base = base }
 
@@ -143,5 +149,10 @@ private final class PrefixRecordingDriver: ForwardingDriver {
     ) throws(StorageDriverError) {
         prefixes.withLock { $0[path.value, default: []].append(prefix) }
         try base.enumerateNames(in: path, startingWith: prefix, body)
+    }
+
+    func walk(_ path: DriverPath, _ visit: (WalkEntry) throws(StorageDriverError) -> WalkDecision) throws(StorageDriverError) {
+        walks.withLock { $0 += 1 }
+        try base.walk(path, visit)
     }
 }
