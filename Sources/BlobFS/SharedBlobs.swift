@@ -22,12 +22,10 @@ final class SharedBlobs: Sendable {
     private let registry: Registry
     private let logger: Logger
     /// How long an attribute reply waits for the census before it reports one name. On a local
-    /// store the census of 100,000 links takes tens of milliseconds; on S3 it lists every key below
-    /// `repositories/` to find the repositories, then each one's links (a fresh mount's first read
-    /// waited about 0.4 s for it on a store of 10,002 links on radosgw), so a registry of a
-    /// million links would have held the mount's first `stat` for tens of seconds: past this wait,
-    /// replies report one name until the census ends (a tool then copies those blobs twice, no
-    /// worse).
+    /// store the census of 100,000 links takes tens of milliseconds; on S3 it is listings of the
+    /// name tree and of each repository's links, growing with the links (a registry of a million
+    /// would hold the mount's first `stat` for seconds): past this wait, replies report one name
+    /// until the census ends (a tool then copies those blobs twice, no worse).
     let censusWait: Duration
     /// Names per blob (only those with more than one); nil until the census ends. A leaf, held
     /// only to read or change it, never across the census.
